@@ -1,0 +1,17 @@
+// The `controlnet` executable: the root command and its subcommands.
+import ArgumentParser
+
+@main
+struct ControlNetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "controlnet",
+        abstract: "Train diffusion ControlNets on CPUs and clusters, data-parallel over MPI.",
+        subcommands: [Info.self, BenchSgemm.self])
+
+    /// Runs before argument parsing: OpenBLAS picks its kernels when the library loads, so a wrong pick can
+    /// only be fixed by re-executing this process with OPENBLAS_CORETYPE set (see BLASEnvironment).
+    static func main() {
+        BLASEnvironment.ensureFastKernels()
+        Self.main(nil)
+    }
+}

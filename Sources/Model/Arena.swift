@@ -1,0 +1,100 @@
+// Flat Float buffers. Every role (frozen weights; trainable params, grads, AdamW m and v) is ONE contiguous
+// allocation with named views into it, so an all-reduce or an optimizer step is a single loop over one buffer.
+import Foundation
+
+/// An owned, zero-initialised, 64-byte aligned Float buffer.
+public final class FloatBuffer: @unchecked Sendable {
+    // @unchecked: the memory is owned here and freed in deinit; callers coordinate access (one step at a time).
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<Float>
+
+    public init(count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
+        pointer = raw.assumingMemoryBound(to: Float.self)
+    }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+    public func zero() { pointer.update(repeating: 0, count: count) }
+    public func copy(from other: FloatBuffer) {
+        precondition(other.count == count, "FloatBuffer.copy: \(other.count) != \(count)")
+        pointer.update(from: other.pointer, count: count)
+    }
+    public var array: [Float] { Array(buffer) }
+}
+
+/// One named tensor inside a parameter arena.
+public struct ParameterEntry: Sendable, Hashable {
+    public let name: String
+    public let shape: [Int]
+    public let offset: Int
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// The ordered list of named views (PyTorch's `named_parameters()` order) of one arena.
+public struct ParameterTable: Sendable {
+    public private(set) var entries: [ParameterEntry] = []
+    private var index: [String: Int] = [:]
+    public private(set) var count = 0
+
+    public init() {}
+
+    /// Appends a tensor and returns its offset in the arena.
+    @discardableResult
+    public mutating func add(_ name: String, _ shape: [Int]) -> Int {
+        precondition(index[name] == nil, "duplicate parameter \(name)")
+        let offset = count
+        index[name] = entries.count
+        entries.append(ParameterEntry(name: name, shape: shape, offset: offset))
+        count += shape.reduce(1, *)
+        return offset
+    }
+
+    public func entry(_ name: String) -> ParameterEntry? { index[name].map { entries[$0] } }
+    public var names: [String] { entries.map(\.name) }
+}
+
+/// Offsets of a conv's weight (Cout, Cin, K, K) and bias (Cout) in an arena.
+public struct ConvParams: Sendable {
+    public let weight: Int, bias: Int
+    public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int
+    public var weightCount: Int { outChannels * inChannels * kernel * kernel }
+    init(_ table: inout ParameterTable, _ name: String, _ cin: Int, _ cout: Int, kernel: Int = 3, stride: Int = 1) {
+        weight = table.add(name + ".weight", [cout, cin, kernel, kernel])
+        bias = table.add(name + ".bias", [cout])
+        inChannels = cin; outChannels = cout; self.kernel = kernel; self.stride = stride
+    }
+}
+
+/// Offsets of a linear layer's weight (Out, In) and bias (Out).
+public struct LinearParams: Sendable {
+    public let weight: Int, bias: Int, inFeatures: Int, outFeatures: Int
+    init(_ table: inout ParameterTable, _ name: String, _ fin: Int, _ fout: Int) {
+        weight = table.add(name + ".weight", [fout, fin]); bias = table.add(name + ".bias", [fout])
+        inFeatures = fin; outFeatures = fout
+    }
+}
+
+/// Offsets of a GroupNorm's affine weight (gamma) and bias (beta), both (C).
+public struct NormParams: Sendable {
+    public let weight: Int, bias: Int, channels: Int, groups: Int
+    init(_ table: inout ParameterTable, _ name: String, _ channels: Int, groups: Int) {
+        weight = table.add(name + ".weight", [channels]); bias = table.add(name + ".bias", [channels])
+        self.channels = channels; self.groups = groups
+    }
+}
+
+/// Where a layer reads its parameters and, when they are trained, accumulates their gradients.
+/// `grads == nil` means frozen: no weight-gradient work at all.
+public struct WeightSource {
+    public let params: UnsafeMutablePointer<Float>
+    public let grads: UnsafeMutablePointer<Float>?
+    public init(params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>?) {
+        self.params = params; self.grads = grads
+    }
+    @inline(__always) func p(_ offset: Int) -> UnsafeMutablePointer<Float> { params + offset }
+    @inline(__always) func g(_ offset: Int) -> UnsafeMutablePointer<Float>? { grads.map { $0 + offset } }
+    public var trainable: Bool { grads != nil }
+}

@@ -1,0 +1,70 @@
+// Attention(c) of ARCHITECTURE.md, forward and backward:
+//   qkv = qkv_conv(norm(x)); a = softmax(q.k / sqrt(d)) v per head; out = x + proj(a)
+import Kernels
+
+final class AttentionLayer: Layer {
+    let norm: NormParams, qkv: ConvParams, proj: ConvParams
+    let channels: Int, heads: Int
+
+    init(_ table: inout ParameterTable, _ name: String, _ c: Int, heads: Int, groups: Int) {
+        norm = NormParams(&table, name + ".norm", c, groups: groups)
+        qkv = ConvParams(&table, name + ".qkv", c, 3 * c, kernel: 1)
+        proj = ConvParams(&table, name + ".proj", c, c, kernel: 1)
+        channels = c; self.heads = heads
+    }
+
+    private var dims = Dims(n: 0, c: 0, h: 0, w: 0)
+    private var x: UnsafeMutablePointer<Float>?
+    private var mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?
+    private var normed: UnsafeMutablePointer<Float>?   // norm(x), only when weights train
+    private var qkvOut: UnsafeMutablePointer<Float>?   // (N, 3C, T)
+    private var probs: UnsafeMutablePointer<Float>?    // (N, heads, T, T)
+    private var attended: UnsafeMutablePointer<Float>? // (N, C, T), only when weights train
+
+    func outputDims(_ d: Dims) -> Dims { d }
+
+    private func shape(_ d: Dims) -> AttentionShape {
+        AttentionShape(batch: d.n, channels: channels, heads: heads, tokens: d.spatial)
+    }
+
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+        let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
+        let n = d.n, t = d.spatial, s = shape(d)
+        dims = d; self.x = x
+        let mean = acts.take(n * norm.groups), rstd = acts.take(n * norm.groups)
+        let qkvOut = acts.take(n * 3 * channels * t), probs = acts.take(n * heads * t * t)
+        let out = acts.take(d.count)
+        let normedKeep = keep ? acts.take(d.count) : nil, attendedKeep = keep ? acts.take(d.count) : nil
+        let mark = acts.mark()
+        let normed = normedKeep ?? acts.take(d.count)
+        GroupNorm.forward(norm.shape(d), x: x, gamma: ws.p(norm.weight), beta: ws.p(norm.bias), y: normed,
+                          mean: mean, rstd: rstd)
+        qkv.forward(ws, normed, d, into: qkvOut, scratch: acts)
+        let attended = attendedKeep ?? acts.take(d.count)
+        Attention.forward(s, qkv: qkvOut, a: attended, probs: probs, workspace: acts.take(s.workspaceCount))
+        proj.forward(ws, attended, d, into: out, scratch: acts)
+        Elementwise.add(count: d.count, out, x, into: out)
+        acts.release(to: mark)
+        self.mean = mean; self.rstd = rstd; self.qkvOut = qkvOut; self.probs = probs
+        self.normed = normedKeep; self.attended = attendedKeep
+        return out
+    }
+
+    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
+        let ws = ctx.weights, grads = ctx.arenas.grads
+        let d = dims, s = shape(d)
+        guard dX != nil || ws.trainable else { return }
+        let mark = grads.mark()
+        let dA = grads.takeZeroed(d.count)
+        proj.backward(ws, attended ?? dOut, d, dY: dOut, dX: dA, scratch: grads)
+        let dQKV = grads.takeZeroed(3 * d.count)
+        Attention.backward(s, qkv: qkvOut!, probs: probs!, dA: dA, dQKV: dQKV, workspace: grads.take(s.workspaceCount))
+        let dN = grads.takeZeroed(d.count)
+        qkv.backward(ws, normed ?? dA, d, dY: dQKV, dX: dN, scratch: grads)
+        let dXTarget = dX ?? grads.takeZeroed(d.count)
+        GroupNorm.backward(norm.shape(d), x: x!, gamma: ws.p(norm.weight), mean: mean!, rstd: rstd!, dY: dN,
+                           dX: dXTarget, dGamma: ws.g(norm.weight), dBeta: ws.g(norm.bias))
+        if let dX { Elementwise.axpy(count: d.count, alpha: 1, x: dOut, y: dX) }
+        grads.release(to: mark)
+    }
+}

@@ -1,0 +1,152 @@
+// The trainable ControlNet (ARCHITECTURE.md "ControlNet"): a copy of the UNet's time embedding, label embedding,
+// input blocks and middle, plus the hint encoder and the zero convs that produce one residual per input block
+// and one for the middle.
+import Kernels
+
+public final class ControlNet {
+    public let config: ModelConfig
+    public let table: ParameterTable
+    let timeEmbed: TimeEmbeddingLayer
+    let hintConvs: [ConvParams]
+    let encoder: Encoder
+    let zeroConvs: [ConvParams]
+    let middleOut: ConvParams
+
+    public init(config: ModelConfig) {
+        self.config = config
+        var table = ParameterTable()
+        // Registration order is PyTorch's: time_embed, label_embed, hint_block, input_blocks, middle, zero_convs.
+        timeEmbed = TimeEmbeddingLayer(&table, config: config)
+        var convs: [ConvParams] = [], cin = config.hintChannels
+        for (j, c) in config.hintBlockChannels.enumerated() {
+            convs.append(ConvParams(&table, "hint_block.\(j)", cin, c)); cin = c
+        }
+        convs.append(ConvParams(&table, "hint_block.\(convs.count)", cin, config.modelChannels))
+        hintConvs = convs
+        encoder = Encoder(&table, config: config)
+        zeroConvs = encoder.blockChannels.enumerated().map { k, c in
+            ConvParams(&table, "zero_convs.\(k)", c, c, kernel: 1)
+        }
+        middleOut = ConvParams(&table, "middle_out", encoder.middleChannels, encoder.middleChannels, kernel: 1)
+        self.table = table
+    }
+
+    public var parameterCount: Int { table.count }
+    /// Parameters of the zero-initialised convs (zero_convs.*, middle_out, and the last hint conv).
+    public var zeroConvParameterCount: Int {
+        (zeroConvs + [middleOut]).reduce(0) { $0 + $1.weightCount + $1.outChannels }
+    }
+
+    /// Names of the parameters this network shares with a UNet (copied from it at initialisation).
+    public func sharedNames(with unet: UNet) -> [String] {
+        table.names.filter { unet.table.entry($0) != nil }
+    }
+
+    /// Makes `params` (this net's arena) ControlNet.from_unet: shared tensors copied from the UNet; the final hint
+    /// conv, the zero convs and middle_out zero. The other hint convs keep what the caller initialised.
+    public func initialize(params: UnsafeMutablePointer<Float>, from unet: UNet, unetParams: UnsafePointer<Float>) {
+        for entry in table.entries {
+            let dst = params + entry.offset
+            if let src = unet.table.entry(entry.name) {
+                precondition(src.shape == entry.shape, "\(entry.name): UNet \(src.shape) vs ControlNet \(entry.shape)")
+                dst.update(from: unetParams + src.offset, count: entry.count)
+            } else if entry.name.hasPrefix("hint_block.\(hintConvs.count - 1).") || entry.name.hasPrefix("zero_convs.")
+                        || entry.name.hasPrefix("middle_out.") {
+                dst.update(repeating: 0, count: entry.count)
+            }
+        }
+    }
+
+    // Saved by forward for backward.
+    private var n = 0
+    private var siluEmb: UnsafeMutablePointer<Float>?
+    private var hintIn: UnsafeMutablePointer<Float>?
+    private var hintPre: [UnsafeMutablePointer<Float>] = [], hintAct: [UnsafeMutablePointer<Float>] = []
+    private var encoderOut: Encoder.Outputs?
+
+    /// x: (N, in_channels, S, S) the noisy image, hint: (N, hint_channels, S, S) -> residuals: one per input block
+    /// (that block's output shape) then the middle's, in `arenas.acts`.
+    public func forward(_ ws: WeightSource, x: UnsafeMutablePointer<Float>, hint: UnsafeMutablePointer<Float>,
+                        t: [Int], labels: [Int]? = nil, arenas: StepArenas) -> [UnsafeMutablePointer<Float>] {
+        n = t.count
+        let S = config.imageSize, acts = arenas.acts
+        siluEmb = timeEmbed.forward(ws, t: t, labels: labels, arenas: arenas)
+        let ctx = LayerContext(weights: ws, arenas: arenas, siluEmb: siluEmb!, dSiluEmb: nil, embedDim: config.embedDim)
+        // Hint encoder: conv, silu, ..., conv (the last without silu). Stride 1: pixel space needs no downsampling.
+        hintIn = hint
+        hintPre.removeAll(keepingCapacity: true); hintAct.removeAll(keepingCapacity: true)
+        var g = hint, gd = Dims(n: n, c: config.hintChannels, h: S, w: S)
+        for (j, conv) in hintConvs.enumerated() {
+            let od = conv.outputDims(gd)
+            let pre = acts.take(od.count)
+            conv.forward(ws, g, gd, into: pre, scratch: acts)
+            hintPre.append(pre)
+            if j < hintConvs.count - 1 {
+                let act = acts.take(od.count)
+                SiLU.forward(count: od.count, x: pre, y: act)
+                hintAct.append(act); g = act
+            } else {
+                g = pre
+            }
+            gd = od
+        }
+        let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), ctx, afterFirst: g)
+        encoderOut = enc
+        var residuals: [UnsafeMutablePointer<Float>] = []
+        for (k, conv) in zeroConvs.enumerated() {
+            let r = acts.take(enc.dims[k].count)
+            conv.forward(ws, enc.blocks[k], enc.dims[k], into: r, scratch: acts)
+            residuals.append(r)
+        }
+        let r = acts.take(enc.middleDims.count)
+        middleOut.forward(ws, enc.middle, enc.middleDims, into: r, scratch: acts)
+        residuals.append(r)
+        return residuals
+    }
+
+    /// dResiduals: the UNet's gradients at the injection points (ResidualGradients.all); this ControlNet's residual
+    /// gradients are scale * dResiduals. Accumulates every weight gradient into ws.grads.
+    public func backward(_ ws: WeightSource, dResiduals: [UnsafeMutablePointer<Float>], scale: Float,
+                         arenas: StepArenas) {
+        guard let enc = encoderOut else { preconditionFailure("ControlNet.backward before forward") }
+        precondition(ws.trainable, "ControlNet.backward needs gradient buffers")
+        precondition(dResiduals.count == zeroConvs.count + 1, "expected \(zeroConvs.count + 1) residual gradients")
+        let grads = arenas.grads, S = config.imageSize
+        let dSiluEmb = grads.takeZeroed(n * config.embedDim)
+        let ctx = LayerContext(weights: ws, arenas: arenas, siluEmb: siluEmb!, dSiluEmb: dSiluEmb, embedDim: config.embedDim)
+        let dBlocks = enc.dims.map { grads.takeZeroed($0.count) }
+        let dMiddle = grads.takeZeroed(enc.middleDims.count)
+        let mark = grads.mark()
+        func scaled(_ p: UnsafeMutablePointer<Float>, _ count: Int) -> UnsafeMutablePointer<Float> {
+            if scale == 1 { return p }
+            let q = grads.take(count)
+            for i in 0..<count { q[i] = scale * p[i] }
+            return q
+        }
+        for (k, conv) in zeroConvs.enumerated() {
+            conv.backward(ws, enc.blocks[k], enc.dims[k], dY: scaled(dResiduals[k], enc.dims[k].count),
+                          dX: dBlocks[k], scratch: grads)
+        }
+        middleOut.backward(ws, enc.middle, enc.middleDims, dY: scaled(dResiduals[zeroConvs.count], enc.middleDims.count),
+                           dX: dMiddle, scratch: grads)
+        grads.release(to: mark)
+        encoder.backward(dBlocks: dBlocks, dMiddle: dMiddle, ctx)
+        // Block 0's output was conv_in(x) + hint features, so dBlocks[0] is also the hint encoder's output gradient.
+        var dG = dBlocks[0]
+        for j in stride(from: hintConvs.count - 1, through: 0, by: -1) {
+            let conv = hintConvs[j]
+            let input = j == 0 ? hintIn! : hintAct[j - 1]
+            let inDims = Dims(n: n, c: conv.inChannels, h: S, w: S)
+            if j == 0 {
+                conv.backward(ws, input, inDims, dY: dG, dX: nil, scratch: grads)
+            } else {
+                let dAct = grads.takeZeroed(inDims.count)
+                conv.backward(ws, input, inDims, dY: dG, dX: dAct, scratch: grads)
+                let dPre = grads.takeZeroed(inDims.count)
+                SiLU.backward(count: inDims.count, x: hintPre[j - 1], dY: dAct, dX: dPre)
+                dG = dPre
+            }
+        }
+        timeEmbed.backward(ws, dSiluEmb: dSiluEmb, arenas: arenas)
+    }
+}

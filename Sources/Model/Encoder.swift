@@ -1,0 +1,71 @@
+// `input_blocks` and `middle`: the part of the UNet that the ControlNet copies. Both networks build it with the
+// same code, so names, shapes and order agree by construction.
+import Kernels
+
+final class Encoder {
+    let inputBlocks: [Block]
+    let middle: Block
+    /// Output channels of every input block (the skips, and the zero convs' widths).
+    let blockChannels: [Int]
+    let middleChannels: Int
+
+    init(_ table: inout ParameterTable, config c: ModelConfig) {
+        let C = c.modelChannels, E = c.embedDim, G = c.normGroups
+        var blocks = [Block([ConvLayer(ConvParams(&table, "input_blocks.0.0.conv", c.inChannels, C))])]
+        var chans = [C], ch = C
+        for (level, mult) in c.channelMult.enumerated() {
+            for _ in 0..<c.numResBlocks {
+                let name = "input_blocks.\(blocks.count)"
+                var layers: [Layer] = [ResBlockLayer(&table, name + ".0", ch, mult * C, embedDim: E, groups: G)]
+                ch = mult * C
+                if c.attentionLevels.contains(level) {
+                    layers.append(AttentionLayer(&table, name + ".1", ch, heads: c.numHeads, groups: G))
+                }
+                blocks.append(Block(layers)); chans.append(ch)
+            }
+            if level != c.channelMult.count - 1 {
+                let name = "input_blocks.\(blocks.count).0.conv"
+                blocks.append(Block([ConvLayer(ConvParams(&table, name, ch, ch, stride: 2))])); chans.append(ch)
+            }
+        }
+        middle = Block([
+            ResBlockLayer(&table, "middle.0", ch, ch, embedDim: E, groups: G),
+            AttentionLayer(&table, "middle.1", ch, heads: c.numHeads, groups: G),
+            ResBlockLayer(&table, "middle.2", ch, ch, embedDim: E, groups: G),
+        ])
+        inputBlocks = blocks; blockChannels = chans; middleChannels = ch
+    }
+
+    struct Outputs {
+        var blocks: [UnsafeMutablePointer<Float>] = []
+        var dims: [Dims] = []
+        var middle: UnsafeMutablePointer<Float>
+        var middleDims: Dims
+    }
+
+    /// x: (N, in_channels, S, S). `afterFirst` (N, C, S, S), when given, is added to input block 0's output (the
+    /// ControlNet's hint features).
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 afterFirst: UnsafePointer<Float>? = nil) -> Outputs {
+        var outs: [UnsafeMutablePointer<Float>] = [], dims: [Dims] = []
+        var h = x, hd = d
+        for (k, block) in inputBlocks.enumerated() {
+            h = block.forward(h, hd, ctx)
+            hd = block.outputDims(hd)
+            if k == 0, let afterFirst { Elementwise.add(count: hd.count, h, afterFirst, into: h) }
+            outs.append(h); dims.append(hd)
+        }
+        let m = middle.forward(h, hd, ctx)
+        return Outputs(blocks: outs, dims: dims, middle: m, middleDims: middle.outputDims(hd))
+    }
+
+    /// dBlocks[k]: the gradient at input block k's output, holding every contribution from outside the encoder
+    /// (skips, zero convs); the chain through the encoder is added here, in reverse. Block 0's input (the image)
+    /// gets no gradient.
+    func backward(dBlocks: [UnsafeMutablePointer<Float>], dMiddle: UnsafeMutablePointer<Float>, _ ctx: LayerContext) {
+        middle.backward(dMiddle, dX: dBlocks[dBlocks.count - 1], ctx)
+        for k in stride(from: inputBlocks.count - 1, through: 0, by: -1) {
+            inputBlocks[k].backward(dBlocks[k], dX: k > 0 ? dBlocks[k - 1] : nil, ctx)
+        }
+    }
+}

@@ -1,0 +1,136 @@
+// The network's hyper-parameters (ARCHITECTURE.md "Config"): a Codable value with snake_case JSON keys, the named
+// presets, and validation that names the bad field.
+import Foundation
+
+public struct ModelConfig: Codable, Sendable, Hashable {
+    public var imageSize: Int
+    public var inChannels: Int
+    public var modelChannels: Int
+    public var channelMult: [Int]
+    public var numResBlocks: Int
+    public var attentionLevels: [Int]
+    public var numHeads: Int
+    public var normGroups: Int
+    public var numClasses: Int
+    public var hintChannels: Int
+    public var hintBlockChannels: [Int]
+
+    enum CodingKeys: String, CodingKey {
+        case imageSize = "image_size", inChannels = "in_channels", modelChannels = "model_channels"
+        case channelMult = "channel_mult", numResBlocks = "num_res_blocks", attentionLevels = "attention_levels"
+        case numHeads = "num_heads", normGroups = "norm_groups", numClasses = "num_classes"
+        case hintChannels = "hint_channels", hintBlockChannels = "hint_block_channels"
+    }
+
+    public init(imageSize: Int = 28, inChannels: Int = 1, modelChannels: Int = 32, channelMult: [Int] = [1, 2, 2],
+                numResBlocks: Int = 2, attentionLevels: [Int] = [2], numHeads: Int = 4, normGroups: Int = 8,
+                numClasses: Int = 0, hintChannels: Int = 1, hintBlockChannels: [Int] = [16, 16, 32, 32]) {
+        self.imageSize = imageSize; self.inChannels = inChannels; self.modelChannels = modelChannels
+        self.channelMult = channelMult; self.numResBlocks = numResBlocks; self.attentionLevels = attentionLevels
+        self.numHeads = numHeads; self.normGroups = normGroups; self.numClasses = numClasses
+        self.hintChannels = hintChannels; self.hintBlockChannels = hintBlockChannels
+    }
+
+    /// Width of the time embedding (4C).
+    public var embedDim: Int { 4 * modelChannels }
+    public var isClassConditional: Bool { numClasses > 0 }
+
+    public static let mnist = ModelConfig()
+    public static let mnistClass = ModelConfig(numClasses: 10)
+    public static let tiny = ModelConfig(imageSize: 8, modelChannels: 8, channelMult: [1, 2], numResBlocks: 1,
+                                         attentionLevels: [1], numHeads: 2, normGroups: 2, hintBlockChannels: [4, 8])
+    public static let tinyClass: ModelConfig = { var c = ModelConfig.tiny; c.numClasses = 3; return c }()
+
+    public static let presets: [(name: String, config: ModelConfig)] = [
+        ("mnist", .mnist), ("mnist-class", .mnistClass), ("tiny", .tiny), ("tiny-class", .tinyClass),
+    ]
+
+    /// A preset name, or a path to a JSON file holding a config.
+    public static func named(_ nameOrPath: String) throws -> ModelConfig {
+        if let preset = presets.first(where: { $0.name == nameOrPath }) { return preset.config }
+        let url = URL(fileURLWithPath: nameOrPath)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ConfigError(field: "config", message: "'\(nameOrPath)' is neither a preset ("
+                + presets.map(\.name).joined(separator: ", ") + ") nor an existing JSON file")
+        }
+        return try load(from: url)
+    }
+
+    public static func load(from url: URL) throws -> ModelConfig {
+        let data: Foundation.Data
+        do { data = try Foundation.Data(contentsOf: url) } catch {
+            throw ConfigError(field: "config", message: "cannot read \(url.path): \(error.localizedDescription)")
+        }
+        return try decode(json: data, source: url.path)
+    }
+
+    public static func decode(json: Foundation.Data, source: String) throws -> ModelConfig {
+        let config: ModelConfig
+        do { config = try JSONDecoder().decode(ModelConfig.self, from: json) } catch let DecodingError.keyNotFound(key, _) {
+            throw ConfigError(field: key.stringValue, message: "missing in \(source)")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw ConfigError(field: context.codingPath.map(\.stringValue).joined(separator: "."),
+                              message: "wrong type in \(source): \(context.debugDescription)")
+        } catch {
+            throw ConfigError(field: "config", message: "\(source) is not a valid config JSON: \(error)")
+        }
+        try config.validate()
+        return config
+    }
+
+    /// Canonical JSON (sorted keys) stored in weight-file metadata and checkpoint manifests.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+
+    /// Checks every constraint the network needs; the error names the field and why.
+    public func validate() throws {
+        func fail(_ field: String, _ why: String) throws -> Never { throw ConfigError(field: field, message: why) }
+        if imageSize < 1 { try fail("image_size", "must be positive, got \(imageSize)") }
+        if inChannels < 1 { try fail("in_channels", "must be positive, got \(inChannels)") }
+        if modelChannels < 2 || modelChannels % 2 != 0 {
+            try fail("model_channels", "must be even and >= 2 (the timestep embedding is half cos, half sin), got \(modelChannels)")
+        }
+        if channelMult.isEmpty || channelMult.contains(where: { $0 < 1 }) {
+            try fail("channel_mult", "must be a non-empty list of positive multipliers, got \(channelMult)")
+        }
+        if numResBlocks < 1 { try fail("num_res_blocks", "must be at least 1, got \(numResBlocks)") }
+        if numHeads < 1 { try fail("num_heads", "must be at least 1, got \(numHeads)") }
+        if normGroups < 1 { try fail("norm_groups", "must be at least 1, got \(normGroups)") }
+        if numClasses < 0 { try fail("num_classes", "must be 0 (unconditional) or the number of classes, got \(numClasses)") }
+        if hintChannels < 1 { try fail("hint_channels", "must be positive, got \(hintChannels)") }
+        if hintBlockChannels.isEmpty || hintBlockChannels.contains(where: { $0 < 1 }) {
+            try fail("hint_block_channels", "must be a non-empty list of positive widths, got \(hintBlockChannels)")
+        }
+        for level in attentionLevels where level < 0 || level >= channelMult.count {
+            try fail("attention_levels", "level \(level) does not exist (channel_mult has \(channelMult.count) levels)")
+        }
+        let downsamples = channelMult.count - 1
+        if imageSize % (1 << downsamples) != 0 {
+            try fail("image_size", "\(imageSize) cannot be halved \(downsamples) times by the levels of channel_mult \(channelMult)")
+        }
+        for (level, mult) in channelMult.enumerated() {
+            let width = modelChannels * mult
+            if width % normGroups != 0 {
+                try fail("norm_groups", "level \(level) has \(width) channels, not divisible by \(normGroups) groups")
+            }
+            if attentionLevels.contains(level) || level == channelMult.count - 1 {
+                if width % numHeads != 0 {
+                    try fail("num_heads", "level \(level) has \(width) channels, not divisible by \(numHeads) heads")
+                }
+            }
+        }
+        // Decoder ResBlocks normalise cat([h, skip]); both halves are multiples of model_channels.
+        if modelChannels % normGroups != 0 {
+            try fail("norm_groups", "model_channels \(modelChannels) is not divisible by \(normGroups) groups")
+        }
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let field: String
+    public let message: String
+    public var description: String { "config field '\(field)': \(message)" }
+}

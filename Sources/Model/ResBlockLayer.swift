@@ -1,0 +1,102 @@
+// ResBlock(cin, cout) of ARCHITECTURE.md, forward and backward:
+//   h = conv1(silu(norm1(x))); h += time_proj(silu(emb)); h = conv2(silu(norm2(h))); out = skip(x) + h
+import Kernels
+
+final class ResBlockLayer: Layer {
+    let norm1: NormParams, conv1: ConvParams, timeProj: LinearParams, norm2: NormParams, conv2: ConvParams
+    let skip: ConvParams?
+    let inChannels: Int, outChannels: Int
+
+    init(_ table: inout ParameterTable, _ name: String, _ cin: Int, _ cout: Int, embedDim: Int, groups: Int) {
+        norm1 = NormParams(&table, name + ".norm1", cin, groups: groups)
+        conv1 = ConvParams(&table, name + ".conv1", cin, cout)
+        timeProj = LinearParams(&table, name + ".time_proj", embedDim, cout)
+        norm2 = NormParams(&table, name + ".norm2", cout, groups: groups)
+        conv2 = ConvParams(&table, name + ".conv2", cout, cout)
+        skip = cin == cout ? nil : ConvParams(&table, name + ".skip", cin, cout, kernel: 1)
+        inChannels = cin; outChannels = cout
+    }
+
+    // Saved by forward for backward (pointers into the activation arena, valid for the current step).
+    private var dims = Dims(n: 0, c: 0, h: 0, w: 0)
+    private var x: UnsafeMutablePointer<Float>?
+    private var mean1: UnsafeMutablePointer<Float>?, rstd1: UnsafeMutablePointer<Float>?
+    private var mean2: UnsafeMutablePointer<Float>?, rstd2: UnsafeMutablePointer<Float>?
+    private var a1: UnsafeMutablePointer<Float>?      // silu(norm1(x)), only when weights train
+    private var h: UnsafeMutablePointer<Float>?       // conv1 output + time projection
+    private var a2: UnsafeMutablePointer<Float>?      // silu(norm2(h)), only when weights train
+
+    func outputDims(_ d: Dims) -> Dims { Dims(n: d.n, c: outChannels, h: d.h, w: d.w) }
+
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+        let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
+        let od = outputDims(d), n = d.n, g = norm1.groups
+        dims = d; self.x = x
+        // Persistent first, then temporaries above a mark (the arena is a stack).
+        let mean1 = acts.take(n * g), rstd1 = acts.take(n * g), mean2 = acts.take(n * g), rstd2 = acts.take(n * g)
+        let h = acts.take(od.count), out = acts.take(od.count)
+        let a1keep = keep ? acts.take(d.count) : nil, a2keep = keep ? acts.take(od.count) : nil
+        let mark = acts.mark()
+        let a1 = a1keep ?? acts.take(d.count)
+        GroupNorm.forwardSiLU(norm1.shape(d), x: x, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias), y: a1,
+                              mean: mean1, rstd: rstd1)
+        conv1.forward(ws, a1, d, into: h, scratch: acts)
+        let tp = acts.take(n * outChannels)
+        timeProj.forward(ws, batch: n, ctx.siluEmb, into: tp)
+        ChannelBroadcastAdd.forward(batch: n, channels: outChannels, spatial: d.spatial, x: h, v: tp)
+        let a2 = a2keep ?? acts.take(od.count)
+        GroupNorm.forwardSiLU(norm2.shape(od), x: h, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias), y: a2,
+                              mean: mean2, rstd: rstd2)
+        conv2.forward(ws, a2, od, into: out, scratch: acts)
+        if let skip {
+            let s = acts.take(od.count)
+            skip.forward(ws, x, d, into: s, scratch: acts)
+            Elementwise.add(count: od.count, out, s, into: out)
+        } else {
+            Elementwise.add(count: od.count, out, x, into: out)
+        }
+        acts.release(to: mark)
+        self.mean1 = mean1; self.rstd1 = rstd1; self.mean2 = mean2; self.rstd2 = rstd2
+        self.h = h; self.a1 = a1keep; self.a2 = a2keep
+        return out
+    }
+
+    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
+        let ws = ctx.weights, grads = ctx.arenas.grads, trainable = ws.trainable
+        let d = dims, od = outputDims(d), n = d.n
+        let mark = grads.mark()
+        // conv2: its input a2 is only read for the weight gradient (present exactly when weights train).
+        let dA2 = grads.takeZeroed(od.count)
+        conv2.backward(ws, a2 ?? dOut, od, dY: dOut, dX: dA2, scratch: grads)
+        let dH = grads.takeZeroed(od.count)
+        GroupNorm.backwardSiLU(norm2.shape(od), x: h!, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias),
+                               mean: mean2!, rstd: rstd2!, dY: dA2, dX: dH,
+                               dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias))
+        if trainable || ctx.dSiluEmb != nil {
+            let dTP = grads.takeZeroed(n * outChannels)
+            ChannelBroadcastAdd.backward(batch: n, channels: outChannels, spatial: d.spatial, dY: dH, dV: dTP)
+            timeProj.backward(ws, batch: n, ctx.siluEmb, dY: dTP, dX: ctx.dSiluEmb)
+        }
+        if dX != nil || trainable {
+            let dA1 = grads.takeZeroed(d.count)
+            conv1.backward(ws, a1 ?? dH, d, dY: dH, dX: dA1, scratch: grads)
+            if let dX {
+                GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
+                                       mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
+                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
+            } else {
+                // Only the norm's affine gradients are wanted: a throwaway dX keeps one kernel for both cases.
+                let sink = grads.takeZeroed(d.count)
+                GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
+                                       mean: mean1!, rstd: rstd1!, dY: dA1, dX: sink,
+                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
+            }
+        }
+        if let skip {
+            skip.backward(ws, x!, d, dY: dOut, dX: dX, scratch: grads)
+        } else if let dX {
+            Elementwise.axpy(count: d.count, alpha: 1, x: dOut, y: dX)
+        }
+        grads.release(to: mark)
+    }
+}

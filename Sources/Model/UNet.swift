@@ -1,0 +1,169 @@
+// The frozen base: a pixel-space SD-style UNet (ARCHITECTURE.md "UNet"). Forward with optional ControlNet
+// residuals, and backward in two modes: full (weight gradients everywhere, for base training) and frozen
+// (activation gradients through the decoder only, down to the residuals).
+import Kernels
+
+/// One ControlNet's contribution to a UNet pass: its residuals (input blocks..., middle) and its scale.
+public struct ControlResiduals {
+    public var residuals: [UnsafeMutablePointer<Float>]
+    public var scale: Float
+    public init(residuals: [UnsafeMutablePointer<Float>], scale: Float) {
+        self.residuals = residuals; self.scale = scale
+    }
+}
+
+/// Gradients a frozen UNet hands back to its ControlNets: at every (injected) skip and at the middle output.
+/// The gradient of residual k of a ControlNet with scale s is s * skips[k].
+public struct ResidualGradients {
+    public var skips: [UnsafeMutablePointer<Float>]
+    public var middle: UnsafeMutablePointer<Float>
+    public var all: [UnsafeMutablePointer<Float>] { skips + [middle] }
+}
+
+public final class UNet {
+    public let config: ModelConfig
+    public let table: ParameterTable
+    let timeEmbed: TimeEmbeddingLayer
+    let encoder: Encoder
+    let outputBlocks: [Block]
+    let skipIndex: [Int]          // which input block's output each decoder block concatenates
+    let outNorm: NormParams, outConv: ConvParams
+
+    public init(config: ModelConfig) {
+        self.config = config
+        var table = ParameterTable()
+        timeEmbed = TimeEmbeddingLayer(&table, config: config)
+        encoder = Encoder(&table, config: config)
+        let C = config.modelChannels, E = config.embedDim, G = config.normGroups
+        var chans = encoder.blockChannels, ch = encoder.middleChannels
+        var blocks: [Block] = [], skips: [Int] = []
+        for (level, mult) in config.channelMult.enumerated().reversed() {
+            for j in 0...config.numResBlocks {
+                let name = "output_blocks.\(blocks.count)"
+                skips.append(chans.count - 1)
+                let skipCh = chans.removeLast()
+                var layers: [Layer] = [ResBlockLayer(&table, name + ".0", ch + skipCh, mult * C, embedDim: E, groups: G)]
+                ch = mult * C
+                if config.attentionLevels.contains(level) {
+                    layers.append(AttentionLayer(&table, name + ".1", ch, heads: config.numHeads, groups: G))
+                }
+                if level > 0 && j == config.numResBlocks {
+                    layers.append(UpsampleLayer(ConvParams(&table, name + ".\(layers.count).conv", ch, ch)))
+                }
+                blocks.append(Block(layers))
+            }
+        }
+        outputBlocks = blocks; skipIndex = skips
+        outNorm = NormParams(&table, "out.norm", ch, groups: G)
+        outConv = ConvParams(&table, "out.conv", ch, config.inChannels)
+        self.table = table
+    }
+
+    public var parameterCount: Int { table.count }
+    /// Output channels of each input block then the middle: the shapes of a ControlNet's residuals.
+    public var residualChannels: [Int] { encoder.blockChannels + [encoder.middleChannels] }
+
+    // Saved by forward for backward.
+    private var siluEmb: UnsafeMutablePointer<Float>?
+    private var encoderOut: Encoder.Outputs?
+    private var concatDims: [Dims] = [], decoderInputs: [UnsafeMutablePointer<Float>] = []
+    private var headIn: UnsafeMutablePointer<Float>?, headActs: UnsafeMutablePointer<Float>?
+    private var headMean: UnsafeMutablePointer<Float>?, headRstd: UnsafeMutablePointer<Float>?
+    private var headDims = Dims(n: 0, c: 0, h: 0, w: 0)
+
+    private func context(_ ws: WeightSource, _ arenas: StepArenas, dSiluEmb: UnsafeMutablePointer<Float>?) -> LayerContext {
+        LayerContext(weights: ws, arenas: arenas, siluEmb: siluEmb!, dSiluEmb: dSiluEmb, embedDim: config.embedDim)
+    }
+
+    /// x: (N, in_channels, S, S), t: (N) timesteps, labels: (N) or nil -> predicted noise (N, in_channels, S, S),
+    /// in `arenas.acts`. Each ControlNet's residuals are added, scaled, to the middle output and the skips.
+    public func forward(_ ws: WeightSource, x: UnsafeMutablePointer<Float>, t: [Int], labels: [Int]? = nil,
+                        controls: [ControlResiduals] = [], arenas: StepArenas) -> UnsafeMutablePointer<Float> {
+        let n = t.count, S = config.imageSize
+        siluEmb = timeEmbed.forward(ws, t: t, labels: labels, arenas: arenas)
+        let ctx = context(ws, arenas, dSiluEmb: nil)
+        let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), ctx)
+        encoderOut = enc
+        var h = enc.middle, hd = enc.middleDims
+        let last = enc.blocks.count
+        for control in controls {
+            precondition(control.residuals.count == last + 1, "a ControlNet gives \(last + 1) residuals")
+            Elementwise.axpy(count: hd.count, alpha: control.scale, x: control.residuals[last], y: h)
+        }
+        concatDims.removeAll(keepingCapacity: true); decoderInputs.removeAll(keepingCapacity: true)
+        for (j, block) in outputBlocks.enumerated() {
+            let k = skipIndex[j], sd = enc.dims[k]
+            let cd = Dims(n: n, c: hd.c + sd.c, h: hd.h, w: hd.w)
+            let cat = arenas.acts.take(cd.count)
+            ChannelConcat.forward(batch: n, channelsA: hd.c, channelsB: sd.c, spatial: hd.spatial,
+                                  a: h, b: enc.blocks[k], y: cat)
+            for control in controls where control.scale != 0 {
+                let per = sd.c * sd.spatial
+                for i in 0..<n {
+                    Elementwise.axpy(count: per, alpha: control.scale, x: control.residuals[k] + i * per,
+                                     y: cat + i * cd.c * cd.spatial + hd.c * hd.spatial)
+                }
+            }
+            concatDims.append(cd); decoderInputs.append(cat)
+            h = block.forward(cat, cd, ctx)
+            hd = block.outputDims(cd)
+        }
+        // out: conv(silu(norm(h)))
+        headDims = hd; headIn = h
+        let acts = arenas.acts, g = outNorm.groups
+        let mean = acts.take(n * g), rstd = acts.take(n * g)
+        let out = acts.take(n * config.inChannels * S * S)
+        let keep = ws.trainable ? acts.take(hd.count) : nil
+        let mark = acts.mark()
+        let a = keep ?? acts.take(hd.count)
+        GroupNorm.forwardSiLU(outNorm.shape(hd), x: h, gamma: ws.p(outNorm.weight), beta: ws.p(outNorm.bias), y: a,
+                              mean: mean, rstd: rstd)
+        outConv.forward(ws, a, hd, into: out, scratch: acts)
+        acts.release(to: mark)
+        headActs = keep; headMean = mean; headRstd = rstd
+        return out
+    }
+
+    /// dOut: (N, in_channels, S, S). Frozen weights (ws.grads == nil): activation gradients through the decoder
+    /// only, no weight-gradient work. Trainable: also every weight gradient, through the encoder and the time
+    /// embedding. Returns the gradients at the skips and the middle output (for the ControlNets).
+    @discardableResult
+    public func backward(_ ws: WeightSource, dOut: UnsafeMutablePointer<Float>, arenas: StepArenas) -> ResidualGradients {
+        guard let enc = encoderOut else { preconditionFailure("UNet.backward before forward") }
+        let grads = arenas.grads, n = headDims.n
+        let dSiluEmb = ws.trainable ? grads.takeZeroed(n * config.embedDim) : nil
+        let ctx = context(ws, arenas, dSiluEmb: dSiluEmb)
+        // Persistent for the step: the skip and middle gradients.
+        let dSkips = enc.dims.map { grads.takeZeroed($0.count) }
+        let dMiddle = grads.takeZeroed(enc.middleDims.count)
+        // Head.
+        var dH = grads.takeZeroed(headDims.count)
+        do {
+            let mark = grads.mark()
+            let dA = grads.takeZeroed(headDims.count)
+            outConv.backward(ws, headActs ?? dOut, headDims, dY: dOut, dX: dA, scratch: grads)
+            GroupNorm.backwardSiLU(outNorm.shape(headDims), x: headIn!, gamma: ws.p(outNorm.weight),
+                                   beta: ws.p(outNorm.bias), mean: headMean!, rstd: headRstd!, dY: dA, dX: dH,
+                                   dGamma: ws.g(outNorm.weight), dBeta: ws.g(outNorm.bias))
+            grads.release(to: mark)
+        }
+        // Decoder, last block first; each block's input was cat([h, skip]).
+        for j in stride(from: outputBlocks.count - 1, through: 0, by: -1) {
+            let cd = concatDims[j], k = skipIndex[j], sc = enc.dims[k].c
+            let hc = cd.c - sc
+            let dPrev = j == 0 ? dMiddle : grads.takeZeroed(n * hc * cd.spatial)
+            let mark = grads.mark()
+            let dCat = grads.takeZeroed(cd.count)
+            outputBlocks[j].backward(dH, dX: dCat, ctx)
+            ChannelConcat.backward(batch: n, channelsA: hc, channelsB: sc, spatial: cd.spatial, dY: dCat,
+                                   dA: dPrev, dB: dSkips[k])
+            grads.release(to: mark)
+            dH = dPrev
+        }
+        if ws.trainable {
+            encoder.backward(dBlocks: dSkips, dMiddle: dMiddle, ctx)
+            timeEmbed.backward(ws, dSiluEmb: dSiluEmb!, arenas: arenas)
+        }
+        return ResidualGradients(skips: dSkips, middle: dMiddle)
+    }
+}

@@ -1,0 +1,122 @@
+// `controlnet train-base` and `controlnet train-controlnet`: the trainer's command line. Both share one option
+// group; validate() rejects bad combinations before any file is read.
+import ArgumentParser
+import Foundation
+import Distributed
+import Model
+import Training
+
+struct TrainingFlags: ParsableArguments {
+    @Option(help: "Model config: a preset (mnist, mnist-class, tiny, tiny-class) or a JSON file.")
+    var config = "mnist"
+    @Option(help: "Dataset: mnist5k, fashion, or a path (IDX images file or .csv/.csv.gz).")
+    var data = "mnist5k"
+    @Option(help: "Directory holding downloaded data (mnist_5k.csv.gz).")
+    var dataDir = "data"
+    @Option(name: .customLong("batch-size"), help: "Samples per rank per micro-step.")
+    var batchSize = 64
+    @Option(help: "Micro-steps per optimizer step (the all-reduce happens once, after the last).")
+    var gradAccum = 1
+    @Option(help: "Clip the global gradient norm (after the all-reduce) to this; 0 disables.")
+    var maxGradNorm: Double = 1.0
+    @Option(help: "Peak learning rate.")
+    var lr: Double = 1e-4
+    @Option(help: "Linear warmup steps.")
+    var warmupSteps = 0
+    @Option(help: "constant or cosine (decays to --min-lr-fraction of --lr at the last step).")
+    var lrSchedule: LRScheduleKind = .constant
+    @Option(help: "Floor of the cosine schedule as a fraction of --lr.")
+    var minLrFraction: Double = 0
+    @Option(help: "AdamW decoupled weight decay.")
+    var weightDecay: Double = 1e-2
+    @Option(help: "Epochs to train (default 1 when --max-steps is not given).")
+    var epochs: Double?
+    @Option(help: "Optimizer steps to train.")
+    var maxSteps: Int?
+    @Option(help: "Seed of the data order, noise, timesteps and initialisation.")
+    var seed: UInt64 = 0
+    @Option(help: "Probability of replacing the label with 'no label' (class configs; for classifier-free guidance).")
+    var promptDropout: Double = 0
+    @Option(help: "Run directory: metrics.jsonl, weights, checkpoints/, validation/.")
+    var out = "runs/train"
+    @Option(help: "Play N ranks in this one process (no MPI) and average their gradients, as N MPI ranks would.")
+    var simulateRanks = 1
+    @Option(help: "Steps between progress lines and metric records.")
+    var logEvery = 20
+    @Option(help: "Steps between cross-rank weight checksums.")
+    var checksumEvery = 200
+    @Option(help: "Write a sharded checkpoint every N steps.")
+    var checkpointEvery: Int?
+    @Option(help: "Keep at most K checkpoints (older ones are deleted after a new one is committed).")
+    var checkpointsTotalLimit: Int?
+    @Option(help: "Resume from 'latest' or a checkpoint directory.")
+    var resume: String?
+    @Option(help: "Sample validation previews every N steps into OUT/validation/.")
+    var validationSteps: Int?
+    @Option(help: ArgumentHelp("Testing aid: make gradients non-finite at STEP[:RANK].", visibility: .hidden))
+    var injectNonfinite: [String] = []
+
+    func options(mode: TrainingMode, base: String?, hint: String) -> TrainOptions {
+        var o = TrainOptions()
+        o.mode = mode; o.config = config; o.base = base; o.data = data; o.dataDir = dataDir; o.hint = hint
+        o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
+        o.lr = lr; o.warmupSteps = warmupSteps; o.lrSchedule = lrSchedule; o.minLRFraction = minLrFraction
+        o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed
+        o.promptDropout = promptDropout; o.out = out; o.simulateRanks = simulateRanks; o.logEvery = logEvery
+        o.checksumEvery = checksumEvery; o.checkpointEvery = checkpointEvery
+        o.checkpointsTotalLimit = checkpointsTotalLimit; o.resume = resume; o.validationSteps = validationSteps
+        o.injectNonfinite = injectNonfinite
+        return o
+    }
+
+    func check(_ options: TrainOptions) throws {
+        let model: ModelConfig
+        do { model = try ModelConfig.named(config) } catch { throw ValidationError("\(error)") }
+        do { try options.validate(config: model) } catch { throw ValidationError("\(error)") }
+        if simulateRanks > 1 && Communicators.launchedByMPI {
+            throw ValidationError("--simulate-ranks is the single-process debug mode; under mpirun use real ranks")
+        }
+    }
+}
+
+extension LRScheduleKind: ExpressibleByArgument {}
+
+struct TrainBase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-base", abstract: "Train the whole UNet (a DDPM) on a dataset.")
+    @OptionGroup var flags: TrainingFlags
+    @Option(help: "Start from these UNet weights instead of a fresh initialisation.")
+    var initFrom: String?
+
+    func validate() throws { try flags.check(flags.options(mode: .base, base: initFrom, hint: "canny")) }
+    func run() throws { try TrainRunner.run(flags.options(mode: .base, base: initFrom, hint: "canny")) }
+}
+
+struct TrainControlNet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-controlnet", abstract: "Train a ControlNet beside a frozen base UNet.")
+    @OptionGroup var flags: TrainingFlags
+    @Option(help: "The frozen base UNet's weights (safetensors).")
+    var base: String
+    @Option(help: "Hint kind: canny, canny-random, sobel, mask, scribble, tile, ...")
+    var hint = "canny"
+
+    func validate() throws { try flags.check(flags.options(mode: .controlnet, base: base, hint: hint)) }
+    func run() throws { try TrainRunner.run(flags.options(mode: .controlnet, base: base, hint: hint)) }
+}
+
+/// Sets up the communicator, runs the trainer and turns failures into one clear message per rank.
+enum TrainRunner {
+    static func run(_ options: TrainOptions) throws {
+        let comm = try Communicators.makeDefault()
+        defer { comm.finalize() }
+        do {
+            let trainer = try Trainer(options: options, comm: comm)
+            _ = try trainer.run()
+        } catch {
+            FileHandle.standardError.write(Data("[rank \(comm.rank)] error: \(error)\n".utf8))
+            if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
+            throw ExitCode.failure
+        }
+    }
+}

@@ -1,0 +1,100 @@
+// Multi-head self-attention over the H*W tokens of an NCHW feature map, forward and backward, with per-head
+// GEMMs straight on the channel-major (d, T) slices of qkv (no transposes or copies). The layout follows
+// ARCHITECTURE.md: q, k, v are the channel blocks [0, C), [C, 2C), [2C, 3C) of qkv, head h owns channels
+// [h*d, (h+1)*d) of each.
+
+public struct AttentionShape: Sendable, Hashable {
+    public var batch, channels, heads, tokens: Int  // tokens = H*W
+
+    public init(batch: Int, channels: Int, heads: Int, tokens: Int) {
+        precondition(heads > 0 && channels % heads == 0, "Attention: \(channels) channels not divisible by \(heads) heads")
+        self.batch = batch; self.channels = channels; self.heads = heads; self.tokens = tokens
+    }
+
+    public var headDim: Int { channels / heads }
+    /// Floats of probs: (N, heads, T, T).
+    public var probsCount: Int { batch * heads * tokens * tokens }
+    /// Scratch for backward: one head's dProbs (T, T). Forward needs none.
+    public var workspaceCount: Int { tokens * tokens }
+}
+
+public enum Attention {
+    /// qkv (N, 3C, T) -> a (N, C, T), overwritten; probs (N, heads, T, T), rows = queries, saved for backward.
+    /// workspace: (s.workspaceCount), unused by forward.
+    public static func forward(_ s: AttentionShape, qkv: UnsafePointer<Float>, a: UnsafeMutablePointer<Float>,
+                               probs: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        let t = s.tokens, d = s.headDim, c = s.channels
+        let scale = Float(1 / Double(d).squareRoot())
+        for n in 0..<s.batch {
+            for h in 0..<s.heads {
+                let q = qkv + (n * 3 * c + h * d) * t, k = q + c * t, v = q + 2 * c * t
+                let p = probs + (n * s.heads + h) * t * t
+                // scores (T, T) = scale q^T k
+                Gemm.sgemm(transA: true, transB: false, m: t, n: t, k: d, alpha: scale,
+                           a: q, lda: t, b: k, ldb: t, beta: 0, c: p, ldc: t)
+                for row in 0..<t { softmaxRow(p + row * t, t) }
+                // a_h (d, T) = v (d, T) p^T
+                Gemm.sgemm(transA: false, transB: true, m: d, n: t, k: t, alpha: 1,
+                           a: v, lda: t, b: p, ldb: t, beta: 0, c: a + (n * c + h * d) * t, ldc: t)
+            }
+        }
+    }
+
+    /// dA (N, C, T) -> dQKV (N, 3C, T) +=; qkv and probs as given to / saved by forward.
+    /// workspace: (s.workspaceCount).
+    public static func backward(_ s: AttentionShape, qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>,
+                                dA: UnsafePointer<Float>, dQKV: UnsafeMutablePointer<Float>,
+                                workspace: UnsafeMutablePointer<Float>) {
+        let t = s.tokens, d = s.headDim, c = s.channels
+        let scale = Float(1 / Double(d).squareRoot())
+        let dS = workspace  // (T, T): dProbs, then in place dScores
+        for n in 0..<s.batch {
+            for h in 0..<s.heads {
+                let q = qkv + (n * 3 * c + h * d) * t, k = q + c * t, v = q + 2 * c * t
+                let dq = dQKV + (n * 3 * c + h * d) * t, dk = dq + c * t, dv = dq + 2 * c * t
+                let p = probs + (n * s.heads + h) * t * t
+                let da = dA + (n * c + h * d) * t
+                // dv (d, T) += da (d, T) p (T, T)
+                Gemm.sgemm(transA: false, transB: false, m: d, n: t, k: t, alpha: 1,
+                           a: da, lda: t, b: p, ldb: t, beta: 1, c: dv, ldc: t)
+                // dP (T, T) = da^T v
+                Gemm.sgemm(transA: true, transB: false, m: t, n: t, k: d, alpha: 1,
+                           a: da, lda: t, b: v, ldb: t, beta: 0, c: dS, ldc: t)
+                // softmax backward per query row: dS = p (dP - sum_j p dP)
+                for row in 0..<t {
+                    let pr = p + row * t, dr = dS + row * t
+                    var dot: Float = 0
+                    for j in 0..<t { dot += pr[j] * dr[j] }
+                    for j in 0..<t { dr[j] = pr[j] * (dr[j] - dot) }
+                }
+                // scores = scale q^T k: dq (d, T) += scale k dS^T, dk (d, T) += scale q dS
+                Gemm.sgemm(transA: false, transB: true, m: d, n: t, k: t, alpha: scale,
+                           a: k, lda: t, b: dS, ldb: t, beta: 1, c: dq, ldc: t)
+                Gemm.sgemm(transA: false, transB: false, m: d, n: t, k: t, alpha: scale,
+                           a: q, lda: t, b: dS, ldb: t, beta: 1, c: dk, ldc: t)
+            }
+        }
+    }
+
+    /// In-place numerically stable softmax of x (count): subtract the max, exponentiate, normalise.
+    static func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ count: Int) {
+        var mx = -Float.infinity
+        for j in 0..<count { mx = max(mx, x[j]) }
+        var acc = Vec(repeating: 0)
+        var j = 0
+        while j + vecWidth <= count {
+            let e = vexp(loadVec(x + j) - mx)
+            storeVec(e, x + j)
+            acc += e
+            j += vecWidth
+        }
+        if j < count {
+            // padding lanes hold exp(0 - mx); they are neither stored nor summed
+            let e = vexp(loadPartial(x + j, count - j) - mx)
+            storePartial(e, x + j, count - j)
+            for i in 0..<(count - j) { acc[i] += e[i] }
+        }
+        let inv = 1 / acc.sum()
+        for i in 0..<count { x[i] *= inv }
+    }
+}

@@ -1,0 +1,36 @@
+// Single-precision matrix multiply: the OpenBLAS fast path that every conv, linear and attention kernel goes
+// through, and a plain triple loop beside it that the tests use as ground truth.
+import CBLAS
+
+public enum Gemm {
+    /// C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C, all row-major with the given leading dimensions.
+    /// op(A) = A^T when `transA` (then A is stored (k, m)); likewise for B (stored (n, k) when `transB`).
+    /// With beta == 0 the old contents of C are ignored (NaNs in C do not leak), as BLAS specifies.
+    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                             c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta,
+                    c, blasint(ldc))
+    }
+
+    /// The reference: each C element is one dot product accumulated in Double. It is the simplest code that is
+    /// obviously right, used to check `sgemm` and the kernels built on it (and, in bench-sgemm, as the floor).
+    public static func sgemmNaive(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0.0
+                for p in 0..<k {
+                    let aip = transA ? a[p * lda + i] : a[i * lda + p]
+                    let bpj = transB ? b[j * ldb + p] : b[p * ldb + j]
+                    sum += Double(aip) * Double(bpj)
+                }
+                let old = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+                c[i * ldc + j] = Float(Double(alpha) * sum + old)
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+// `controlnet bench-sgemm`: how fast is this machine's sgemm at the shapes the UNet's convs use? Prints JSON.
+import ArgumentParser
+import Foundation
+import Kernels
+
+struct BenchSgemm: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-sgemm",
+        abstract: "Measure OpenBLAS sgemm GFLOP/s at the mnist UNet's conv GEMM shapes (batch 64), print JSON.")
+
+    @Option(help: "OpenBLAS threads (openblas_set_num_threads).")
+    var threads: Int = 1
+
+    @Option(help: "Timed repetitions of each OpenBLAS GEMM (the naive GEMM always runs once).")
+    var repeats: Int = 5
+
+    @Option(help: "Batch size of the conv shapes.")
+    var batch: Int = 64
+
+    struct Report: Codable {
+        var coreName: String
+        var threads: Int
+        var batch: Int
+        var ceiling2048: SgemmMeasurement
+        var convShapes: [SgemmMeasurement]
+        var naive: [SgemmMeasurement]
+    }
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
+    }
+
+    func run() throws {
+        BLASRuntime.setThreads(threads)
+        let cases = SgemmBenchmark.convCases(batch: batch)
+        let ceiling = SgemmBenchmark.measure(SgemmCase(name: "square 2048", m: 2048, n: 2048, k: 2048),
+                                             repeats: max(1, min(repeats, 3)))
+        let conv = cases.map { SgemmBenchmark.measure($0, repeats: repeats) }
+        // The naive loop manages ~1 GFLOP/s: time it once, on the two smallest forward shapes.
+        let naiveCases = cases.filter { $0.name.hasSuffix("forward") }.sorted { $0.flops < $1.flops }.prefix(2)
+        let naive = naiveCases.map { SgemmBenchmark.measure($0, repeats: 1, naive: true) }
+        let report = Report(coreName: BLASRuntime.coreName, threads: BLASRuntime.threads, batch: batch,
+                            ceiling2048: ceiling, convShapes: conv, naive: naive)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    }
+}

@@ -1,1 +1,0 @@
-// SafeTensors module.

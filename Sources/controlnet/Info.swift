@@ -1,0 +1,54 @@
+// `controlnet info`: how this build will run on this machine. Each section is one function so more can be added
+// (e.g. model parameter counts for a configuration).
+import ArgumentParser
+import Foundation
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Show the BLAS kernels and threads this machine uses.")
+
+    @Flag(name: .customLong("blas-coretype"),
+          help: ArgumentHelp("Print only the OPENBLAS_CORETYPE value processes here need for fast kernels, or nothing "
+              + "when OpenBLAS's own choice is right.",
+              discussion: "For scripts: processes that cannot re-execute themselves (e.g. `swift test`) need it in "
+              + "their environment before OpenBLAS loads."))
+    var blasCoretype = false
+
+    func run() throws {
+        if blasCoretype {
+            if let value = BLASEnvironment.coreTypeForOtherProcesses { print(value) }
+            return
+        }
+        printBLAS()
+    }
+
+    private func printBLAS() {
+        let core = BLASEnvironment.coreName
+        let variable = BLASEnvironment.coreTypeVariable
+        let how: String
+        switch BLASEnvironment.choice {
+        case .openBLAS:
+            how = "OpenBLAS's own detection"
+        case .automatic(let detected):
+            how = "chosen automatically: OpenBLAS detected \(detected), older than this CPU, so \(variable) was set"
+        case .user:
+            how = "\(variable)=\(ProcessInfo.processInfo.environment[variable] ?? "") set by the user"
+        }
+        print("BLAS core:     \(core) (\(how))")
+        if case .automatic(let detected) = BLASEnvironment.choice, core == detected {
+            print("warning:       OpenBLAS ignored \(variable); matrix products run on the slow \(core) kernels")
+        }
+
+        let threads = BLASEnvironment.threadCount
+        let source = BLASEnvironment.threadCountSource.map { "from \($0.name)=\($0.value)" }
+            ?? "OpenBLAS default: one per available core; set OPENBLAS_NUM_THREADS to change"
+        print("BLAS threads:  \(threads) (\(source))")
+        print("BLAS build:    \(BLASEnvironment.configuration)")
+
+        let flags = BLASEnvironment.cpuFlags()
+        let isa = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma", "avx"].filter(flags.contains)
+        let processors = ProcessInfo.processInfo.activeProcessorCount
+        print("CPU:           \(processors) cores; \(isa.isEmpty ? "no AVX" : isa.joined(separator: " "))")
+    }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): setup, every Swift test, then each scripts/mpi-tests/*.sh in order.
+# Ends with the line "N passed, M failed" for the MPI scripts; exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "test: $*"; }
+
+bash scripts/setup.sh || { echo "test: ERROR: scripts/setup.sh failed" >&2; exit 1; }
+if ! command -v swift >/dev/null && [ -x /opt/swift/usr/bin/swift ]; then export PATH="/opt/swift/usr/bin:$PATH"; fi
+
+# The xctest process cannot re-execute itself with better OpenBLAS kernels the way `controlnet` does, so it
+# gets them from its environment.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    coretype=$(.build/release/controlnet info --blas-coretype) \
+        || { echo "test: ERROR: controlnet info --blas-coretype failed" >&2; exit 1; }
+    if [ -n "$coretype" ]; then
+        export OPENBLAS_CORETYPE=$coretype
+        say "OPENBLAS_CORETYPE=$coretype (from controlnet info --blas-coretype)"
+    else
+        say "OpenBLAS picks fast kernels for this CPU by itself ($(.build/release/controlnet info | sed -n 's/^BLAS core: *\([^ ]*\).*/\1/p'))"
+    fi
+fi
+
+status=0
+say "swift test"
+if swift test; then
+    swift_result="passed"
+else
+    swift_result="FAILED"
+    status=1
+fi
+
+passed=0
+failed=0
+failures=()
+if [ -d scripts/mpi-tests ]; then
+    # mpirun refuses to start as root without these (containers, CI).
+    if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+    while IFS= read -r script; do
+        say "$script"
+        if bash "$script"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            failures+=("$script")
+            say "FAILED: $script"
+        fi
+    done < <(find scripts/mpi-tests -maxdepth 1 -name '*.sh' -type f | LC_ALL=C sort)
+else
+    say "no scripts/mpi-tests directory: no MPI tests to run"
+fi
+
+say "swift test $swift_result"
+[ ${#failures[@]} -eq 0 ] || say "failed MPI tests: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

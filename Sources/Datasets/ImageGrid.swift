@@ -44,4 +44,22 @@ public enum ImageGrid {
         }
         return (out, outW, outH)
     }
+
+    /// Nearest-neighbour enlargement by an integer factor (28-pixel digits are hard to see at 1x).
+    /// pixels: (height, width, channels). Result: (height*factor, width*factor, channels).
+    public static func upscale(_ pixels: [UInt8], width: Int, height: Int, channels: Int = 1, factor: Int)
+        -> (pixels: [UInt8], width: Int, height: Int)
+    {
+        precondition(factor >= 1 && pixels.count == width * height * channels, "bad upscale arguments")
+        let outW = width * factor, outH = height * factor
+        var out = [UInt8](repeating: 0, count: outW * outH * channels)
+        for y in 0 ..< outH {
+            for x in 0 ..< outW {
+                for c in 0 ..< channels {
+                    out[(y * outW + x) * channels + c] = pixels[((y / factor) * width + x / factor) * channels + c]
+                }
+            }
+        }
+        return (out, outW, outH)
+    }
 }

@@ -1,5 +1,5 @@
 // The training-loss curve as an RGB image: axes with "nice" ticks (1, 2, 5 x 10^k) labelled in the built-in
-// bitmap font, light grid lines, the raw loss in light blue and an exponential moving average in dark blue
+// bitmap font, light grid lines, the raw loss in light blue and a centred moving average in dark blue
 // (diffusion losses are noisy; the average shows the trend). Non-finite losses are skipped.
 import Foundation
 
@@ -49,21 +49,23 @@ public enum LossPlot {
                             scale: scale, color: black, into: &canvas.rgb, width: width, height: height)
         }
 
-        // Raw curve, then its moving average on top; the window grows with the run so long runs stay readable.
-        let alpha = min(1, 20 / Double(max(points.count, 1)))
-        var ema = ys.first ?? 0
-        var previousRaw: (Int, Int)? = nil, previousSmooth: (Int, Int)? = nil
-        var smoothPoints: [(Int, Int)] = []
+        // Raw curve, then a centred moving average on top (centred, so the trend does not lag behind the data);
+        // the window grows with the run so long runs stay readable.
+        let half = points.count / 100
+        var prefix = [0.0]
+        for y in ys { prefix.append(prefix.last! + y) }
+        var previous: (Int, Int)? = nil
         for (x, y) in zip(xs, ys) {
-            ema += alpha * (y - ema)
-            let p = (px(x), py(y)), s = (px(x), py(ema))
-            if let q = previousRaw { canvas.line(q.0, q.1, p.0, p.1, raw) } else { canvas.set(p.0, p.1, raw) }
-            previousRaw = p
-            smoothPoints.append(s)
+            let p = (px(x), py(y))
+            if let q = previous { canvas.line(q.0, q.1, p.0, p.1, raw) } else { canvas.set(p.0, p.1, raw) }
+            previous = p
         }
-        for s in smoothPoints {
-            if let q = previousSmooth { canvas.line(q.0, q.1, s.0, s.1, smooth, thick: scale > 1) } else { canvas.set(s.0, s.1, smooth) }
-            previousSmooth = s
+        previous = nil
+        for k in 0 ..< points.count {
+            let a = max(0, k - half), b = min(points.count, k + half + 1)
+            let p = (px(xs[k]), py((prefix[b] - prefix[a]) / Double(b - a)))
+            if let q = previous { canvas.line(q.0, q.1, p.0, p.1, smooth, thick: scale > 1) } else { canvas.set(p.0, p.1, smooth) }
+            previous = p
         }
         canvas.line(left, top, left, top + plotH, black)                      // y axis
         canvas.line(left, top + plotH, left + plotW - 1, top + plotH, black)  // x axis

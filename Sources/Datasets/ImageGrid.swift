@@ -1,0 +1,65 @@
+// Contact sheets for inspecting data and samples: each cell is a group of single-channel panels side by side
+// (e.g. hint | image, or hint | sample | reference), cells laid out row-major on a mid-gray background.
+public enum ImageGrid {
+    /// Background gray between cells and between the panels of a cell.
+    public static let background: UInt8 = 128
+    /// Pixels of background around cells, and between panels inside a cell.
+    public static let cellPadding = 2, panelGap = 1
+
+    /// hint | image pairs; values in [0,1] for hints and [-1,1] for images, each (H, W) single-channel.
+    /// hints, images: (count, H, W). Result: gray (height, width).
+    public static func pairs(hints: [Float], images: [Float], count: Int, height: Int, width: Int, columns: Int)
+        -> (pixels: [UInt8], width: Int, height: Int)
+    {
+        groups([(hints, 0 ... 1), (images, -1 ... 1)], count: count, height: height, width: width, columns: columns)
+    }
+
+    /// Cells of panels.count images each; panel p holds `count` (H, W) images with values in its range, mapped to
+    /// 0...255 (clamped). Result: gray (height, width).
+    public static func groups(_ panels: [(values: [Float], range: ClosedRange<Float>)], count: Int, height: Int,
+                              width: Int, columns: Int) -> (pixels: [UInt8], width: Int, height: Int) {
+        precondition(!panels.isEmpty && count > 0 && columns > 0 && height > 0 && width > 0,
+                     "grid needs at least one panel, one image and one column")
+        for p in panels { precondition(p.values.count == count * height * width, "each panel must hold count*H*W values") }
+        let cols = min(columns, count)
+        let rows = (count + cols - 1) / cols
+        let cellW = panels.count * width + (panels.count - 1) * panelGap
+        let outW = cols * cellW + (cols + 1) * cellPadding
+        let outH = rows * height + (rows + 1) * cellPadding
+        var out = [UInt8](repeating: background, count: outW * outH)
+        for n in 0 ..< count {
+            let x0 = cellPadding + (n % cols) * (cellW + cellPadding)
+            let y0 = cellPadding + (n / cols) * (height + cellPadding)
+            for (p, panel) in panels.enumerated() {
+                let px = x0 + p * (width + panelGap)
+                let lo = panel.range.lowerBound, span = panel.range.upperBound - panel.range.lowerBound
+                for i in 0 ..< height {
+                    for j in 0 ..< width {
+                        let v = (panel.values[(n * height + i) * width + j] - lo) / span
+                        let clamped = v.isNaN ? 0 : min(max(v, 0), 1)
+                        out[(y0 + i) * outW + px + j] = UInt8((clamped * 255).rounded())
+                    }
+                }
+            }
+        }
+        return (out, outW, outH)
+    }
+
+    /// Nearest-neighbour enlargement by an integer factor (28-pixel digits are hard to see at 1x).
+    /// pixels: (height, width, channels). Result: (height*factor, width*factor, channels).
+    public static func upscale(_ pixels: [UInt8], width: Int, height: Int, channels: Int = 1, factor: Int)
+        -> (pixels: [UInt8], width: Int, height: Int)
+    {
+        precondition(factor >= 1 && pixels.count == width * height * channels, "bad upscale arguments")
+        let outW = width * factor, outH = height * factor
+        var out = [UInt8](repeating: 0, count: outW * outH * channels)
+        for y in 0 ..< outH {
+            for x in 0 ..< outW {
+                for c in 0 ..< channels {
+                    out[(y * outW + x) * channels + c] = pixels[((y / factor) * width + x / factor) * channels + c]
+                }
+            }
+        }
+        return (out, outW, outH)
+    }
+}

@@ -1,0 +1,46 @@
+# Shared settings for the mpirun tests in this directory: sourced by each NN-*.sh, never run on its own.
+# Every test exits non-zero on failure; scripts/test.sh runs them in name order.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CONTROLNET=${CONTROLNET:-$REPO_ROOT/.build/release/controlnet}
+
+# Flags every test run shares:
+#   ob1 + vader/self: the shared-memory path of a single machine (no UCX/OFI probing, which only adds noise);
+#   OPENBLAS_NUM_THREADS=1: one BLAS thread per rank, or ranks and BLAS threads fight over the cores;
+#   --bind-to none: the test machine is shared with builds, so pinning ranks to cores only makes them wait.
+MPIRUN_FLAGS=(--mca pml ob1 --mca btl self,vader -x OPENBLAS_NUM_THREADS=1 --bind-to none)
+# Open MPI refuses to run as root unless told; containers and CI often run as root.
+if [ "$(id -u)" = 0 ]; then
+    MPIRUN_FLAGS+=(--allow-run-as-root)
+fi
+
+fail() {
+    echo "FAIL $(basename "$0"): $*" >&2
+    exit 1
+}
+
+# Builds the release binary once if it is missing (a no-op otherwise: rebuilding is the caller's job).
+ensure_controlnet() {
+    if [ ! -x "$CONTROLNET" ]; then
+        echo "building $CONTROLNET" >&2
+        (cd "$REPO_ROOT" && swift build -c release --product controlnet) >&2
+    fi
+    [ -x "$CONTROLNET" ] || fail "no executable at $CONTROLNET"
+}
+
+# mpirun_for NP: sets the array MPIRUN to the mpirun command line for NP ranks with the shared flags, so that
+# callers can wrap it: timeout 60 "${MPIRUN[@]}" "$CONTROLNET" comm-check. More ranks than this machine's
+# 2 cores need --oversubscribe.
+mpirun_for() {
+    local np=$1
+    MPIRUN=(mpirun -np "$np" "${MPIRUN_FLAGS[@]}")
+    if [ "$np" -gt 2 ]; then
+        MPIRUN+=(--oversubscribe)
+    fi
+}
+
+# now_seconds: wall clock with sub-second resolution, for elapsed-time assertions.
+now_seconds() {
+    date +%s.%N
+}

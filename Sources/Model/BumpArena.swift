@@ -5,7 +5,8 @@ import Foundation
 public final class BumpArena: @unchecked Sendable {
     // @unchecked: used by one thread at a time (the training step); it owns its blocks.
     private var block: FloatBuffer
-    private var overflow: [FloatBuffer] = []     // requests that did not fit this cycle; merged at the next reset
+    private var overflow: [FloatBuffer] = []     // live requests that did not fit this cycle
+    private var retired: [FloatBuffer] = []      // released overflow blocks, freed at the next reset
     private var top = 0
     private var overflowFloats = 0
     /// Largest number of floats live at once in the last cycle (the size the block grows to).
@@ -19,9 +20,9 @@ public final class BumpArena: @unchecked Sendable {
 
     /// Starts a new cycle. If the last cycle overflowed, the block is regrown once to its peak.
     public func reset() {
-        if !overflow.isEmpty || peak > block.count {
+        if !overflow.isEmpty || !retired.isEmpty || peak > block.count {
             block = FloatBuffer(count: peak)
-            overflow.removeAll()
+            overflow.removeAll(); retired.removeAll()
             growCount += 1
         }
         top = 0; overflowFloats = 0
@@ -55,9 +56,10 @@ public final class BumpArena: @unchecked Sendable {
     public func release(to mark: Mark) {
         top = mark.top
         if overflow.count > mark.overflowCount {
-            // Keep the blocks alive until reset (pointers may not be reused within the cycle), but count them free.
-            overflowFloats -= overflow[mark.overflowCount...].reduce(0) { $0 + $1.count }
-            overflowFloats = max(overflowFloats, 0)
+            // Pointers must stay valid until reset, so the blocks are retired, not freed.
+            retired.append(contentsOf: overflow[mark.overflowCount...])
+            overflow.removeSubrange(mark.overflowCount...)
+            overflowFloats = overflow.reduce(0) { $0 + $1.count }
         }
     }
 }

@@ -14,7 +14,7 @@ public final class RunLog: @unchecked Sendable {
         isTerminal = isatty(STDOUT_FILENO) != 0 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         if rank == 0, let url = metricsURL {
             let fm = FileManager.default
-            if !append || !fm.fileExists(atPath: url.path) { fm.createFile(atPath: url.path, contents: nil) }
+            if !append || !fm.fileExists(atPath: url.path) { _ = fm.createFile(atPath: url.path, contents: nil) }
             guard let h = FileHandle(forWritingAtPath: url.path) else {
                 throw OptionsError(option: "--out", message: "cannot write \(url.path); check the directory's permissions")
             }
@@ -30,7 +30,7 @@ public final class RunLog: @unchecked Sendable {
         guard rank == 0 else { return }
         clearBar()
         print(message)
-        fflush(stdout)
+        fflush(nil)
     }
 
     /// Something is wrong: every rank prints it, tagged with the rank.
@@ -58,10 +58,10 @@ public final class RunLog: @unchecked Sendable {
             print("\r" + line + String(repeating: " ", count: max(0, lastBarLength - line.count)), terminator: "")
             lastBarLength = line.count
             if step == total { print(""); lastBarLength = 0 }
-            fflush(stdout)
+            fflush(nil)
         } else if force {
             print(text)
-            fflush(stdout)
+            fflush(nil)
         }
     }
 

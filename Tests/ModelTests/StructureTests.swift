@@ -38,8 +38,9 @@ final class StructureTests: XCTestCase {
             defer { withExtendedLifetime((xb, hb)) {} }
             let n = f.batch * f.perSample
             let frozen = WeightSource(params: f.unetParams.pointer, grads: nil)
+            let baseArenas = StepArenas()
             let base = Array(UnsafeBufferPointer(start: f.unet.forward(frozen, x: x, t: f.t, labels: f.labels,
-                                                                       arenas: StepArenas()), count: n))
+                                                                       arenas: baseArenas), count: n))
             let arenas = StepArenas()
             let res = f.control.forward(WeightSource(params: control.pointer, grads: nil), x: x, hint: hint, t: f.t,
                                         labels: f.labels, arenas: arenas)

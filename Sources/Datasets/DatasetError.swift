@@ -47,16 +47,16 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
                 + "Re-download the file."
         case let .badMagic(path, offset, found, expected):
             return "\(path): bad IDX magic at byte offset \(offset): found 0x\(hex8(found)), expected "
-                + "0x\(hex8(expected)). Is this the right file (images idx3-ubyte vs labels idx1-ubyte)?"
+                + "0x\(hex8(expected)). Is this the right file (images idx3-ubyte vs labels idx1-ubyte)?" + offsetNote(path)
         case let .truncated(path, offset, expectedSize, what):
             return "\(path): truncated: the data ends at byte offset \(offset), inside the \(what), but the header "
-                + "promises \(expectedSize) bytes. The file is incomplete; re-download it."
+                + "promises \(expectedSize) bytes. The file is incomplete; re-download it." + offsetNote(path)
         case let .trailingBytes(path, offset, extra):
             return "\(path): \(extra) unexpected bytes after the data, starting at byte offset \(offset). "
-                + "The header's counts do not match the file size."
+                + "The header's counts do not match the file size." + offsetNote(path)
         case let .wrongDimensions(path, offset, found, expected):
             return "\(path): wrong dimensions \(found.map(String.init).joined(separator: "x")) in the header at "
-                + "byte offset \(offset); expected \(expected)."
+                + "byte offset \(offset); expected \(expected)." + offsetNote(path)
         case let .countMismatch(imagesPath, images, labelsPath, labels):
             return "\(imagesPath) holds \(images) images but \(labelsPath) holds \(labels) labels; "
                 + "pair each images file with its own labels file."
@@ -66,7 +66,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
         case let .badCSVRow(path, line, fields, expected):
             return "\(path): line \(line) has \(fields) fields, expected \(expected) (pixels then the label)."
         case let .badLabel(path, offset, value, expected):
-            return "\(path): label \(value) at byte offset \(offset) is out of range; expected \(expected)."
+            return "\(path): label \(value) at byte offset \(offset) is out of range; expected \(expected)." + offsetNote(path)
         case let .unknownDataset(name):
             return "unknown dataset '\(name)': use \"mnist5k\", \"fashion\", or the path of an existing IDX images "
                 + "file (*-images-idx3-ubyte[.gz]) or .csv/.csv.gz file."
@@ -81,6 +81,11 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
             return "\(path): no \(split) split. \(fix)"
         }
     }
+}
+
+/// Offsets in .gz files count decompressed bytes; say so, since `xxd` on the file would show something else.
+private func offsetNote(_ path: String) -> String {
+    path.hasSuffix(".gz") ? " (Offsets count decompressed bytes.)" : ""
 }
 
 private func hex8(_ v: UInt32) -> String {

@@ -14,16 +14,17 @@ enum Morphology {
                 toClear.removeAll(keepingCapacity: true)
                 for i in 0 ..< height {
                     for j in 0 ..< width where bits[i * width + j] == 1 {
-                        // Neighbours P2..P9, clockwise from north.
-                        let p = [at(i - 1, j), at(i - 1, j + 1), at(i, j + 1), at(i + 1, j + 1),
-                                 at(i + 1, j), at(i + 1, j - 1), at(i, j - 1), at(i - 1, j - 1)]
-                        let b = p.reduce(0, +)
+                        // Neighbours P2..P9, clockwise from north, as bits 0...7 (no per-pixel allocation: this
+                        // runs for every ink pixel of every image when a dataset's scribbles are cached).
+                        let ring = at(i - 1, j) | at(i - 1, j + 1) << 1 | at(i, j + 1) << 2 | at(i + 1, j + 1) << 3
+                            | at(i + 1, j) << 4 | at(i + 1, j - 1) << 5 | at(i, j - 1) << 6 | at(i - 1, j - 1) << 7
+                        let b = ring.nonzeroBitCount
                         guard b >= 2 && b <= 6 else { continue }
-                        var a = 0  // 0 -> 1 transitions around the ring: 1 means a simple boundary point
-                        for k in 0 ..< 8 where p[k] == 0 && p[(k + 1) % 8] == 1 { a += 1 }
-                        guard a == 1 else { continue }
-                        let (n, e, s, w) = (p[0], p[2], p[4], p[6])
-                        let remove = pass == 0 ? (n * e * s == 0 && e * s * w == 0) : (n * e * w == 0 && n * s * w == 0)
+                        // 0 -> 1 transitions around the ring: exactly one means a simple boundary point.
+                        let rotated = (ring >> 1) | ((ring & 1) << 7)
+                        guard (~ring & rotated & 0xFF).nonzeroBitCount == 1 else { continue }
+                        let (n, e, s, w) = (ring & 1, ring >> 2 & 1, ring >> 4 & 1, ring >> 6 & 1)
+                        let remove = pass == 0 ? (n & e & s == 0 && e & s & w == 0) : (n & e & w == 0 && n & s & w == 0)
                         if remove { toClear.append(i * width + j) }
                     }
                 }

@@ -25,7 +25,8 @@ struct SafeTensorsHeader {
         let json = try Self.parseJSON(headerBytes, file: file)
         metadata = [:]
         tensors = []
-        for (name, value) in json {
+        for name in json.keys.sorted() {  // sorted: with several bad entries, the same one is reported every time
+            let value = json[name]!
             if name == "__metadata__" {
                 metadata = try Self.parseMetadata(value, file: file)
             } else {

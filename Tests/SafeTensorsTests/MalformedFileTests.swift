@@ -31,6 +31,7 @@ final class MalformedFileTests: XCTestCase {
     }
 
     func testTruncatedFiles() throws {
+        XCTAssertEqual(try openError([]), .truncated(file: path(), tensor: nil, size: 0, needed: 8))
         XCTAssertEqual(try openError([1, 0, 0]), .truncated(file: path(), tensor: nil, size: 3, needed: 8))
         // The length prefix promises more header than there is.
         let shortHeader = craftedFile(header: "{}", data: [], lengthPrefix: 100)

@@ -46,7 +46,7 @@ if [ -d scripts/mpi-tests ]; then
             failures+=("$script")
             say "FAILED: $script"
         fi
-    done < <(find scripts/mpi-tests -maxdepth 1 -name '*.sh' -type f | LC_ALL=C sort)
+    done < <(find scripts/mpi-tests -maxdepth 1 -name '[0-9]*.sh' -type f | LC_ALL=C sort)
 else
     say "no scripts/mpi-tests directory: no MPI tests to run"
 fi

@@ -82,6 +82,14 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         precondition(maxElementsPerCall > 0 && maxElementsPerCall <= Int(Int32.max),
                      "maxElementsPerCall \(maxElementsPerCall) not in 1...Int32.max")
         let world = try MPIRuntime.world.get()
+        var finalized: Int32 = 0
+        _ = MPI_Finalized(&finalized)
+        if finalized != 0 {
+            throw CommunicatorError(
+                call: "MPICommunicator.init", rank: world.rank, code: 0,
+                message: "MPI was already finalised in this process and cannot be restarted; create every "
+                    + "communicator before calling finalize()")
+        }
         self.rank = world.rank
         self.size = world.size
         self.comm = world.comm
@@ -141,6 +149,22 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         _ = MPI_Abort(comm, code)
         // MPI_Abort should not return; if it does, at least this rank must not carry on.
         exit(code)
+    }
+
+    /// Proves that failures come back as Swift errors rather than killing the job: an all-reduce with a negative
+    /// count, which MPI rejects during argument checking on each rank without communicating. Returns the error
+    /// (nil would mean MPI accepted it, i.e. argument checking is off: mpi_param_check=0).
+    public func provokeArgumentError() -> CommunicatorError? {
+        var value: Float = 0
+        do {
+            try check(MPI_Allreduce(cmpi_in_place(), &value, -1, cmpi_float(), cmpi_sum(), comm),
+                      "MPI_Allreduce(deliberately invalid count -1)")
+            return nil
+        } catch let error as CommunicatorError {
+            return error
+        } catch {
+            preconditionFailure("check throws only CommunicatorError, got \(error)")
+        }
     }
 
     public func finalize() {

@@ -130,6 +130,15 @@ struct CommCheck: ParsableCommand {
             var bytes = [UInt8](repeating: UInt8(rank & 0xff), count: 200_003)
             try bytes.withUnsafeMutableBytes { try chunked.broadcast($0.baseAddress!, byteCount: $0.count, root: 0) }
             check.expect(bytes.allSatisfy { $0 == 0 }, "chunked broadcast of 200003 bytes from root 0 went wrong")
+            // MPI failures must come back as errors naming the call, the rank and MPI's own text.
+            if let error = chunked.provokeArgumentError() {
+                let text = error.description
+                check.expect(text.contains("MPI_Allreduce") && text.contains("rank \(rank)")
+                                 && text.uppercased().contains("COUNT"),
+                             "MPI's error for an invalid count is not reported usefully: \(text)")
+            } else {
+                check.fail("MPI accepted an all-reduce with count -1; run with --mca mpi_param_check 1")
+            }
         }
 
         try comm.barrier()

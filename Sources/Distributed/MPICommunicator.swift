@@ -96,8 +96,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         self.maxElementsPerCall = maxElementsPerCall
     }
 
-    private func check(_ code: Int32, _ call: String) throws {
-        if let error = MPIRuntime.check(code, call: call, rank: rank) { throw error }
+    /// call is an autoclosure so that the description is only built when something failed.
+    private func check(_ code: Int32, _ call: @autoclosure () -> String) throws {
+        if code != cmpi_success() {
+            throw CommunicatorError(call: call(), rank: rank, code: code, message: MPIRuntime.errorString(code))
+        }
     }
 
     /// One in-place MPI_SUM all-reduce, then a division by size. buffer: (count,) Float.
@@ -108,7 +111,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                       "MPI_Allreduce(average of \(count) floats)")
         }
         if size == 1 { return }
-        // Division rather than multiplication by 1/size keeps the mean correctly rounded for every world size.
+        // Division rather than multiplication by 1/size: sum/3 is correctly rounded, sum*(1/3) can be an ulp off.
         let divisor = Float(size)
         for i in 0 ..< count { buffer[i] /= divisor }
     }

@@ -18,6 +18,7 @@ struct CommCheck: ParsableCommand {
     enum DeathKind: String, ExpressibleByArgument, CaseIterable {
         case kill  // raise(SIGKILL): no clean-up at all, like the OOM killer or a lost node
         case exit  // exit(3) without MPI_Finalize, like a crash that unwinds
+        case abort  // Communicator.abort (MPI_Abort), what the trainer does on an error it cannot recover from
     }
 
     @Option(help: "Floats in the averaged buffer (default: the MNIST ControlNet's trainable parameter count).")
@@ -35,7 +36,7 @@ struct CommCheck: ParsableCommand {
     @Option(help: "Seconds after the start of the loop at which --die-rank dies.")
     var dieAfterSeconds: Double = 2
 
-    @Option(help: "How --die-rank dies: kill (SIGKILL) or exit (exit(3) without finalising).")
+    @Option(help: "How --die-rank dies: kill (SIGKILL), exit (exit(3) without finalising) or abort (MPI_Abort).")
     var dieHow: DeathKind = .kill
 
     func validate() throws {
@@ -205,6 +206,7 @@ struct CommCheck: ParsableCommand {
                 switch dieHow {
                 case .kill: raise(SIGKILL)
                 case .exit: exitWithoutFinalize(3)
+                case .abort: comm.abort(code: 4, message: "comm-check --die-how abort")
                 }
             }
             fill(&buffer, rank: comm.rank)

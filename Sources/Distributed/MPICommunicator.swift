@@ -82,14 +82,25 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         precondition(maxElementsPerCall > 0 && maxElementsPerCall <= Int(Int32.max),
                      "maxElementsPerCall \(maxElementsPerCall) not in 1...Int32.max")
         let world = try MPIRuntime.world.get()
+        var finalized: Int32 = 0
+        _ = MPI_Finalized(&finalized)
+        if finalized != 0 {
+            throw CommunicatorError(
+                call: "MPICommunicator.init", rank: world.rank, code: 0,
+                message: "MPI was already finalised in this process and cannot be restarted; create every "
+                    + "communicator before calling finalize()")
+        }
         self.rank = world.rank
         self.size = world.size
         self.comm = world.comm
         self.maxElementsPerCall = maxElementsPerCall
     }
 
-    private func check(_ code: Int32, _ call: String) throws {
-        if let error = MPIRuntime.check(code, call: call, rank: rank) { throw error }
+    /// call is an autoclosure so that the description is only built when something failed.
+    private func check(_ code: Int32, _ call: @autoclosure () -> String) throws {
+        if code != cmpi_success() {
+            throw CommunicatorError(call: call(), rank: rank, code: code, message: MPIRuntime.errorString(code))
+        }
     }
 
     /// One in-place MPI_SUM all-reduce, then a division by size. buffer: (count,) Float.
@@ -100,7 +111,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                       "MPI_Allreduce(average of \(count) floats)")
         }
         if size == 1 { return }
-        // Division rather than multiplication by 1/size keeps the mean correctly rounded for every world size.
+        // Division rather than multiplication by 1/size: sum/3 is correctly rounded, sum*(1/3) can be an ulp off.
         let divisor = Float(size)
         for i in 0 ..< count { buffer[i] /= divisor }
     }
@@ -141,6 +152,22 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         _ = MPI_Abort(comm, code)
         // MPI_Abort should not return; if it does, at least this rank must not carry on.
         exit(code)
+    }
+
+    /// Proves that failures come back as Swift errors rather than killing the job: an all-reduce with a negative
+    /// count, which MPI rejects during argument checking on each rank without communicating. Returns the error
+    /// (nil would mean MPI accepted it, i.e. argument checking is off: mpi_param_check=0).
+    public func provokeArgumentError() -> CommunicatorError? {
+        var value: Float = 0
+        do {
+            try check(MPI_Allreduce(cmpi_in_place(), &value, -1, cmpi_float(), cmpi_sum(), comm),
+                      "MPI_Allreduce(deliberately invalid count -1)")
+            return nil
+        } catch let error as CommunicatorError {
+            return error
+        } catch {
+            preconditionFailure("check throws only CommunicatorError, got \(error)")
+        }
     }
 
     public func finalize() {

@@ -18,6 +18,7 @@ struct CommCheck: ParsableCommand {
     enum DeathKind: String, ExpressibleByArgument, CaseIterable {
         case kill  // raise(SIGKILL): no clean-up at all, like the OOM killer or a lost node
         case exit  // exit(3) without MPI_Finalize, like a crash that unwinds
+        case abort  // Communicator.abort (MPI_Abort), what the trainer does on an error it cannot recover from
     }
 
     @Option(help: "Floats in the averaged buffer (default: the MNIST ControlNet's trainable parameter count).")
@@ -35,7 +36,7 @@ struct CommCheck: ParsableCommand {
     @Option(help: "Seconds after the start of the loop at which --die-rank dies.")
     var dieAfterSeconds: Double = 2
 
-    @Option(help: "How --die-rank dies: kill (SIGKILL) or exit (exit(3) without finalising).")
+    @Option(help: "How --die-rank dies: kill (SIGKILL), exit (exit(3) without finalising) or abort (MPI_Abort).")
     var dieHow: DeathKind = .kill
 
     func validate() throws {
@@ -130,6 +131,15 @@ struct CommCheck: ParsableCommand {
             var bytes = [UInt8](repeating: UInt8(rank & 0xff), count: 200_003)
             try bytes.withUnsafeMutableBytes { try chunked.broadcast($0.baseAddress!, byteCount: $0.count, root: 0) }
             check.expect(bytes.allSatisfy { $0 == 0 }, "chunked broadcast of 200003 bytes from root 0 went wrong")
+            // MPI failures must come back as errors naming the call, the rank and MPI's own text.
+            if let error = chunked.provokeArgumentError() {
+                let text = error.description
+                check.expect(text.contains("MPI_Allreduce") && text.contains("rank \(rank)")
+                                 && text.uppercased().contains("COUNT"),
+                             "MPI's error for an invalid count is not reported usefully: \(text)")
+            } else {
+                check.fail("MPI accepted an all-reduce with count -1; run with --mca mpi_param_check 1")
+            }
         }
 
         try comm.barrier()
@@ -196,6 +206,7 @@ struct CommCheck: ParsableCommand {
                 switch dieHow {
                 case .kill: raise(SIGKILL)
                 case .exit: exitWithoutFinalize(3)
+                case .abort: comm.abort(code: 4, message: "comm-check --die-how abort")
                 }
             }
             fill(&buffer, rank: comm.rank)

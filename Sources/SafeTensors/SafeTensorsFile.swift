@@ -20,11 +20,21 @@ public struct SafeTensorsFile: Sendable {
         } catch {
             throw SafeTensorsError.unreadable(file: url.path, reason: "\(error.localizedDescription)")
         }
+        (metadata, tensors, dataStart, index) = try Self.parse(bytes, url: url)
+    }
+
+    /// Parses bytes already in memory (e.g. a checkpoint shard that was just checksummed); `url` names it in errors.
+    public init(data: Data, url: URL) throws {
+        self.url = url
+        bytes = data
+        (metadata, tensors, dataStart, index) = try Self.parse(data, url: url)
+    }
+
+    private static func parse(_ bytes: Data, url: URL) throws
+        -> ([String: String], [TensorInfo], Int, [String: Int]) {
         let header = try bytes.withUnsafeBytes { try SafeTensorsHeader(file: $0, name: url.path) }
-        metadata = header.metadata
-        tensors = header.tensors
-        dataStart = header.dataStart
-        index = Dictionary(uniqueKeysWithValues: header.tensors.enumerated().map { ($1.name, $0) })
+        return (header.metadata, header.tensors, header.dataStart,
+                Dictionary(uniqueKeysWithValues: header.tensors.enumerated().map { ($1.name, $0) }))
     }
 
     /// Tensor names in data-offset order.

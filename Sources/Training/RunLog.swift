@@ -11,7 +11,14 @@ public final class RunLog: @unchecked Sendable {
 
     public init(rank: Int, metricsURL: URL?, append: Bool) throws {
         self.rank = rank
-        isTerminal = isatty(STDOUT_FILENO) != 0 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+        // CONTROLNET_PROGRESS=bar|lines overrides the guess (mpirun gives ranks a pseudo-terminal even when its
+        // own output goes to a file).
+        let env = ProcessInfo.processInfo.environment
+        switch env["CONTROLNET_PROGRESS"] {
+        case "bar": isTerminal = true
+        case "lines": isTerminal = false
+        default: isTerminal = isatty(STDOUT_FILENO) != 0 && env["TERM"] != "dumb" && env["CI"] == nil
+        }
         if rank == 0, let url = metricsURL {
             let fm = FileManager.default
             if !append || !fm.fileExists(atPath: url.path) { _ = fm.createFile(atPath: url.path, contents: nil) }

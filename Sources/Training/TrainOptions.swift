@@ -13,6 +13,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var base: String?
     public var data: String = "mnist5k"
     public var dataDir: String = "data"
+    /// Resample dataset images to the config's image size.
+    public var resize = false
     public var hint: String = "canny"
     public var batchSize: Int = 64
     public var gradAccum: Int = 1
@@ -39,7 +41,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var injectNonfinite: [String] = []
 
     enum CodingKeys: String, CodingKey {
-        case mode, config, base, data, hint, lr, epochs, seed, out, resume
+        case mode, config, base, data, hint, lr, epochs, seed, out, resume, resize
         case dataDir = "data_dir", batchSize = "batch_size", gradAccum = "grad_accum", maxGradNorm = "max_grad_norm"
         case warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", minLRFraction = "min_lr_fraction"
         case weightDecay = "weight_decay", maxSteps = "max_steps", promptDropout = "prompt_dropout"

@@ -1,6 +1,7 @@
 // The data-parallel training loop. Every rank holds the frozen weights and a replica of the trainable arena; per
 // step it computes gradients on its shard of the global batch, all-reduces the ONE flat gradient buffer, and runs
 // AdamW on identical weights. With --simulate-ranks N one process plays N ranks and averages their gradients.
+import Crypto
 import Foundation
 import Datasets
 import Distributed
@@ -40,12 +41,18 @@ public final class Trainer {
     /// Effective number of ranks: MPI ranks times simulated ranks per process.
     public let worldSize: Int
     var injections: [(step: Int, rank: Int?)] = []
+    /// Set by the last step when any rank was asked to stop.
+    var stopAgreed = false
+    /// The hash all ranks agreed on at the last replica check (nil before one ran, or with one rank).
+    public private(set) var lastReplicaHash: UInt64?
     /// Called on rank 0 after every `--validation-steps` steps (sampling previews).
     public var validation: ((Trainer, Int) throws -> Void)?
-    /// Checked after every step; set by the SIGTERM/SIGINT handler.
+    /// Read before every step's small all-reduce (set by the SIGTERM/SIGINT/SIGUSR1 handler); the ranks stop
+    /// together as soon as any of them was asked to.
     public var stopRequested: () -> Bool = { false }
-    /// Called after a step when a checkpoint is due (periodic or on a stop request).
-    public var checkpoint: ((Trainer, _ reason: String) throws -> Void)?
+    /// SHA-256 of the frozen base weights (ControlNet training), recorded in checkpoints.
+    public let baseSHA256: String?
+    public private(set) var currentLR = 0.0
 
     public init(options: TrainOptions, comm: any Communicator) throws {
         self.options = options
@@ -60,12 +67,7 @@ public final class Trainer {
                          append: options.resume != nil)
         worldSize = comm.size * options.simulateRanks
 
-        dataset = try DatasetCatalog.load(options.data, split: .train,
-                                          dataDirectory: URL(fileURLWithPath: options.dataDir))
-        guard dataset.height == config.imageSize, dataset.width == config.imageSize,
-              dataset.channels == config.inChannels else {
-            throw OptionsError(option: "--data", message: "\(options.data) has \(dataset.channels)x\(dataset.height)x\(dataset.width) images but config '\(options.config)' expects \(config.inChannels)x\(config.imageSize)x\(config.imageSize)")
-        }
+        dataset = try Self.loadDataset(options, config: config, split: .train)
         let globalBatch = options.batchSize * worldSize
         guard dataset.count >= globalBatch else {
             throw OptionsError(option: "--batch-size", message: "the global batch (\(options.batchSize) per rank x \(worldSize) ranks = \(globalBatch)) is larger than the \(dataset.count) training images of \(options.data)")
@@ -116,6 +118,7 @@ public final class Trainer {
             let parts = spec.split(separator: ":").map { Int($0)! }
             return (parts[0], parts.count > 1 ? parts[1] : nil)
         }
+        baseSHA256 = model.frozen.map { Self.sha256($0) }
         // Identical starting point everywhere: rank 0's weights win.
         if comm.size > 1 {
             if let frozen = model.frozen { try comm.broadcast(frozen.pointer, count: frozen.count, root: 0) }
@@ -123,10 +126,66 @@ public final class Trainer {
         }
     }
 
+    /// The dataset split sized for the model: `--resize` resamples images whose size differs from the config's.
+    public static func loadDataset(_ options: TrainOptions, config: ModelConfig, split: DatasetSplit) throws -> ImageDataset {
+        var data = try DatasetCatalog.load(options.data, split: split, dataDirectory: URL(fileURLWithPath: options.dataDir))
+        guard data.channels == config.inChannels else {
+            throw OptionsError(option: "--data", message: "\(options.data) has \(data.channels)-channel images but config '\(options.config)' expects \(config.inChannels)")
+        }
+        if data.height != config.imageSize || data.width != config.imageSize {
+            guard options.resize else {
+                throw OptionsError(option: "--data", message: "\(options.data) has \(data.height)x\(data.width) images but config '\(options.config)' expects \(config.imageSize)x\(config.imageSize); pass --resize to resample them")
+            }
+            data = data.resized(height: config.imageSize, width: config.imageSize)
+        }
+        return data
+    }
+
     /// Optimizer state, for checkpoints.
     public var optimizerM: FloatBuffer { m }
     public var optimizerV: FloatBuffer { v }
-    public func restore(_ restored: TrainState) { state = restored }
+
+    static func sha256(_ buffer: FloatBuffer) -> String {
+        SHA256.hash(data: UnsafeRawBufferPointer(buffer.buffer)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Continues from a checkpoint after checking it belongs to this run (config, mode, base weights, size).
+    /// Nothing is written before these checks pass. The world size may differ: the data position carries over.
+    public func resume(from loaded: CheckpointStore.Loaded) throws {
+        let m = loaded.manifest, path = loaded.directory.appendingPathComponent(CheckpointManifest.fileName).path
+        if m.mode != options.mode {
+            throw CheckpointError(path, "is a \(m.mode.rawValue) checkpoint; this run trains \(options.mode.rawValue)")
+        }
+        if m.config != config.json {
+            throw CheckpointError(path, "was made with another model config:\n  checkpoint: \(m.config)\n  this run:   \(config.json)")
+        }
+        if m.baseSHA256 != baseSHA256 {
+            throw CheckpointError(path, "was trained on another base model (SHA-256 \(m.baseSHA256 ?? "none") vs \(baseSHA256 ?? "none") of \(options.base ?? "-")); resume with the base it was made with")
+        }
+        guard m.trainableCount == model.params.count else {
+            throw CheckpointError(path, "holds \(m.trainableCount) trainable parameters; this model has \(model.params.count)")
+        }
+        if m.options.seed != options.seed {
+            throw CheckpointError(path, "was made with --seed \(m.options.seed); resuming with --seed \(options.seed) would change the data order and noise")
+        }
+        loaded.params.withUnsafeBufferPointer { model.params.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        loaded.m.withUnsafeBufferPointer { self.m.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        loaded.v.withUnsafeBufferPointer { self.v.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        var restored = m.state
+        let globalBatch = options.batchSize * worldSize
+        let old = m.state.sampler
+        do {
+            restored.sampler = try EpochSampler(datasetCount: dataset.count, seed: options.seed, globalBatch: globalBatch,
+                                                epoch: old.epoch, index: old.index)
+        } catch {
+            // The new global batch no longer fits in what is left of the epoch: continue with the next one.
+            restored.sampler = try EpochSampler(datasetCount: dataset.count, seed: options.seed, globalBatch: globalBatch,
+                                                epoch: old.epoch + 1, index: 0)
+        }
+        state = restored
+        let reshard = m.worldSize != comm.size ? " (resharded from \(m.worldSize) to \(comm.size) ranks)" : ""
+        log.info("resumed from \(loaded.directory.path) at step \(state.step), epoch \(state.sampler.epoch)\(reshard)")
+    }
 
     public var allReduceBytesPerStep: Int { 4 * model.params.count }
 
@@ -161,9 +220,10 @@ public final class Trainer {
         for (s, r) in injections where s == step && (r == nil || r == comm.rank) { model.grads.pointer[0] = .nan }
         let grads = model.grads
         let localBad = !lossSum.isFinite || !Elementwise.allFinite(count: grads.count, grads.pointer)
-        var small = [lossSum / Double(accum * sim), localBad ? 1 : 0]
+        var small = [lossSum / Double(accum * sim), localBad ? 1 : 0, stopRequested() ? 1 : 0]
         try comm.allReduce(&small, op: .sum)
         state.step = step
+        stopAgreed = small[2] > 0
         if small[1] > 0 {
             state.skippedTotal += 1; state.consecutiveSkips += 1
             log.warn("step \(step) skipped: non-finite loss or gradient on \(Int(small[1])) rank(s) (\(state.consecutiveSkips) in a row)")
@@ -180,6 +240,7 @@ public final class Trainer {
         }
         state.adamStep += 1
         let lr = schedule.lr(at: step)
+        currentLR = lr
         AdamW.step(count: grads.count, params: model.params.pointer, grads: grads.pointer, m: m.pointer, v: v.pointer,
                    lr: Float(lr), step: state.adamStep, config: adamConfig)
         return (small[0] / Double(comm.size), norm, lr)
@@ -191,6 +252,7 @@ public final class Trainer {
         let h = Double(Checksum.fnv1a(model.params.buffer) & ((1 << 52) - 1))
         var lo = [h], hi = [h]
         try comm.allReduce(&lo, op: .min); try comm.allReduce(&hi, op: .max)
+        lastReplicaHash = UInt64(lo[0])
         if lo[0] != hi[0] {
             throw TrainingError("rank \(comm.rank): trainable weights differ across ranks at step \(state.step) (replica hashes \(Int(lo[0]))...\(Int(hi[0]))); the ranks diverged - check that every node runs the same binary and data")
         }
@@ -223,12 +285,13 @@ public final class Trainer {
             if let every = options.validationSteps, state.step % every == 0, comm.rank == 0, let validation {
                 try validation(self, state.step)
             }
-            let stop = stopRequested()
-            if let checkpoint {
-                if stop { try checkpoint(self, "stop requested") }
-                else if let every = options.checkpointEvery, state.step % every == 0 || state.step == totalSteps {
-                    try checkpoint(self, "step \(state.step)")
-                }
+            let stop = stopAgreed
+            let due = options.checkpointEvery.map { state.step % $0 == 0 || state.step == totalSteps } ?? false
+            if stop || due {
+                let t0 = Date()
+                let dir = try CheckpointStore.write(self)
+                log.info(String(format: "checkpoint %@ written in %.2f s%@", dir.lastPathComponent,
+                                Date().timeIntervalSince(t0), stop ? " (stop requested)" : ""))
             }
             if stop && state.step < totalSteps {
                 log.info("stopping at step \(state.step) on request (checkpoint written); resume with --resume latest")
@@ -243,6 +306,16 @@ public final class Trainer {
                                     metadata: ["steps": "\(state.step)", "options": options.jsonDescription])
         }
         let rate = timedSteps > 0 ? samplesPerStep * Double(timedSteps) / timedSeconds : 0
+        if let frozen = model.frozen {
+            // The base must come out exactly as it went in: a cheap proof that nothing wrote to it.
+            guard Self.sha256(frozen) == baseSHA256 else {
+                throw TrainingError("rank \(comm.rank): the frozen base weights changed during training (SHA-256 \(Self.sha256(frozen)) vs \(baseSHA256 ?? "")); this is a bug")
+            }
+            log.info("frozen base unchanged: SHA-256 \(baseSHA256 ?? "")")
+        }
+        if let h = lastReplicaHash {
+            log.info("replica check: all \(comm.size) ranks hold bit-identical trainable weights (hash \(String(h, radix: 16)))")
+        }
         log.info(String(format: "done: %d steps in %@, final loss %.4f, %.1f samples/s, %d skipped",
                         state.step, RunLog.duration(wall), lastLoss, rate, state.skippedTotal))
         return TrainResult(steps: state.step, finalLoss: lastLoss, wallSeconds: wall, samplesPerSecond: rate,

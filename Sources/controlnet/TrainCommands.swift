@@ -2,6 +2,7 @@
 // group; validate() rejects bad combinations before any file is read.
 import ArgumentParser
 import Foundation
+import Synchronization
 import Distributed
 import Model
 import Training
@@ -13,6 +14,8 @@ struct TrainingFlags: ParsableArguments {
     var data = "mnist5k"
     @Option(help: "Directory holding downloaded data (mnist_5k.csv.gz).")
     var dataDir = "data"
+    @Flag(help: "Resample the dataset's images to the config's image size.")
+    var resize = false
     @Option(name: .customLong("batch-size"), help: "Samples per rank per micro-step.")
     var batchSize = 64
     @Option(help: "Micro-steps per optimizer step (the all-reduce happens once, after the last).")
@@ -58,7 +61,7 @@ struct TrainingFlags: ParsableArguments {
 
     func options(mode: TrainingMode, base: String?, hint: String) -> TrainOptions {
         var o = TrainOptions()
-        o.mode = mode; o.config = config; o.base = base; o.data = data; o.dataDir = dataDir; o.hint = hint
+        o.mode = mode; o.config = config; o.base = base; o.data = data; o.dataDir = dataDir; o.resize = resize; o.hint = hint
         o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
         o.lr = lr; o.warmupSteps = warmupSteps; o.lrSchedule = lrSchedule; o.minLRFraction = minLrFraction
         o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed
@@ -110,13 +113,34 @@ enum TrainRunner {
     static func run(_ options: TrainOptions) throws {
         let comm = try Communicators.makeDefault()
         defer { comm.finalize() }
+        StopSignals.install()
         do {
             let trainer = try Trainer(options: options, comm: comm)
+            trainer.stopRequested = { StopSignals.requested }
+            if let spec = options.resume,
+               let loaded = try CheckpointStore.resolve(spec, out: trainer.outDirectory, log: trainer.log) {
+                try trainer.resume(from: loaded)
+            }
             _ = try trainer.run()
         } catch {
             FileHandle.standardError.write(Data("[rank \(comm.rank)] error: \(error)\n".utf8))
             if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
             throw ExitCode.failure
+        }
+    }
+}
+
+/// SIGTERM, SIGINT and SIGUSR1 ask the trainer to finish the current step, checkpoint and exit 0 (Slurm sends TERM
+/// before a preemption or the time limit; mpirun forwards USR1 at once). A second signal exits immediately.
+enum StopSignals {
+    private static let flag = Atomic<Int>(0)
+    static var requested: Bool { flag.load(ordering: .relaxed) > 0 }
+
+    static func install() {
+        for sig in [SIGTERM, SIGINT, SIGUSR1] {
+            signal(sig) { _ in
+                if StopSignals.flag.add(1, ordering: .relaxed).newValue > 1 { _exit(130) }
+            }
         }
     }
 }

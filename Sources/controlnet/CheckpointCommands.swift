@@ -1,0 +1,73 @@
+// `controlnet export` (a checkpoint's trainable weights as a standalone safetensors file, under the spec's names)
+// and `controlnet diff-weights` (how far apart two weight files are, tensor by tensor).
+import ArgumentParser
+import Foundation
+import Model
+import SafeTensors
+import Training
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a checkpoint's ControlNet (or base UNet) weights alone, for sampling and for PyTorch.")
+    @Argument(help: "Checkpoint directory (OUT/checkpoints/step-XXXXXXXX) or 'latest:OUT'.")
+    var checkpoint: String
+    @Option(help: "Output .safetensors file.")
+    var out: String
+
+    func run() throws {
+        let dir: URL
+        if checkpoint.hasPrefix("latest:") {
+            let root = CheckpointStore.root(URL(fileURLWithPath: String(checkpoint.dropFirst(7))))
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter { $0.hasPrefix("step-") }.sorted()
+            guard let last = names.last(where: { FileManager.default.fileExists(atPath: root.appendingPathComponent($0).appendingPathComponent(CheckpointManifest.fileName).path) }) else {
+                throw ValidationError("no committed checkpoint under \(root.path)")
+            }
+            dir = root.appendingPathComponent(last)
+        } else {
+            dir = URL(fileURLWithPath: checkpoint)
+        }
+        let loaded = try CheckpointStore.read(dir)
+        let config = try ModelConfig.decode(json: Data(loaded.manifest.config.utf8), source: dir.path)
+        let table = loaded.manifest.mode == .base ? UNet(config: config).table : ControlNet(config: config).table
+        guard table.count == loaded.params.count else {
+            throw ValidationError("\(dir.path): \(loaded.params.count) parameters, but the config's network has \(table.count)")
+        }
+        try loaded.params.withUnsafeBufferPointer { p in
+            try WeightFile.save(kind: loaded.manifest.mode == .base ? .unet : .controlnet, table: table,
+                                params: p.baseAddress!, config: config, to: URL(fileURLWithPath: out),
+                                extraMetadata: ["steps": "\(loaded.manifest.step)", "checkpoint": dir.path])
+        }
+        print("wrote \(out): \(table.entries.count) tensors, \(table.count) parameters from step \(loaded.manifest.step)")
+    }
+}
+
+struct DiffWeights: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff-weights", abstract: "Compare two weight files tensor by tensor; prints JSON.")
+    @Argument var a: String
+    @Argument var b: String
+    @Option(help: "Exit 1 if the largest absolute difference exceeds this (default: report only).")
+    var tolerance: Double?
+
+    func run() throws {
+        let fa = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: a))
+        let fb = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: b))
+        guard Set(fa.names) == Set(fb.names) else {
+            let onlyA = Set(fa.names).subtracting(fb.names).sorted(), onlyB = Set(fb.names).subtracting(fa.names).sorted()
+            throw ValidationError("tensor names differ: only in \(a): \(onlyA.prefix(5)); only in \(b): \(onlyB.prefix(5))")
+        }
+        var maxAbs = 0.0, worst = "", identical = true, count = 0
+        for name in fa.names {
+            let x = try fa.floats(name), y = try fb.floats(name)
+            guard x.count == y.count else { throw ValidationError("\(name): \(x.count) vs \(y.count) values") }
+            for i in 0..<x.count {
+                if x[i].bitPattern != y[i].bitPattern { identical = false }
+                let d = abs(Double(x[i]) - Double(y[i]))
+                if !(d <= maxAbs) { maxAbs = d; worst = name }
+            }
+            count += x.count
+        }
+        print("{\"tensors\": \(fa.names.count), \"values\": \(count), \"bit_identical\": \(identical), \"max_abs_diff\": \(maxAbs), \"worst_tensor\": \"\(worst)\"}")
+        if let tolerance, !(maxAbs <= tolerance) { throw ExitCode.failure }
+    }
+}

@@ -35,7 +35,9 @@ func storePartial(_ v: Vec, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
 @inline(__always)
 func vexp(_ x: Vec) -> Vec {
     let magic: Float = 12_582_912  // 1.5 * 2^23
-    let xc = x.clamped(lowerBound: Vec(repeating: -87.3), upperBound: Vec(repeating: 88.3))
+    // replacing(with:where:) lowers to compare + blend; clamped(lowerBound:upperBound:) is a scalar lane loop.
+    let lo = Vec(repeating: -87.3), hi = Vec(repeating: 88.3)
+    let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
     let t = xc * Float(1.442_695_040_888_963_4) + magic
     let n = t - magic
     var r = xc - n * Float(0.693_359_375)
@@ -50,6 +52,16 @@ func vexp(_ x: Vec) -> Vec {
     let bits = unsafeBitCast(t, to: SIMD16<Int32>.self) &- unsafeBitCast(Vec(repeating: magic), to: SIMD16<Int32>.self)
     let scale = unsafeBitCast((bits &+ 127) &<< 23, to: Vec.self)
     return p * scale
+}
+
+/// x (count) = e^x in place.
+func expInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + vecWidth <= count {
+        storeVec(vexp(loadVec(x + i)), x + i)
+        i += vecWidth
+    }
+    if i < count { storePartial(vexp(loadPartial(x + i, count - i)), x + i, count - i) }
 }
 
 /// 1 / (1 + e^-x) lane-wise.

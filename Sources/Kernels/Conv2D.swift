@@ -58,6 +58,7 @@ public enum Conv2D {
     public static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                workspace: UnsafeMutablePointer<Float>) {
+        precondition(s.outHeight > 0 && s.outWidth > 0, "conv output would be empty: \(s)")
         let pixels = s.outHeight * s.outWidth
         let inSize = s.inChannels * s.height * s.width, outSize = s.outChannels * pixels
         let kk = s.patchSize

@@ -93,7 +93,7 @@ public enum Attention {
             while j < cols { mx = max(mx, row[j]); j += 1 }
             for i in 0..<cols { row[i] -= mx }
         }
-        expInPlace(x, count: rows * cols)
+        FastMath.exp(count: rows * cols, x: x, y: x)
         for r in 0..<rows {
             let row = x + r * cols
             var acc = Vec(repeating: 0)

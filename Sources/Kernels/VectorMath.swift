@@ -54,14 +54,34 @@ func vexp(_ x: Vec) -> Vec {
     return p * scale
 }
 
-/// x (count) = e^x in place.
-func expInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
-    var i = 0
-    while i + vecWidth <= count {
-        storeVec(vexp(loadVec(x + i)), x + i)
-        i += vecWidth
+public enum FastMath {
+    /// x (count) -> y (count) = e^x with the vector polynomial; y may alias x.
+    public static func exp(count: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        var i = 0
+        while i + vecWidth <= count {
+            storeVec(vexp(loadVec(x + i)), y + i)
+            i += vecWidth
+        }
+        if i < count { storePartial(vexp(loadPartial(x + i, count - i)), y + i, count - i) }
     }
-    if i < count { storePartial(vexp(loadPartial(x + i, count - i)), x + i, count - i) }
+
+    /// e^x in Double by argument halving and a Taylor series: slow, simple and independent of libm and of the
+    /// vector polynomial, so references built on it check the fast kernels rather than repeat them.
+    public static func expNaive(_ x: Double) -> Double {
+        if x.isNaN { return x }
+        if x > 709 { return .infinity }
+        if x < -745 { return 0 }
+        var halvings = 0
+        var r = x
+        while abs(r) > 0.5 { r /= 2; halvings += 1 }
+        var term = 1.0, sum = 1.0
+        for i in 1...20 {
+            term *= r / Double(i)
+            sum += term
+        }
+        for _ in 0..<halvings { sum *= sum }
+        return sum
+    }
 }
 
 /// 1 / (1 + e^-x) lane-wise.

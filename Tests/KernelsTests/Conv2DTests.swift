@@ -1,7 +1,7 @@
 // Conv2D: im2col/GEMM kernels against the direct-loop reference (every batching strategy, k 1/3/5, stride 1/2,
 // odd sizes), finite-difference checks of dX/dW/dB, accumulation and nil-gradient behaviour.
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class Conv2DTests: XCTestCase {
     /// (kernel, stride, padding) combinations the model uses, plus the odd ones the kernels must still get right.

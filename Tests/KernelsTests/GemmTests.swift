@@ -1,7 +1,7 @@
 // Gemm.sgemm (OpenBLAS) against the Double reference, over every transpose combination, padded leading
 // dimensions and the alpha/beta cases the kernels use.
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class GemmTests: XCTestCase {
     func testSgemmMatchesNaiveForAllTransposes() {

@@ -32,7 +32,7 @@ public enum Attention {
                 // scores (T, T) = scale q^T k
                 Gemm.sgemm(transA: true, transB: false, m: t, n: t, k: d, alpha: scale,
                            a: q, lda: t, b: k, ldb: t, beta: 0, c: p, ldc: t)
-                for row in 0..<t { softmaxRow(p + row * t, t) }
+                softmaxRows(p, rows: t, cols: t)
                 // a_h (d, T) = v (d, T) p^T
                 Gemm.sgemm(transA: false, transB: true, m: d, n: t, k: t, alpha: 1,
                            a: v, lda: t, b: p, ldb: t, beta: 0, c: a + (n * c + h * d) * t, ldc: t)
@@ -76,25 +76,36 @@ public enum Attention {
         }
     }
 
-    /// In-place numerically stable softmax of x (count): subtract the max, exponentiate, normalise.
-    static func softmaxRow(_ x: UnsafeMutablePointer<Float>, _ count: Int) {
-        var mx = -Float.infinity
-        for j in 0..<count { mx = max(mx, x[j]) }
-        var acc = Vec(repeating: 0)
-        var j = 0
-        while j + vecWidth <= count {
-            let e = vexp(loadVec(x + j) - mx)
-            storeVec(e, x + j)
-            acc += e
-            j += vecWidth
+    /// In-place numerically stable softmax of each row of x (rows, cols), rows contiguous: subtract the row
+    /// max, exponentiate the whole block in one vector sweep (one partial tail instead of one per row),
+    /// normalise by the row sums.
+    static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        for r in 0..<rows {
+            let row = x + r * cols
+            var mv = Vec(repeating: -.infinity)
+            var j = 0
+            while j + vecWidth <= cols {
+                let v = loadVec(row + j)
+                mv = mv.replacing(with: v, where: v .> mv)
+                j += vecWidth
+            }
+            var mx = mv.max()
+            while j < cols { mx = max(mx, row[j]); j += 1 }
+            for i in 0..<cols { row[i] -= mx }
         }
-        if j < count {
-            // padding lanes hold exp(0 - mx); they are neither stored nor summed
-            let e = vexp(loadPartial(x + j, count - j) - mx)
-            storePartial(e, x + j, count - j)
-            for i in 0..<(count - j) { acc[i] += e[i] }
+        FastMath.exp(count: rows * cols, x: x, y: x)
+        for r in 0..<rows {
+            let row = x + r * cols
+            var acc = Vec(repeating: 0)
+            var j = 0
+            while j + vecWidth <= cols {
+                acc += loadVec(row + j)
+                j += vecWidth
+            }
+            var total = acc.sum()
+            while j < cols { total += row[j]; j += 1 }
+            let inv = 1 / total
+            for i in 0..<cols { row[i] *= inv }
         }
-        let inv = 1 / acc.sum()
-        for i in 0..<count { x[i] *= inv }
     }
 }

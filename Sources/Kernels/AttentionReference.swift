@@ -17,7 +17,7 @@ extension Attention {
                         scores[j] = dot * scale
                     }
                     let mx = scores.max()!
-                    let ex = scores.map { naiveExp($0 - mx) }
+                    let ex = scores.map { FastMath.expNaive($0 - mx) }
                     let total = ex.reduce(0, +)
                     for j in 0..<t { probs[((n * s.heads + h) * t + i) * t + j] = Float(ex[j] / total) }
                     for e in 0..<d {

@@ -1,10 +1,12 @@
 // 2-D convolution (NCHW, weight (Cout, Cin, K, K), bias), forward and backward, as im2col + OpenBLAS GEMM.
 //
 // The batch is cut into chunks of `samplesPerGemm` samples whose patch columns sit side by side, so each GEMM is
-// (Cout, Cin*K*K) x (Cin*K*K, B*Ho*Wo). At 28x28 one sample already gives a wide GEMM and B = 1 avoids any
-// copy (the GEMM writes straight into y); at 14x14 and 7x7 single samples make thin GEMMs that waste the BLAS
-// kernels, so several samples are packed (see `ConvShape.defaultSamplesPerGemm` for the measured rule).
-// 1x1 stride-1 unpadded convs with B = 1 skip im2col entirely: x itself is the patch matrix.
+// (Cout, Cin*K*K) x (Cin*K*K, B*Ho*Wo). With B = 1 the GEMM writes straight into y and reads dY in place; with
+// B > 1 the output / dY goes through a (Cout, B*Ho*Wo) staging copy. Measured on the mnist shapes (batch 64,
+// OpenBLAS SkylakeX kernels, 1 thread), OpenBLAS is already efficient at 196 columns, so B = 1 wins at 28x28 and
+// 14x14 and only the 7x7 level gains (10-30% in backward) from packing ~5 samples; one GEMM over the whole batch
+// was never faster and needs a 60-120 MB patch matrix. 1x1 stride-1 unpadded convs with B = 1 skip im2col
+// entirely: x itself is the patch matrix.
 
 public struct ConvShape: Sendable, Hashable {
     public var batch, inChannels, outChannels, height, width, kernel, stride, padding: Int
@@ -28,16 +30,15 @@ public struct ConvShape: Sendable, Hashable {
     /// 1x1, stride 1, no padding: the input is already the patch matrix of each sample.
     public var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
 
-    /// Measured on the mnist shapes (OpenBLAS SkylakeX kernels, 1 and 2 threads): packing samples until a GEMM
-    /// has about 1024 columns is as fast as one GEMM over the whole batch, and much cheaper in scratch memory;
-    /// single samples win once Ho*Wo alone reaches that width.
-    public static func defaultSamplesPerGemm(outputPixels: Int) -> Int {
-        max(1, (1024 + outputPixels - 1) / max(1, outputPixels))
+    /// The rule from the measurements above: pack samples until a GEMM has at least 256 columns; pointwise
+    /// convs stay per sample (their GEMM reads x in place, packing would only add a copy).
+    public static func defaultSamplesPerGemm(outputPixels: Int, pointwise: Bool) -> Int {
+        pointwise ? 1 : max(1, 256 / max(1, outputPixels))
     }
 
     public var samplesPerGemm: Int {
         let pixels = outHeight * outWidth
-        return max(1, min(batch, gemmSamples ?? Self.defaultSamplesPerGemm(outputPixels: pixels)))
+        return max(1, min(batch, gemmSamples ?? Self.defaultSamplesPerGemm(outputPixels: pixels, pointwise: isPointwise)))
     }
 
     /// Floats of scratch that forward and backward need: the chunk's patch matrix, plus (when several samples
@@ -57,6 +58,7 @@ public enum Conv2D {
     public static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                workspace: UnsafeMutablePointer<Float>) {
+        precondition(s.outHeight > 0 && s.outWidth > 0, "conv output would be empty: \(s)")
         let pixels = s.outHeight * s.outWidth
         let inSize = s.inChannels * s.height * s.width, outSize = s.outChannels * pixels
         let kk = s.patchSize

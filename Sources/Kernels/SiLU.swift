@@ -31,11 +31,11 @@ public enum SiLU {
         }
     }
 
-    /// Reference: scalar loops over Foundation-free exp via Double, independent of the vector polynomial.
+    /// Reference: scalar Double loops over FastMath.expNaive, independent of the vector polynomial.
     public static func forwardNaive(count: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         for i in 0..<count {
             let v = Double(x[i])
-            y[i] = Float(v / (1 + naiveExp(-v)))
+            y[i] = Float(v / (1 + FastMath.expNaive(-v)))
         }
     }
 
@@ -43,26 +43,8 @@ public enum SiLU {
                                      dX: UnsafeMutablePointer<Float>) {
         for i in 0..<count {
             let v = Double(x[i])
-            let s = 1 / (1 + naiveExp(-v))
+            let s = 1 / (1 + FastMath.expNaive(-v))
             dX[i] += Float(Double(dY[i]) * s * (1 + v * (1 - s)))
         }
     }
-}
-
-/// e^x in Double by argument halving and a Taylor series: slow, simple and independent of libm and of `vexp`,
-/// so references built on it check the fast kernels rather than repeat them.
-func naiveExp(_ x: Double) -> Double {
-    if x.isNaN { return x }
-    if x > 709 { return .infinity }
-    if x < -745 { return 0 }
-    var halvings = 0
-    var r = x
-    while abs(r) > 0.5 { r /= 2; halvings += 1 }
-    var term = 1.0, sum = 1.0
-    for i in 1...20 {
-        term *= r / Double(i)
-        sum += term
-    }
-    for _ in 0..<halvings { sum *= sum }
-    return sum
 }

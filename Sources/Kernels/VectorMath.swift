@@ -35,7 +35,9 @@ func storePartial(_ v: Vec, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
 @inline(__always)
 func vexp(_ x: Vec) -> Vec {
     let magic: Float = 12_582_912  // 1.5 * 2^23
-    let xc = x.clamped(lowerBound: Vec(repeating: -87.3), upperBound: Vec(repeating: 88.3))
+    // replacing(with:where:) lowers to compare + blend; clamped(lowerBound:upperBound:) is a scalar lane loop.
+    let lo = Vec(repeating: -87.3), hi = Vec(repeating: 88.3)
+    let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
     let t = xc * Float(1.442_695_040_888_963_4) + magic
     let n = t - magic
     var r = xc - n * Float(0.693_359_375)
@@ -50,6 +52,36 @@ func vexp(_ x: Vec) -> Vec {
     let bits = unsafeBitCast(t, to: SIMD16<Int32>.self) &- unsafeBitCast(Vec(repeating: magic), to: SIMD16<Int32>.self)
     let scale = unsafeBitCast((bits &+ 127) &<< 23, to: Vec.self)
     return p * scale
+}
+
+public enum FastMath {
+    /// x (count) -> y (count) = e^x with the vector polynomial; y may alias x.
+    public static func exp(count: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        var i = 0
+        while i + vecWidth <= count {
+            storeVec(vexp(loadVec(x + i)), y + i)
+            i += vecWidth
+        }
+        if i < count { storePartial(vexp(loadPartial(x + i, count - i)), y + i, count - i) }
+    }
+
+    /// e^x in Double by argument halving and a Taylor series: slow, simple and independent of libm and of the
+    /// vector polynomial, so references built on it check the fast kernels rather than repeat them.
+    public static func expNaive(_ x: Double) -> Double {
+        if x.isNaN { return x }
+        if x > 709 { return .infinity }
+        if x < -745 { return 0 }
+        var halvings = 0
+        var r = x
+        while abs(r) > 0.5 { r /= 2; halvings += 1 }
+        var term = 1.0, sum = 1.0
+        for i in 1...20 {
+            term *= r / Double(i)
+            sum += term
+        }
+        for _ in 0..<halvings { sum *= sum }
+        return sum
+    }
 }
 
 /// 1 / (1 + e^-x) lane-wise.

@@ -1,28 +1,32 @@
 // SiLU and the vectorised exp under it: accuracy against the Double reference, finite differences, accumulation.
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class ActivationTests: XCTestCase {
     func testVectorExpAccuracyOverTheFloatRange() {
-        var worst = 0.0
+        // 16-lane bodies and a partial tail, from the smallest normal result to near Float.greatestFiniteMagnitude
+        var xs = [Float]()
         var x: Float = -87
-        while x < 88 {
-            var v = Vec(repeating: 0)
-            for i in 0..<vecWidth { v[i] = x + Float(i) * 0.0137 }
-            let e = vexp(v)
-            for i in 0..<vecWidth {
-                let ref = naiveExp(Double(v[i]))
-                worst = max(worst, abs(Double(e[i]) - ref) / ref)
-            }
-            x += 0.37
+        while x < 88 { xs.append(x); x += 0.0173 }
+        let input = Buf(xs), out = Buf(xs.count, fill: .nan)
+        FastMath.exp(count: xs.count, x: input.cp, y: out.p)
+        var worst = 0.0
+        for i in xs.indices {
+            let ref = FastMath.expNaive(Double(xs[i]))
+            worst = max(worst, abs(Double(out.p[i]) - ref) / ref)
         }
-        XCTAssertLessThan(worst, 4e-7, "vexp relative error")
-        // saturation: no NaN / inf for extreme inputs
-        let extreme = vexp(Vec(repeating: -1000))
-        XCTAssertTrue(extreme[0] >= 0 && extreme[0] < 1e-37)
-        XCTAssertTrue(vexp(Vec(repeating: 1000))[0].isFinite)
-        XCTAssertEqual(vsigmoid(Vec(repeating: -200))[0], 0, accuracy: 1e-30)
-        XCTAssertEqual(vsigmoid(Vec(repeating: 200))[0], 1)
+        XCTAssertLessThan(worst, 4e-7, "vector exp relative error")
+        XCTAssertEqual(FastMath.expNaive(1), 2.718_281_828_459_045, accuracy: 1e-14)
+        XCTAssertEqual(FastMath.expNaive(-20), 2.061_153_622_438_558e-9, accuracy: 1e-22)
+
+        // saturation: no NaN / inf for extreme inputs, and SiLU's limits hold
+        let extreme = Buf([-1000, 1000, -200, 200, 0])
+        let e = Buf(5), silu = Buf(5)
+        FastMath.exp(count: 5, x: extreme.cp, y: e.p)
+        XCTAssertTrue(e.p[0] >= 0 && e.p[0] < 1e-37)
+        XCTAssertTrue(e.p[1].isFinite)
+        SiLU.forward(count: 5, x: extreme.cp, y: silu.p)
+        assertClose(silu.array, [0, 1000, 0, 200, 0], rtol: 1e-7, atol: 1e-30, "silu at extreme inputs")
     }
 
     func testSiLU() {

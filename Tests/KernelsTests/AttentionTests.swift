@@ -1,7 +1,7 @@
 // Attention: per-head GEMM kernels vs the Double loop reference (including the mnist 49-token shape),
 // finite differences of dQKV, softmax rows, accumulation.
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class AttentionTests: XCTestCase {
     struct Case {

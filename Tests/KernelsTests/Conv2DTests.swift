@@ -1,7 +1,7 @@
 // Conv2D: im2col/GEMM kernels against the direct-loop reference (every batching strategy, k 1/3/5, stride 1/2,
 // odd sizes), finite-difference checks of dX/dW/dB, accumulation and nil-gradient behaviour.
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class Conv2DTests: XCTestCase {
     /// (kernel, stride, padding) combinations the model uses, plus the odd ones the kernels must still get right.
@@ -148,5 +148,15 @@ final class Conv2DTests: XCTestCase {
         let pointwise = ConvShape(batch: 4, inChannels: 8, outChannels: 8, height: 28, width: 28, kernel: 1,
                                   padding: 0, gemmSamples: 1)
         XCTAssertEqual(pointwise.workspaceCount, 0, "a per-sample 1x1 conv needs no patch matrix")
+        // the default batching rule on the mnist levels: per sample at 28x28 and 14x14, packed at 7x7
+        XCTAssertEqual(ConvShape(batch: 64, inChannels: 32, outChannels: 32, height: 28, width: 28).samplesPerGemm, 1)
+        XCTAssertEqual(ConvShape(batch: 64, inChannels: 64, outChannels: 64, height: 14, width: 14).samplesPerGemm, 1)
+        let packed = ConvShape(batch: 64, inChannels: 64, outChannels: 64, height: 7, width: 7)
+        XCTAssertEqual(packed.samplesPerGemm, 5)
+        XCTAssertEqual(packed.workspaceCount, (64 * 9 + 64) * 5 * 49)
+        XCTAssertEqual(ConvShape(batch: 3, inChannels: 64, outChannels: 64, height: 7, width: 7).samplesPerGemm, 3,
+                       "never more samples than the batch")
+        XCTAssertEqual(ConvShape(batch: 64, inChannels: 64, outChannels: 192, height: 7, width: 7, kernel: 1,
+                                 padding: 0).samplesPerGemm, 1)
     }
 }

@@ -1,7 +1,7 @@
 // GroupNorm and fused GroupNorm+SiLU: fast vs Double reference, finite differences of dX/dGamma/dBeta,
 // numerical care with a large mean, accumulation and nil gradients.
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class GroupNormTests: XCTestCase {
     struct Case {

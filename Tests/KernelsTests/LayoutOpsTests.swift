@@ -1,6 +1,6 @@
 // Upsample2x, ChannelConcat, ChannelBroadcastAdd: exact forward values, finite differences, accumulation.
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class LayoutOpsTests: XCTestCase {
     func testUpsample() {

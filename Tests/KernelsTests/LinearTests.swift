@@ -1,6 +1,6 @@
 // Linear: GEMM kernels vs loop reference, finite differences, accumulation, nil gradients.
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class LinearTests: XCTestCase {
     func testLinear() {

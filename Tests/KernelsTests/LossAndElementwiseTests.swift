@@ -1,6 +1,6 @@
 // MSELoss and the Elementwise helpers.
 import XCTest
-@testable import Kernels
+import Kernels
 
 final class LossAndElementwiseTests: XCTestCase {
     func testMSELoss() {

@@ -37,6 +37,18 @@ public final class ControlNet {
         (zeroConvs + [middleOut]).reduce(0) { $0 + $1.weightCount + $1.outChannels }
     }
 
+    /// Elements of residual k (an input block's output, or the middle's for the last) at batch size n.
+    public func residualCount(_ k: Int, batch n: Int) -> Int {
+        let channels = encoder.blockChannels + [encoder.middleChannels]
+        var size = config.imageSize
+        // Each Downsample block halves the side; count the downsamples before block k.
+        let blocks = encoder.inputBlocks
+        for j in 0..<min(k + 1, blocks.count) where j > 0 {
+            if let conv = (blocks[j].layers.first as? ConvLayer)?.conv, conv.stride == 2 { size /= 2 }
+        }
+        return n * channels[k] * size * size
+    }
+
     /// Names of the parameters this network shares with a UNet (copied from it at initialisation).
     public func sharedNames(with unet: UNet) -> [String] {
         table.names.filter { unet.table.entry($0) != nil }

@@ -43,11 +43,12 @@ public struct DiffusionSampler: Sendable {
 
     /// Draws `count` samples of `perSample` floats (C*H*W). `denoise(x, point)` returns the predicted noise for
     /// x: (count, C, H, W) at point.t; it must stay valid until the next call. Sample i's noise depends only on
-    /// (seed, i), not on the batch it is drawn in.
-    public func sample(count: Int, perSample: Int, settings s: SamplerSettings,
+    /// (seed, firstIndex + i), not on the batch it is drawn in.
+    /// `firstIndex` numbers the samples across batches: sample i of this call is sample firstIndex + i overall.
+    public func sample(count: Int, perSample: Int, settings s: SamplerSettings, firstIndex: Int = 0,
                        denoise: (UnsafeMutablePointer<Float>, SamplingPoint) -> UnsafePointer<Float>) -> [Float] {
         var x = [Float](repeating: 0, count: count * perSample)
-        var streams = (0..<count).map { RandomStream(s.seed, RandomPurpose.sampling.rawValue, UInt64($0)) }
+        var streams = (0..<count).map { RandomStream(s.seed, RandomPurpose.sampling.rawValue, UInt64(firstIndex + $0)) }
         for i in 0..<count { for j in 0..<perSample { x[i * perSample + j] = streams[i].normal() } }
         let ts = timesteps(s)
         let ac = schedule.alphasCumprod

@@ -56,6 +56,8 @@ struct TrainingFlags: ParsableArguments {
     var resume: String?
     @Option(help: "Sample validation previews every N steps into OUT/validation/.")
     var validationSteps: Int?
+    @Option(help: "Held-out hints in each validation preview.")
+    var validationCount = 16
     @Option(help: ArgumentHelp("Testing aid: make gradients non-finite at STEP[:RANK].", visibility: .hidden))
     var injectNonfinite: [String] = []
 
@@ -67,7 +69,7 @@ struct TrainingFlags: ParsableArguments {
         o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed
         o.promptDropout = promptDropout; o.out = out; o.simulateRanks = simulateRanks; o.logEvery = logEvery
         o.checksumEvery = checksumEvery; o.checkpointEvery = checkpointEvery
-        o.checkpointsTotalLimit = checkpointsTotalLimit; o.resume = resume; o.validationSteps = validationSteps
+        o.checkpointsTotalLimit = checkpointsTotalLimit; o.resume = resume; o.validationSteps = validationSteps; o.validationCount = validationCount
         o.injectNonfinite = injectNonfinite
         return o
     }
@@ -117,6 +119,16 @@ enum TrainRunner {
         do {
             let trainer = try Trainer(options: options, comm: comm)
             trainer.stopRequested = { StopSignals.requested }
+            if options.validationSteps != nil && comm.rank == 0 {
+                let preview = try ValidationPreview(trainer: trainer)
+                trainer.validation = { t, step in
+                    let r = try preview.run(step: step)
+                    let f1 = r.exactF1.map { String(format: "; edge F1 exact %.3f, 1-px %.3f", $0, r.onePixelF1 ?? 0) } ?? ""
+                    t.log.info("validation: \(r.url.path)\(f1)")
+                    t.log.metric(["step": step, "validation_png": r.url.path, "edge_f1_exact": r.exactF1 ?? -1,
+                                  "edge_f1_1px": r.onePixelF1 ?? -1])
+                }
+            }
             if let spec = options.resume,
                let loaded = try CheckpointStore.resolve(spec, out: trainer.outDirectory, log: trainer.log) {
                 try trainer.resume(from: loaded)

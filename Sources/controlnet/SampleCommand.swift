@@ -1,0 +1,139 @@
+// `controlnet sample`: images from the base model alone or with ControlNets, as a PNG grid (hint | sample) and
+// optionally a safetensors file of the tensors.
+import ArgumentParser
+import Foundation
+import Datasets
+import Model
+import SafeTensors
+import Training
+
+/// Options shared by `sample` and `eval`: the models and the sampler.
+struct GenerationFlags: ParsableArguments {
+    @Option(help: "Base UNet weights (safetensors, config in its metadata).")
+    var base = "models/mnist-base.safetensors"
+    @Option(name: .customLong("control"), help: "A ControlNet, FILE or FILE:SCALE; repeat for several.")
+    var controls: [String] = []
+    @Option(help: "ddpm (all 1000 steps) or ddim.")
+    var sampler: SamplerKind = .ddim
+    @Option(help: "DDIM steps.")
+    var steps = 50
+    @Option(help: "Controls act from this fraction of the trajectory...")
+    var guidanceStart = 0.0
+    @Option(help: "...to this one.")
+    var guidanceEnd = 1.0
+    @Option(help: "Classifier-free guidance scale (class configs).")
+    var cfgScale: Float = 1
+    @Flag(help: "Guess mode: ControlNets see no label; residuals weighted 0.825^(K-1-k).")
+    var guessMode = false
+    @Option(help: "Seed of the sampling noise (sample i's noise depends only on the seed and i).")
+    var seed: UInt64 = 0
+    @Option(help: "Samples per forward pass.")
+    var batchSize = 64
+
+    func validate() throws {
+        guard steps >= 1 && steps <= 1000 else { throw ValidationError("--steps must be in 1...1000, got \(steps)") }
+        guard (0...1).contains(guidanceStart), (0...1).contains(guidanceEnd), guidanceStart <= guidanceEnd else {
+            throw ValidationError("--guidance-start and --guidance-end must satisfy 0 <= start <= end <= 1")
+        }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard FileManager.default.fileExists(atPath: base) else {
+            throw ValidationError("--base \(base) does not exist (the shipped base is models/mnist-base.safetensors)")
+        }
+        for c in controls {
+            let path = c.lastIndex(of: ":").map { Float(c[c.index(after: $0)...]) != nil ? String(c[..<$0]) : c } ?? c
+            guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("--control \(path) does not exist") }
+        }
+    }
+
+    var settings: GenerationSettings {
+        var s = GenerationSettings()
+        s.sampler = SamplerSettings(kind: sampler, steps: steps, seed: seed)
+        s.guidanceStart = guidanceStart; s.guidanceEnd = guidanceEnd
+        s.cfgScale = cfgScale; s.guessMode = guessMode; s.batchSize = batchSize
+        return s
+    }
+}
+
+extension SamplerKind: ExpressibleByArgument {}
+extension DatasetSplit: ExpressibleByArgument {}
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate images with the base model and optional ControlNets.")
+    @OptionGroup var gen: GenerationFlags
+    @Option(help: "Take hints from this split of --data (e.g. test: the held-out digits).")
+    var hintsFrom: DatasetSplit?
+    @Option(help: "Read hints from a safetensors file (tensor `hints`, [N, 1, H, W] in [0, 1]).")
+    var hints: String?
+    @Option(help: "Hint kind computed from the dataset images.")
+    var hint = "canny"
+    @Option(help: "Dataset for --hints-from: mnist5k, fashion or a path.")
+    var data = "mnist5k"
+    @Option var dataDir = "data"
+    @Option(help: "Number of samples.")
+    var count = 64
+    @Option(help: "Class label for every sample (class configs; default: the held-out images' labels, else none).")
+    var label: Int?
+    @Option(help: "PNG grid to write.")
+    var grid = "samples.png"
+    @Option(help: "Also write the tensors (images in [-1, 1], hints, labels) to this safetensors file.")
+    var out: String?
+    @Option(help: "Grid columns.")
+    var columns = 8
+
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+        if hintsFrom != nil && hints != nil { throw ValidationError("give --hints-from or --hints, not both") }
+        if !gen.controls.isEmpty && hintsFrom == nil && hints == nil {
+            throw ValidationError("ControlNets need hints: --hints-from test (held-out images) or --hints FILE")
+        }
+        guard HintKind(rawValue: hint) != nil else {
+            throw ValidationError("--hint \(hint): choose one of " + HintKind.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+    }
+
+    func run() throws {
+        let generator = try Generator.load(base: gen.base, controls: gen.controls)
+        let config = generator.config, S = config.imageSize
+        var hintValues: [Float]?, labels: [Int]?, n = count
+        if let split = hintsFrom {
+            let set = try HeldOutHints.load(data: data, dataDir: dataDir, split: split, kind: HintKind(rawValue: hint)!,
+                                            count: count, config: config, resize: true, seed: gen.seed)
+            hintValues = set.hints; n = set.count
+            labels = config.numClasses > 0 ? set.labels : nil
+        } else if let path = hints {
+            let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path))
+            guard let info = file.info("hints"), info.shape.count == 4, info.shape[1] == config.hintChannels,
+                  info.shape[2] == S, info.shape[3] == S else {
+                throw ValidationError("\(path): needs a tensor `hints` of shape [N, \(config.hintChannels), \(S), \(S)]")
+            }
+            hintValues = try file.floats("hints"); n = min(count, info.shape[0])
+            hintValues = Array(hintValues!.prefix(n * config.hintChannels * S * S))
+        }
+        if let label {
+            guard config.numClasses > 0, (0...config.numClasses).contains(label) else {
+                throw ValidationError("--label needs a class config and a value in 0...\(config.numClasses) (\(config.numClasses) = none)")
+            }
+            labels = Array(repeating: label, count: n)
+        }
+        let started = Date()
+        let images = generator.generate(count: n, hints: hintValues, labels: labels, settings: gen.settings) { done, total in
+            FileHandle.standardError.write(Data("\rsampled \(done)/\(total)".utf8))
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        let panels: [(values: [Float], range: ClosedRange<Float>)] =
+            hintValues.map { [($0, 0...1), (images, -1...1)] } ?? [(images, -1...1)]
+        let g = ImageGrid.groups(panels, count: n, height: S, width: S, columns: columns)
+        let big = ImageGrid.upscale(g.pixels, width: g.width, height: g.height, factor: 3)
+        try PNG.write(gray: big.pixels, width: big.width, height: big.height, to: URL(fileURLWithPath: grid))
+        if let out {
+            var w = SafeTensorsWriter()
+            try w.add("images", shape: [n, config.inChannels, S, S], floats: images)
+            if let hintValues { try w.add("hints", shape: [n, config.hintChannels, S, S], floats: hintValues) }
+            if let labels { try w.add("labels", shape: [n], int64s: labels.map(Int64.init)) }
+            try w.write(to: URL(fileURLWithPath: out), metadata: ["config": config.json, "sampler": "\(gen.sampler.rawValue)",
+                                                                  "steps": "\(gen.steps)", "seed": "\(gen.seed)"])
+        }
+        print(String(format: "wrote %@ (%d samples, %@ %d steps, %.1f s)%@", grid, n, gen.sampler.rawValue,
+                     gen.sampler == .ddpm ? 1000 : gen.steps, Date().timeIntervalSince(started), out.map { " and " + $0 } ?? ""))
+    }
+}

@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "SafeTensors", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Datasets", "Distributed"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Datasets", "Distributed", "Kernels"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,7 @@
 // (e.g. model parameter counts for a configuration).
 import ArgumentParser
 import Foundation
+import Model
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,12 +16,32 @@ struct Info: ParsableCommand {
               + "their environment before OpenBLAS loads."))
     var blasCoretype = false
 
+    @Option(help: "Also print parameter counts, FLOPs and all-reduce bytes of this model config (preset or JSON).")
+    var config: String?
+
     func run() throws {
         if blasCoretype {
             if let value = BLASEnvironment.coreTypeForOtherProcesses { print(value) }
             return
         }
         printBLAS()
+        if let config { try printModel(config) }
+    }
+
+    private func printModel(_ name: String) throws {
+        let c: ModelConfig
+        do { c = try ModelConfig.named(name) } catch { throw ValidationError("\(error)") }
+        let cost = ModelCost(config: c)
+        func n(_ x: Int) -> String {
+            let f = NumberFormatter(); f.numberStyle = .decimal; f.groupingSeparator = ","
+            return f.string(from: NSNumber(value: x)) ?? "\(x)"
+        }
+        func g(_ x: Double) -> String { String(format: "%.3f GFLOP", x / 1e9) }
+        print("model:         \(name) \(c.json)")
+        print("parameters:    base UNet \(n(cost.unetParameters)) (frozen), ControlNet \(n(cost.controlNetParameters)) (trainable), of which \(cost.zeroConvCount) zero convs (incl. middle_out) \(n(cost.zeroConvParameters))")
+        print("forward:       UNet \(g(cost.unetForward)) per sample, ControlNet \(g(cost.controlNetForward)) per sample")
+        print("training step: ControlNet \(g(cost.controlNetTrainingStep)) per sample, base \(g(cost.baseTrainingStep)) per sample")
+        print("all-reduce:    ControlNet training \(n(4 * cost.controlNetParameters)) bytes per step (one buffer of \(n(cost.controlNetParameters)) floats); base training \(n(4 * cost.unetParameters)) bytes")
     }
 
     private func printBLAS() {

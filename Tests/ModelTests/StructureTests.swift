@@ -128,3 +128,26 @@ final class StructureTests: XCTestCase {
         }
     }
 }
+
+final class CostTests: XCTestCase {
+    /// FLOPs of the tiny config by hand: every conv/linear as 2 * MACs, attention as 2 * 2 * C * T^2.
+    func testTinyForwardFLOPsMatchAHandCount() {
+        let cost = ModelCost(config: .tiny)
+        func conv(_ i: Int, _ o: Int, _ k: Int, _ s: Int) -> Double { 2.0 * Double(i * o * k * k * s * s) }
+        let temb = 2.0 * Double(8 * 32 + 32 * 32)
+        // encoder: conv_in 1->8 @8; Res 8->8 @8; Down 8 @4; Res 8->16 @4 + Attn 16 @4
+        let res88 = conv(8, 8, 3, 8) * 2 + 2.0 * 32 * 8
+        let res816 = conv(8, 16, 3, 4) + conv(16, 16, 3, 4) + conv(8, 16, 1, 4) + 2.0 * 32 * 16
+        let attn16 = conv(16, 48, 1, 4) + conv(16, 16, 1, 4) + 4.0 * 16 * 16 * 16
+        let enc = conv(1, 8, 3, 8) + res88 + conv(8, 8, 3, 4) + res816 + attn16
+        let res1616 = conv(16, 16, 3, 4) * 2 + 2.0 * 32 * 16
+        let middle = 2 * res1616 + attn16
+        XCTAssertEqual(cost.controlNetForward - cost.unetForward + cost.unetDecoderForward,
+                       conv(1, 4, 3, 8) + conv(4, 8, 3, 8) + conv(8, 8, 3, 8)          // hint block
+                       + 2 * conv(8, 8, 1, 8) + conv(8, 8, 1, 4)                    // zero convs at 8, 8, 4
+                       + 2 * conv(16, 16, 1, 4), accuracy: 1)                            // zero conv 3 and middle_out
+        XCTAssertEqual(cost.unetForward - cost.unetDecoderForward, temb + enc + middle, accuracy: 1)
+        XCTAssertEqual(cost.zeroConvCount, 5)
+        XCTAssertEqual(ModelCost(config: .mnist).zeroConvCount, 10)
+    }
+}

@@ -90,7 +90,7 @@ fresh_incomplete() {
 #           shards but no manifest (np 2: mpirun and every rank at once, like a lost node)
 #   none    run to the end; it must exit 0
 attempt() {
-    local out=$1 np=$2 mode=$3 log expected start job status target victim="" dirs k seen=() rank pids
+    local out=$1 np=$2 mode=$3 log expected start job status target victim="" dirs d k p seen=() rank pids
     attempts=$((attempts + 1))
     log=$TMP/attempt-$attempts.log
     expected=$(newest_committed "$out")

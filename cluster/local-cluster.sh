@@ -7,7 +7,7 @@
 # Usage (as root: namespaces need CAP_NET_ADMIN):
 #   cluster/local-cluster.sh                       # controlnet comm-check
 #   cluster/local-cluster.sh -- comm-check --repeats 50
-#   cluster/local-cluster.sh -- train ... --steps 20   # any controlnet arguments after --
+#   cluster/local-cluster.sh -- train-controlnet ... --max-steps 20   # any controlnet arguments after --
 # Environment: CONTROLNET (binary, default .build/release/controlnet), RANKS_PER_NODE (default 1).
 set -euo pipefail
 
@@ -117,7 +117,7 @@ MPIRUN=(mpirun -np $((RANKS_PER_NODE * ${#NODES[@]})) --hostfile "$WORK/hostfile
     --mca btl_tcp_if_include "$SUBNET" --mca oob_tcp_if_include "$SUBNET"
     --bind-to none --map-by node
     -x OPENBLAS_NUM_THREADS=1 -x PATH)
-for variable in LD_LIBRARY_PATH OPENBLAS_CORETYPE; do
+for variable in LD_LIBRARY_PATH OPENBLAS_CORETYPE CONTROLNET_PROGRESS; do
     if [ -n "${!variable:-}" ]; then
         MPIRUN+=(-x "$variable")
     fi

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# As 30-train-np2.sh at np 4 (oversubscribed on a 2-core machine): 5 tiny ControlNet steps at np 4 end within 1e-5 of
+# --simulate-ranks 4, with bit-identical replicas on all 4 ranks and an untouched base; --simulate-ranks 2 (half the
+# global batch) must not match, so the comparison can fail.
+source "$(dirname "$0")/lib.sh"
+ensure_controlnet
+export CONTROLNET_PROGRESS=lines OPENBLAS_NUM_THREADS=1
+if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+"$CONTROLNET" train-base --config tiny --resize --data-dir "$REPO_ROOT/data" --max-steps 30 --batch-size 16 \
+    --out "$TMP/base" >"$TMP/base.log" 2>&1 || { cat "$TMP/base.log"; fail "could not train the tiny base"; }
+BASE=$TMP/base/unet.safetensors
+base_sha_before=$(sha256sum "$BASE" | cut -d' ' -f1)
+
+TRAIN=(train-controlnet --config tiny --resize --data-dir "$REPO_ROOT/data" --base "$BASE" --max-steps 5
+    --batch-size 8 --lr 1e-3 --log-every 1)
+
+mpirun_for 4
+[[ " ${MPIRUN[*]} " == *" --oversubscribe "* ]] || fail "mpirun_for 4 did not add --oversubscribe"
+timeout -k 5 120 "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --out "$TMP/np4" >"$TMP/np4.log" 2>&1 \
+    || { cat "$TMP/np4.log"; fail "np 4 training failed"; }
+cat "$TMP/np4.log"
+timeout -k 5 120 "$CONTROLNET" "${TRAIN[@]}" --simulate-ranks 4 --out "$TMP/sim4" >"$TMP/sim4.log" 2>&1 \
+    || { cat "$TMP/sim4.log"; fail "--simulate-ranks 4 training failed"; }
+timeout -k 5 120 "$CONTROLNET" "${TRAIN[@]}" --simulate-ranks 2 --out "$TMP/sim2" >"$TMP/sim2.log" 2>&1 \
+    || { cat "$TMP/sim2.log"; fail "--simulate-ranks 2 training failed"; }
+
+echo "np 4 vs --simulate-ranks 4:"
+"$CONTROLNET" diff-weights "$TMP/np4/controlnet.safetensors" "$TMP/sim4/controlnet.safetensors" --tolerance 1e-5 \
+    || fail "np 4 weights differ from --simulate-ranks 4 by more than 1e-5"
+echo "--simulate-ranks 2 vs --simulate-ranks 4 (must differ):"
+if "$CONTROLNET" diff-weights "$TMP/sim2/controlnet.safetensors" "$TMP/sim4/controlnet.safetensors" --tolerance 1e-5; then
+    fail "--simulate-ranks 2 matched --simulate-ranks 4 within 1e-5: the comparison cannot tell world sizes apart"
+fi
+
+grep -q "^replica check: all 4 ranks hold bit-identical trainable weights (hash [0-9a-f]*)" "$TMP/np4.log" \
+    || fail "no replica-check line for 4 ranks"
+grep -q "^frozen base unchanged: SHA-256 [0-9a-f]\{64\}" "$TMP/np4.log" || fail "no frozen-base line"
+grep -q "^world: 4 process(es) x 1 simulated = 4 rank(s), backend mpi" "$TMP/np4.log" || fail "no world line for 4 MPI ranks"
+grep -q "^all-reduce per step: 1 buffer of 22064 floats = 88256 bytes" "$TMP/np4.log" \
+    || fail "no (or another) all-reduce size line; expected 1 buffer of 22064 floats = 88256 bytes"
+base_sha_after=$(sha256sum "$BASE" | cut -d' ' -f1)
+[ "$base_sha_before" = "$base_sha_after" ] || fail "the base file changed on disk: $base_sha_before -> $base_sha_after"
+echo "base file sha256 unchanged: $base_sha_after"
+echo "PASS $(basename "$0")"

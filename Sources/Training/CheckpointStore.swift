@@ -21,8 +21,12 @@ public enum CheckpointStore {
         let dir = root(trainer.outDirectory).appendingPathComponent(CheckpointManifest.directoryName(step: trainer.state.step))
         let fm = FileManager.default
         if rank == 0 {
-            // A checkpoint of this step may exist from an earlier attempt: unpublish it before its shards change.
+            // A checkpoint of this step may exist from an earlier attempt: unpublish it before its shards change,
+            // and clear temporary files that killed writers left behind.
             try? fm.removeItem(at: dir.appendingPathComponent(CheckpointManifest.fileName))
+            for name in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+                try? fm.removeItem(at: dir.appendingPathComponent(name))
+            }
         }
         try comm.barrier()
         do { try fm.createDirectory(at: dir, withIntermediateDirectories: true) } catch {

@@ -59,12 +59,6 @@ public final class Trainer {
         self.comm = comm
         config = try ModelConfig.named(options.config)
         try options.validate(config: config)
-        outDirectory = URL(fileURLWithPath: options.out)
-        do { try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true) } catch {
-            throw OptionsError(option: "--out", message: "cannot create \(outDirectory.path): \(error.localizedDescription)")
-        }
-        log = try RunLog(rank: comm.rank, metricsURL: outDirectory.appendingPathComponent("metrics.jsonl"),
-                         append: options.resume != nil)
         worldSize = comm.size * options.simulateRanks
 
         dataset = try Self.loadDataset(options, config: config, split: .train)
@@ -118,6 +112,13 @@ public final class Trainer {
             let parts = spec.split(separator: ":").map { Int($0)! }
             return (parts[0], parts.count > 1 ? parts[1] : nil)
         }
+        // Only now, with every input read and checked, does the run directory appear.
+        outDirectory = URL(fileURLWithPath: options.out)
+        do { try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true) } catch {
+            throw OptionsError(option: "--out", message: "cannot create \(outDirectory.path): \(error.localizedDescription)")
+        }
+        log = try RunLog(rank: comm.rank, metricsURL: outDirectory.appendingPathComponent("metrics.jsonl"),
+                         append: options.resume != nil)
         baseSHA256 = model.frozen.map { Self.sha256($0) }
         // Identical starting point everywhere: rank 0's weights win.
         if comm.size > 1 {

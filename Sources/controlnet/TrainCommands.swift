@@ -75,6 +75,12 @@ struct TrainingFlags: ParsableArguments {
     }
 
     func check(_ options: TrainOptions) throws {
+        for (flag, path) in [("--base", options.mode == .controlnet ? options.base : nil),
+                             ("--init-from", options.mode == .base ? options.base : nil)] {
+            if let path, !FileManager.default.fileExists(atPath: path) {
+                throw ValidationError("\(flag): \(path) does not exist")
+            }
+        }
         let model: ModelConfig
         do { model = try ModelConfig.named(config) } catch { throw ValidationError("\(error)") }
         do { try options.validate(config: model) } catch { throw ValidationError("\(error)") }

@@ -4,14 +4,12 @@
 # global batch) must not match, so the comparison can fail.
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
-export CONTROLNET_PROGRESS=lines OPENBLAS_NUM_THREADS=1
-if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+training_env
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-"$CONTROLNET" train-base --config tiny --resize --data-dir "$REPO_ROOT/data" --max-steps 30 --batch-size 16 \
-    --out "$TMP/base" >"$TMP/base.log" 2>&1 || { cat "$TMP/base.log"; fail "could not train the tiny base"; }
+train_tiny_base "$TMP/base"
 BASE=$TMP/base/unet.safetensors
 base_sha_before=$(sha256sum "$BASE" | cut -d' ' -f1)
 

@@ -4,8 +4,7 @@
 # process of the job may be left behind.
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
-export CONTROLNET_PROGRESS=lines OPENBLAS_NUM_THREADS=1
-if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+training_env
 
 TMP=$(mktemp -d)
 job=
@@ -17,8 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$CONTROLNET" train-base --config tiny --resize --data-dir "$REPO_ROOT/data" --max-steps 30 --batch-size 16 \
-    --out "$TMP/base" >"$TMP/base.log" 2>&1 || { cat "$TMP/base.log"; fail "could not train the tiny base"; }
+train_tiny_base "$TMP/base"
 
 mpirun_for 2
 timeout -k 5 60 "${MPIRUN[@]}" "$CONTROLNET" train-controlnet --config tiny --resize --data-dir "$REPO_ROOT/data" \

@@ -6,8 +6,7 @@
 # was never interrupted. (3) The same with SIGUSR1 sent to mpirun at np 2 (mpirun forwards USR1 to the ranks).
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
-export CONTROLNET_PROGRESS=lines OPENBLAS_NUM_THREADS=1
-if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+training_env
 
 TMP=$(mktemp -d)
 job=
@@ -18,8 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$CONTROLNET" train-base --config tiny --resize --data-dir "$REPO_ROOT/data" --max-steps 30 --batch-size 16 \
-    --out "$TMP/base" >"$TMP/base.log" 2>&1 || { cat "$TMP/base.log"; fail "could not train the tiny base"; }
+train_tiny_base "$TMP/base"
 TRAIN=(train-controlnet --config tiny --resize --data-dir "$REPO_ROOT/data" --base "$TMP/base/unet.safetensors"
     --batch-size 8 --lr 1e-3 --log-every 1)
 

@@ -6,8 +6,7 @@
 # same samples and noise, so the first resumed loss must match the source run's to float rounding (1e-4 relative).
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
-export CONTROLNET_PROGRESS=lines OPENBLAS_NUM_THREADS=1
-if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+training_env
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

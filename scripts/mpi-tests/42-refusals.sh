@@ -5,8 +5,7 @@
 # corrupted newest checkpoint, say so, and continue from the previous valid one - to the same final weights.
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
-export CONTROLNET_PROGRESS=lines OPENBLAS_NUM_THREADS=1
-if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+training_env
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

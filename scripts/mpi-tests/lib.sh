@@ -44,3 +44,16 @@ mpirun_for() {
 now_seconds() {
     date +%s.%N
 }
+
+# The training tests' environment: plain progress lines (mpirun gives ranks a pty), one BLAS thread per rank, and
+# mpirun's consent to run as root.
+training_env() {
+    export CONTROLNET_PROGRESS=lines OPENBLAS_NUM_THREADS=1
+    if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+}
+
+# train_tiny_base DIR: a 30-step tiny base UNet (8x8 MNIST-5k) in DIR/unet.safetensors, for ControlNet runs.
+train_tiny_base() {
+    "$CONTROLNET" train-base --config tiny --resize --data-dir "$REPO_ROOT/data" --max-steps 30 --batch-size 16 \
+        --out "$1" >"$1.log" 2>&1 || { cat "$1.log"; fail "could not train the tiny base"; }
+}

@@ -135,9 +135,12 @@ enum TrainRunner {
                                   "edge_f1_1px": r.onePixelF1 ?? -1])
                 }
             }
-            if let spec = options.resume,
-               let loaded = try CheckpointStore.resolve(spec, out: trainer.outDirectory, log: trainer.log) {
-                try trainer.resume(from: loaded)
+            if let spec = options.resume {
+                let started = Date()
+                if let loaded = try CheckpointStore.resolve(spec, out: trainer.outDirectory, log: trainer.log) {
+                    try trainer.resume(from: loaded)
+                    trainer.log.info(String(format: "checkpoint read, verified and loaded in %.2f s", Date().timeIntervalSince(started)))
+                }
             }
             _ = try trainer.run()
         } catch {

@@ -7,7 +7,7 @@ import Model
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
-        abstract: "Show the BLAS kernels and threads this machine uses.")
+        abstract: "Show the BLAS kernels and threads this machine uses; with --config, a model's sizes and costs.")
 
     @Flag(name: .customLong("blas-coretype"),
           help: ArgumentHelp("Print only the OPENBLAS_CORETYPE value processes here need for fast kernels, or nothing "

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Synchronization
+import Datasets
 import Distributed
 import Model
 import Training
@@ -109,7 +110,7 @@ struct TrainControlNet: ParsableCommand {
     @OptionGroup var flags: TrainingFlags
     @Option(help: "The frozen base UNet's weights (safetensors).")
     var base: String
-    @Option(help: "Hint kind: canny, canny-random, sobel, mask, scribble, tile, ...")
+    @Option(help: ArgumentHelp("Hint kind: " + HintKind.allCases.map(\.rawValue).joined(separator: ", ") + "."))
     var hint = "canny"
 
     func validate() throws { try flags.check(flags.options(mode: .controlnet, base: base, hint: hint)) }

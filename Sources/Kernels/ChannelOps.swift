@@ -4,6 +4,8 @@ public enum ChannelConcat {
     /// a (N, Ca, S), b (N, Cb, S) -> y (N, Ca + Cb, S), S = H*W.
     public static func forward(batch: Int, channelsA: Int, channelsB: Int, spatial: Int,
                                a: UnsafePointer<Float>, b: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.elementwise)
+        defer { PhaseProfiler.shared.leave(phase) }
         let sizeA = channelsA * spatial, sizeB = channelsB * spatial
         for n in 0..<batch {
             let dst = y + n * (sizeA + sizeB)
@@ -15,6 +17,8 @@ public enum ChannelConcat {
     /// dY (N, Ca + Cb, S) split: dA (N, Ca, S) += its first Ca channels, dB (N, Cb, S) += the rest; nil skips.
     public static func backward(batch: Int, channelsA: Int, channelsB: Int, spatial: Int, dY: UnsafePointer<Float>,
                                 dA: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?) {
+        let phase = PhaseProfiler.shared.enter(.elementwise)
+        defer { PhaseProfiler.shared.leave(phase) }
         let sizeA = channelsA * spatial, sizeB = channelsB * spatial
         for n in 0..<batch {
             let src = dY + n * (sizeA + sizeB)
@@ -35,6 +39,8 @@ public enum ChannelBroadcastAdd {
     /// x (N, C, S) += v (N, C) broadcast over S, in place.
     public static func forward(batch: Int, channels: Int, spatial: Int, x: UnsafeMutablePointer<Float>,
                                v: UnsafePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.elementwise)
+        defer { PhaseProfiler.shared.leave(phase) }
         for p in 0..<batch * channels {
             let row = x + p * spatial
             let value = v[p]
@@ -45,6 +51,8 @@ public enum ChannelBroadcastAdd {
     /// dV (N, C) += sum over S of dY (N, C, S).
     public static func backward(batch: Int, channels: Int, spatial: Int, dY: UnsafePointer<Float>,
                                 dV: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.elementwise)
+        defer { PhaseProfiler.shared.leave(phase) }
         for p in 0..<batch * channels {
             dV[p] += Float(rowSum(dY + p * spatial, spatial))
         }

@@ -22,6 +22,8 @@ public enum GroupNorm {
     public static func forward(_ s: GroupNormShape, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                beta: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
         normalise(s, x: x, gamma: gamma, beta: beta, y: y, mean: mean, rstd: rstd, silu: false)
     }
 
@@ -29,6 +31,8 @@ public enum GroupNorm {
     public static func forwardSiLU(_ s: GroupNormShape, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                    beta: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                    mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
         normalise(s, x: x, gamma: gamma, beta: beta, y: y, mean: mean, rstd: rstd, silu: true)
     }
 
@@ -37,6 +41,8 @@ public enum GroupNorm {
                                 mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                                 dX: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
                                 dBeta: UnsafeMutablePointer<Float>?) {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
         let gs = s.groupSize
         for ng in 0..<s.batch * s.groups {
             let off = ng * gs
@@ -51,6 +57,8 @@ public enum GroupNorm {
                                     rstd: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                                     dX: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
                                     dBeta: UnsafeMutablePointer<Float>?) {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
         if dX == nil && dGamma == nil && dBeta == nil { return }
         let gs = s.groupSize, cpg = s.channelsPerGroup, hw = s.spatial
         // dZ of one group at a time (stack-sized for the model's shapes): the sigmoid is evaluated once.

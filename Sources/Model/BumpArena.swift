@@ -15,6 +15,9 @@ public final class BumpArena: @unchecked Sendable {
 
     public init(initialCount: Int = 0) { block = FloatBuffer(count: initialCount) }
 
+    /// Floats live right now (for memory reports).
+    public var used: Int { top + overflowFloats }
+
     /// Floats held by this arena (for memory reports).
     public var capacity: Int { block.count + overflow.reduce(0) { $0 + $1.count } }
 

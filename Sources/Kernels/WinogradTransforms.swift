@@ -1,0 +1,311 @@
+// The four tile transforms of Winograd F(2x2, 3x3) and their adjoints, on one sample's planes. A 4x4 input tile d
+// (stride 2, overlapping by 2) becomes V = B^T d B; a 3x3 filter g becomes U = G g G^T; the 16 products M = U V
+// (summed over input channels by the GEMMs in Winograd.swift) give a 2x2 output tile Y = A^T M A. With
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1]
+// backward uses the exact adjoints (dM = A dY A^T, dd = B dV B^T, dg = G^T dU G), so the gradients are those of
+// the function forward computes. Element e = 4 a + b of a transformed tile lives in matrix e of a (16, rows, ld)
+// buffer, column = tile index. The loops are written with explicit 8-lane vectors (the many row pointers would
+// otherwise defeat LLVM's alias checks and leave them scalar): 8 tiles at a time, the stride-2 tile picks as
+// even/odd lane splits of 16-lane loads, scalar code only for the tails.
+
+typealias V8 = SIMD8<Float>
+
+@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> V8 {
+    UnsafeRawPointer(p).loadUnaligned(as: V8.self)
+}
+
+@inline(__always) private func store8(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
+}
+
+@inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+/// (a0, b0, a1, b1, ...): two rows of tile values back into pixel order.
+@inline(__always) private func storeInterleaved(_ a: V8, _ b: V8, _ p: UnsafeMutablePointer<Float>) {
+    let v = SIMD16<Float>(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3],
+                          a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}
+
+/// Rows of length `count` combined lane-wise: the 8-lane body and the scalar tail share one formula.
+@inline(__always) private func rowLoop(_ count: Int, _ body8: (Int) -> Void, _ body1: (Int) -> Void) {
+    var k = 0
+    while k + 8 <= count { body8(k); k += 8 }
+    while k < count { body1(k); k += 1 }
+}
+
+/// One sample's tile grid for a 3x3, stride 1, pad 1 convolution: tiles cover the output (rounded up to even).
+struct WinogradGeometry {
+    let height, width: Int
+    let tilesH, tilesW: Int
+    /// The zero-padded input plane: (2 tilesH + 2, 2 tilesW + 2), pixel (h, w) at (h + 1, w + 1).
+    let planeH, planeW: Int
+
+    init(height: Int, width: Int) {
+        self.height = height; self.width = width
+        tilesH = (height + 1) / 2; tilesW = (width + 1) / 2
+        planeH = 2 * tilesH + 2; planeW = 2 * tilesW + 2
+    }
+
+    var tiles: Int { tilesH * tilesW }
+    var planeCount: Int { planeH * planeW }
+    /// Scratch floats the transforms need: one padded plane and four padded rows.
+    var scratchCount: Int { planeCount + 4 * planeW }
+}
+
+extension Winograd {
+    /// weight (Cout, Cin, 3, 3) -> u (16, Cout, Cin) = G g G^T per filter.
+    static func transformWeights(outChannels: Int, inChannels: Int, weight: UnsafePointer<Float>,
+                                 u: UnsafeMutablePointer<Float>) {
+        let plane = outChannels * inChannels
+        for f in 0..<plane {
+            let g = weight + 9 * f
+            // G g, one row (3 values) at a time, then (G g) G^T
+            for a in 0..<4 {
+                let r0: Float, r1: Float, r2: Float
+                switch a {
+                case 0: r0 = g[0]; r1 = g[1]; r2 = g[2]
+                case 1: r0 = (g[0] + g[3] + g[6]) * 0.5; r1 = (g[1] + g[4] + g[7]) * 0.5; r2 = (g[2] + g[5] + g[8]) * 0.5
+                case 2: r0 = (g[0] - g[3] + g[6]) * 0.5; r1 = (g[1] - g[4] + g[7]) * 0.5; r2 = (g[2] - g[5] + g[8]) * 0.5
+                default: r0 = g[6]; r1 = g[7]; r2 = g[8]
+                }
+                u[(4 * a + 0) * plane + f] = r0
+                u[(4 * a + 1) * plane + f] = (r0 + r1 + r2) * 0.5
+                u[(4 * a + 2) * plane + f] = (r0 - r1 + r2) * 0.5
+                u[(4 * a + 3) * plane + f] = r2
+            }
+        }
+    }
+
+    /// Adjoint of transformWeights: dWeight (Cout, Cin, 3, 3) += G^T dU G, dU (16, Cout, Cin).
+    static func addWeightGradient(outChannels: Int, inChannels: Int, dU: UnsafePointer<Float>,
+                                  dWeight: UnsafeMutablePointer<Float>) {
+        let plane = outChannels * inChannels
+        for f in 0..<plane {
+            // t = dU G (4 rows of 3), then dWeight += G^T t
+            var t0 = SIMD4<Float>(), t1 = SIMD4<Float>(), t2 = SIMD4<Float>()  // columns of t, lanes = rows a
+            for a in 0..<4 {
+                let q0 = dU[(4 * a) * plane + f], q1 = dU[(4 * a + 1) * plane + f]
+                let q2 = dU[(4 * a + 2) * plane + f], q3 = dU[(4 * a + 3) * plane + f]
+                t0[a] = q0 + (q1 + q2) * 0.5
+                t1[a] = (q1 - q2) * 0.5
+                t2[a] = (q1 + q2) * 0.5 + q3
+            }
+            let g = dWeight + 9 * f
+            @inline(__always) func addColumn(_ j: Int, _ t: SIMD4<Float>) {
+                g[j] += t[0] + (t[1] + t[2]) * 0.5
+                g[3 + j] += (t[1] - t[2]) * 0.5
+                g[6 + j] += (t[1] + t[2]) * 0.5 + t[3]
+            }
+            addColumn(0, t0); addColumn(1, t1); addColumn(2, t2)
+        }
+    }
+
+    /// x: one sample (C, H, W) -> v (16, C, ld) columns [col0, col0 + tiles). scratch: (geo.scratchCount).
+    static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
+                               v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
+                               scratch: UnsafeMutablePointer<Float>) {
+        let h = geo.height, w = geo.width, pw = geo.planeW, tw = geo.tilesW
+        let plane = scratch, t0 = scratch + geo.planeCount, t1 = t0 + pw, t2 = t1 + pw, t3 = t2 + pw
+        let stride = channels * ld
+        plane.update(repeating: 0, count: geo.planeCount)
+        for c in 0..<channels {
+            let xc = x + c * h * w
+            for r in 0..<h { (plane + (r + 1) * pw + 1).update(from: xc + r * w, count: w) }
+            for i in 0..<geo.tilesH {
+                let r0 = plane + 2 * i * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw
+                rowLoop(pw, { k in
+                    let a = load8(r0 + k), b = load8(r1 + k), c = load8(r2 + k), d = load8(r3 + k)
+                    store8(a - c, t0 + k); store8(b + c, t1 + k); store8(c - b, t2 + k); store8(b - d, t3 + k)
+                }, { k in
+                    t0[k] = r0[k] - r2[k]; t1[k] = r1[k] + r2[k]; t2[k] = r2[k] - r1[k]; t3[k] = r1[k] - r3[k]
+                })
+                let base = v + c * ld + col0 + i * tw
+                columnTransform(t0, base, stride, tw)
+                columnTransform(t1, base + 4 * stride, stride, tw)
+                columnTransform(t2, base + 8 * stride, stride, tw)
+                columnTransform(t3, base + 12 * stride, stride, tw)
+            }
+        }
+    }
+
+    /// The B^T pass along a row: tile j's four values t[2j ..< 2j+4] -> out[j], out[j + s], ... (4 matrices).
+    @inline(__always)
+    private static func columnTransform(_ t: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ s: Int,
+                                        _ tiles: Int) {
+        let o0 = out, o1 = out + s, o2 = out + 2 * s, o3 = out + 3 * s
+        var j = 0
+        while j + 8 <= tiles {
+            let lo = load16(t + 2 * j), hi = load16(t + 2 * j + 2)  // reads up to t[2 tiles + 1], the row's end
+            let d0 = lo.evenHalf, d1 = lo.oddHalf, d2 = hi.evenHalf, d3 = hi.oddHalf
+            store8(d0 - d2, o0 + j); store8(d1 + d2, o1 + j); store8(d2 - d1, o2 + j); store8(d1 - d3, o3 + j)
+            j += 8
+        }
+        while j < tiles {
+            let d0 = t[2 * j], d1 = t[2 * j + 1], d2 = t[2 * j + 2], d3 = t[2 * j + 3]
+            o0[j] = d0 - d2; o1[j] = d1 + d2; o2[j] = d2 - d1; o3[j] = d1 - d3
+            j += 1
+        }
+    }
+
+    /// m (16, C, ld) columns [col0, col0 + tiles) -> y: one sample (C, H, W) = A^T M A + bias, overwritten.
+    /// scratch: (geo.scratchCount).
+    static func transformOutput(_ geo: WinogradGeometry, channels: Int, m: UnsafePointer<Float>, ld: Int, col0: Int,
+                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                                scratch: UnsafeMutablePointer<Float>) {
+        let h = geo.height, w = geo.width, tw = geo.tilesW, pw = geo.planeW
+        let row0 = scratch, row1 = scratch + pw
+        let stride = channels * ld
+        for c in 0..<channels {
+            let b = bias?[c] ?? 0
+            let yc = y + c * h * w
+            for i in 0..<geo.tilesH {
+                let base = m + c * ld + col0 + i * tw
+                // m_a = the 4 matrices of tile row a; s = m_0 + m_1 + m_2, d = m_1 - m_2 - m_3 per column q, then
+                // the same combination along q gives the 2x2 outputs.
+                let m0 = base, m1 = m0 + 4 * stride, m2 = m0 + 8 * stride, m3 = m0 + 12 * stride
+                let bv = V8(repeating: b)
+                var j = 0
+                while j + 8 <= tw {
+                    var sq = (V8(), V8(), V8(), V8()), dq = sq
+                    @inline(__always) func column(_ q: Int) -> (V8, V8) {
+                        let o = q * stride + j
+                        let x0 = load8(m0 + o), x1 = load8(m1 + o), x2 = load8(m2 + o), x3 = load8(m3 + o)
+                        return (x0 + x1 + x2, x1 - x2 - x3)
+                    }
+                    (sq.0, dq.0) = column(0); (sq.1, dq.1) = column(1); (sq.2, dq.2) = column(2); (sq.3, dq.3) = column(3)
+                    storeInterleaved(sq.0 + sq.1 + sq.2 + bv, sq.1 - sq.2 - sq.3 + bv, row0 + 2 * j)
+                    storeInterleaved(dq.0 + dq.1 + dq.2 + bv, dq.1 - dq.2 - dq.3 + bv, row1 + 2 * j)
+                    j += 8
+                }
+                while j < tw {
+                    var sq = (Float(0), Float(0), Float(0), Float(0)), dq = sq
+                    @inline(__always) func column(_ q: Int) -> (Float, Float) {
+                        let o = q * stride + j
+                        return (m0[o] + m1[o] + m2[o], m1[o] - m2[o] - m3[o])
+                    }
+                    (sq.0, dq.0) = column(0); (sq.1, dq.1) = column(1); (sq.2, dq.2) = column(2); (sq.3, dq.3) = column(3)
+                    row0[2 * j] = sq.0 + sq.1 + sq.2 + b; row0[2 * j + 1] = sq.1 - sq.2 - sq.3 + b
+                    row1[2 * j] = dq.0 + dq.1 + dq.2 + b; row1[2 * j + 1] = dq.1 - dq.2 - dq.3 + b
+                    j += 1
+                }
+                (yc + 2 * i * w).update(from: row0, count: w)
+                if 2 * i + 1 < h { (yc + (2 * i + 1) * w).update(from: row1, count: w) }
+            }
+        }
+    }
+
+    /// Adjoint of transformOutput (without bias): dY one sample (C, H, W) -> dM (16, C, ld) columns
+    /// [col0, col0 + tiles), overwritten. scratch: (geo.scratchCount).
+    static func transformOutputAdjoint(_ geo: WinogradGeometry, channels: Int, dY: UnsafePointer<Float>,
+                                       dM: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
+                                       scratch: UnsafeMutablePointer<Float>) {
+        let h = geo.height, w = geo.width, tw = geo.tilesW, pw = geo.planeW
+        let row0 = scratch, row1 = scratch + pw
+        let stride = channels * ld
+        // Columns past the image (odd widths) stay zero.
+        row0.update(repeating: 0, count: 2 * pw)
+        for c in 0..<channels {
+            let yc = dY + c * h * w
+            for i in 0..<geo.tilesH {
+                row0.update(from: yc + 2 * i * w, count: w)
+                if 2 * i + 1 < h {
+                    row1.update(from: yc + (2 * i + 1) * w, count: w)
+                } else {
+                    row1.update(repeating: 0, count: w)
+                }
+                let base = dM + c * ld + col0 + i * tw
+                // dy tile (a b; c d): g0 = (a, a + b, a - b, -b), g1 = (c, c + d, c - d, -d) along the columns q,
+                // then matrix rows g0, g0 + g1, g0 - g1, -g1.
+                @inline(__always) func put(_ q: Int, _ j: Int, _ g0: V8, _ g1: V8) {
+                    let o = base + q * stride + j
+                    store8(g0, o); store8(g0 + g1, o + 4 * stride); store8(g0 - g1, o + 8 * stride)
+                    store8(-g1, o + 12 * stride)
+                }
+                var j = 0
+                while j + 8 <= tw {
+                    let top = load16(row0 + 2 * j), bottom = load16(row1 + 2 * j)
+                    let a = top.evenHalf, b = top.oddHalf, cc = bottom.evenHalf, d = bottom.oddHalf
+                    put(0, j, a, cc); put(1, j, a + b, cc + d); put(2, j, a - b, cc - d); put(3, j, -b, -d)
+                    j += 8
+                }
+                while j < tw {
+                    let a = row0[2 * j], b = row0[2 * j + 1], cc = row1[2 * j], d = row1[2 * j + 1]
+                    let g0 = (a, a + b, a - b, -b), g1 = (cc, cc + d, cc - d, -d)
+                    let o = base + j, s4 = 4 * stride, s8 = 8 * stride, s12 = 12 * stride
+                    o[0] = g0.0; o[s4] = g0.0 + g1.0; o[s8] = g0.0 - g1.0; o[s12] = -g1.0
+                    o[stride] = g0.1; o[stride + s4] = g0.1 + g1.1; o[stride + s8] = g0.1 - g1.1; o[stride + s12] = -g1.1
+                    o[2 * stride] = g0.2; o[2 * stride + s4] = g0.2 + g1.2; o[2 * stride + s8] = g0.2 - g1.2
+                    o[2 * stride + s12] = -g1.2
+                    o[3 * stride] = g0.3; o[3 * stride + s4] = g0.3 + g1.3; o[3 * stride + s8] = g0.3 - g1.3
+                    o[3 * stride + s12] = -g1.3
+                    j += 1
+                }
+            }
+        }
+    }
+
+    /// Adjoint of transformInput: dV (16, C, ld) columns [col0, col0 + tiles) -> dX one sample (C, H, W) +=.
+    /// scratch: (geo.scratchCount).
+    static func transformInputAdjoint(_ geo: WinogradGeometry, channels: Int, dV: UnsafePointer<Float>, ld: Int,
+                                      col0: Int, dX: UnsafeMutablePointer<Float>,
+                                      scratch: UnsafeMutablePointer<Float>) {
+        let h = geo.height, w = geo.width, pw = geo.planeW, tw = geo.tilesW
+        let plane = scratch, q0 = scratch + geo.planeCount, q1 = q0 + pw, q2 = q1 + pw, q3 = q2 + pw
+        let stride = channels * ld
+        for c in 0..<channels {
+            plane.update(repeating: 0, count: geo.planeCount)
+            for i in 0..<geo.tilesH {
+                let base = dV + c * ld + col0 + i * tw
+                columnAdjoint(base, stride, tw, q0)
+                columnAdjoint(base + 4 * stride, stride, tw, q1)
+                columnAdjoint(base + 8 * stride, stride, tw, q2)
+                columnAdjoint(base + 12 * stride, stride, tw, q3)
+                // rows: dd0 = h0, dd1 = h1 - h2 + h3, dd2 = h1 + h2 - h0, dd3 = -h3
+                let r0 = plane + 2 * i * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw
+                rowLoop(pw, { k in
+                    let a = load8(q0 + k), b = load8(q1 + k), c = load8(q2 + k), d = load8(q3 + k)
+                    store8(load8(r0 + k) + a, r0 + k)
+                    store8(load8(r1 + k) + (b - c + d), r1 + k)
+                    store8(load8(r2 + k) + (b + c - a), r2 + k)
+                    store8(load8(r3 + k) - d, r3 + k)
+                }, { k in
+                    r0[k] += q0[k]; r1[k] += q1[k] - q2[k] + q3[k]; r2[k] += q1[k] + q2[k] - q0[k]; r3[k] -= q3[k]
+                })
+            }
+            let xc = dX + c * h * w
+            for r in 0..<h {
+                let src = plane + (r + 1) * pw + 1, dst = xc + r * w
+                rowLoop(w, { k in store8(load8(dst + k) + load8(src + k), dst + k) }, { k in dst[k] += src[k] })
+            }
+        }
+    }
+
+    /// The B pass along a row, adjoint of columnTransform: four matrices' values of tile j -> a padded row where
+    /// tiles overlap by two: out[2j] = h0(j) + h2(j-1), out[2j+1] = h1(j) + h3(j-1), with
+    /// h0 = v0, h1 = v1 - v2 + v3, h2 = v1 + v2 - v0, h3 = -v3 (no loop-carried value, so it vectorises).
+    @inline(__always)
+    private static func columnAdjoint(_ v: UnsafePointer<Float>, _ s: Int, _ tiles: Int,
+                                      _ out: UnsafeMutablePointer<Float>) {
+        let v0 = v, v1 = v + s, v2 = v + 2 * s, v3 = v + 3 * s
+        out[0] = v0[0]
+        out[1] = v1[0] - v2[0] + v3[0]
+        var j = 1
+        while j + 8 <= tiles {
+            let a = load8(v0 + j), b = load8(v1 + j), c = load8(v2 + j), d = load8(v3 + j)
+            let pa = load8(v0 + j - 1), pb = load8(v1 + j - 1), pc = load8(v2 + j - 1), pd = load8(v3 + j - 1)
+            storeInterleaved(a + (pb + pc - pa), (b - c + d) - pd, out + 2 * j)
+            j += 8
+        }
+        while j < tiles {
+            out[2 * j] = v0[j] + (v1[j - 1] + v2[j - 1] - v0[j - 1])
+            out[2 * j + 1] = (v1[j] - v2[j] + v3[j]) - v3[j - 1]
+            j += 1
+        }
+        let last = tiles - 1
+        out[2 * tiles] = v1[last] + v2[last] - v0[last]
+        out[2 * tiles + 1] = -v3[last]
+    }
+}

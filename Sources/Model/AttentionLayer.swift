@@ -31,9 +31,10 @@ final class AttentionLayer: Layer {
         let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
         let n = d.n, t = d.spatial, s = shape(d)
         dims = d; self.x = x
+        let out = acts.take(d.count)
+        let outputMark = acts.mark()
         let mean = acts.take(n * norm.groups), rstd = acts.take(n * norm.groups)
         let qkvOut = acts.take(n * 3 * channels * t), probs = acts.take(n * heads * t * t)
-        let out = acts.take(d.count)
         let normedKeep = keep ? acts.take(d.count) : nil, attendedKeep = keep ? acts.take(d.count) : nil
         let mark = acts.mark()
         let normed = normedKeep ?? acts.take(d.count)
@@ -44,7 +45,7 @@ final class AttentionLayer: Layer {
         Attention.forward(s, qkv: qkvOut, a: attended, probs: probs, workspace: acts.take(s.workspaceCount))
         proj.forward(ws, attended, d, into: out, scratch: acts)
         Elementwise.add(count: d.count, out, x, into: out)
-        acts.release(to: mark)
+        acts.release(to: ctx.saveForBackward ? mark : outputMark)
         self.mean = mean; self.rstd = rstd; self.qkvOut = qkvOut; self.probs = probs
         self.normed = normedKeep; self.attended = attendedKeep
         return out

@@ -29,8 +29,11 @@ struct LayerContext {
     let siluEmb: UnsafeMutablePointer<Float>           // (N, E)
     let dSiluEmb: UnsafeMutablePointer<Float>?         // (N, E) gradient accumulator when the embedding trains
     let embedDim: Int
+    /// Keep what backward needs. False where no backward follows (the frozen UNet's encoder, inference): a layer
+    /// then keeps only its output and releases everything else before it returns.
+    var saveForBackward = true
     /// Keep what weight gradients need (false in inference and in the frozen UNet).
-    var saveForWeights: Bool { weights.trainable }
+    var saveForWeights: Bool { saveForBackward && weights.trainable }
 }
 
 /// A layer saves what its backward needs in forward (for the current batch) and adds dX in backward.

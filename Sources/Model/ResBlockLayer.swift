@@ -32,9 +32,12 @@ final class ResBlockLayer: Layer {
         let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
         let od = outputDims(d), n = d.n, g = norm1.groups
         dims = d; self.x = x
-        // Persistent first, then temporaries above a mark (the arena is a stack).
+        // Persistent first, then temporaries above a mark (the arena is a stack). Without backward only the
+        // output outlives the call.
+        let out = acts.take(od.count)
+        let outputMark = acts.mark()
         let mean1 = acts.take(n * g), rstd1 = acts.take(n * g), mean2 = acts.take(n * g), rstd2 = acts.take(n * g)
-        let h = acts.take(od.count), out = acts.take(od.count)
+        let h = acts.take(od.count)
         let a1keep = keep ? acts.take(d.count) : nil, a2keep = keep ? acts.take(od.count) : nil
         let mark = acts.mark()
         let a1 = a1keep ?? acts.take(d.count)
@@ -55,7 +58,7 @@ final class ResBlockLayer: Layer {
         } else {
             Elementwise.add(count: od.count, out, x, into: out)
         }
-        acts.release(to: mark)
+        acts.release(to: ctx.saveForBackward ? mark : outputMark)
         self.mean1 = mean1; self.rstd1 = rstd1; self.mean2 = mean2; self.rstd2 = rstd2
         self.h = h; self.a1 = a1keep; self.a2 = a2keep
         return out

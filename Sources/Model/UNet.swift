@@ -82,7 +82,11 @@ public final class UNet {
         let n = t.count, S = config.imageSize
         siluEmb = timeEmbed.forward(ws, t: t, labels: labels, arenas: arenas)
         let ctx = context(ws, arenas, dSiluEmb: nil)
-        let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), ctx)
+        // A frozen encoder is never backpropagated (the ControlNet's residuals join after it): keep only the
+        // block outputs, which the decoder concatenates.
+        var encoderCtx = ctx
+        encoderCtx.saveForBackward = ws.trainable
+        let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), encoderCtx)
         encoderOut = enc
         var h = enc.middle, hd = enc.middleDims
         let last = enc.blocks.count

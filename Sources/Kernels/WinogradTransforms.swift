@@ -40,19 +40,18 @@ typealias V8 = SIMD8<Float>
 struct WinogradGeometry {
     let height, width: Int
     let tilesH, tilesW: Int
-    /// The zero-padded input plane: (2 tilesH + 2, 2 tilesW + 2), pixel (h, w) at (h + 1, w + 1).
-    let planeH, planeW: Int
+    /// Width of the zero-padded input plane the tiles cover (2 tilesW + 2): pixel column w sits at w + 1.
+    let planeW: Int
 
     init(height: Int, width: Int) {
         self.height = height; self.width = width
         tilesH = (height + 1) / 2; tilesW = (width + 1) / 2
-        planeH = 2 * tilesH + 2; planeW = 2 * tilesW + 2
+        planeW = 2 * tilesW + 2
     }
 
     var tiles: Int { tilesH * tilesW }
-    var planeCount: Int { planeH * planeW }
-    /// Scratch floats the transforms need: one padded plane and four padded rows.
-    var scratchCount: Int { planeCount + 4 * planeW }
+    /// Scratch floats the transforms need: eight padded rows.
+    var scratchCount: Int { 8 * planeW }
 }
 
 extension Winograd {
@@ -104,23 +103,27 @@ extension Winograd {
     }
 
     /// x: one sample (C, H, W) -> v (16, C, ld) columns [col0, col0 + tiles). scratch: (geo.scratchCount).
+    /// The zero padding is never materialised: rows outside the image read a zero row, and the row
+    /// combinations are written one column in, between zero borders set once.
     static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
                                v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
                                scratch: UnsafeMutablePointer<Float>) {
         let h = geo.height, w = geo.width, pw = geo.planeW, tw = geo.tilesW
-        let plane = scratch, t0 = scratch + geo.planeCount, t1 = t0 + pw, t2 = t1 + pw, t3 = t2 + pw
+        let t0 = scratch, t1 = t0 + pw, t2 = t1 + pw, t3 = t2 + pw, zero = t3 + pw
         let stride = channels * ld
-        plane.update(repeating: 0, count: geo.planeCount)
+        scratch.update(repeating: 0, count: 5 * pw)
         for c in 0..<channels {
             let xc = x + c * h * w
-            for r in 0..<h { (plane + (r + 1) * pw + 1).update(from: xc + r * w, count: w) }
+            @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { r >= 0 && r < h ? xc + r * w : UnsafePointer(zero) }
             for i in 0..<geo.tilesH {
-                let r0 = plane + 2 * i * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw
-                rowLoop(pw, { k in
+                // padded rows 2i ..< 2i + 4 are image rows 2i - 1 ..< 2i + 3
+                let r0 = row(2 * i - 1), r1 = row(2 * i), r2 = row(2 * i + 1), r3 = row(2 * i + 2)
+                let u0 = t0 + 1, u1 = t1 + 1, u2 = t2 + 1, u3 = t3 + 1
+                rowLoop(w, { k in
                     let a = load8(r0 + k), b = load8(r1 + k), c = load8(r2 + k), d = load8(r3 + k)
-                    store8(a - c, t0 + k); store8(b + c, t1 + k); store8(c - b, t2 + k); store8(b - d, t3 + k)
+                    store8(a - c, u0 + k); store8(b + c, u1 + k); store8(c - b, u2 + k); store8(b - d, u3 + k)
                 }, { k in
-                    t0[k] = r0[k] - r2[k]; t1[k] = r1[k] + r2[k]; t2[k] = r2[k] - r1[k]; t3[k] = r1[k] - r3[k]
+                    u0[k] = r0[k] - r2[k]; u1[k] = r1[k] + r2[k]; u2[k] = r2[k] - r1[k]; u3[k] = r1[k] - r3[k]
                 })
                 let base = v + c * ld + col0 + i * tw
                 columnTransform(t0, base, stride, tw)
@@ -248,38 +251,44 @@ extension Winograd {
     }
 
     /// Adjoint of transformInput: dV (16, C, ld) columns [col0, col0 + tiles) -> dX one sample (C, H, W) +=.
-    /// scratch: (geo.scratchCount).
+    /// scratch: (geo.scratchCount). Tile rows overlap by two: padded row 2i gets rows 0 and 1 of tile row i and
+    /// rows 2 and 3 of tile row i - 1, carried in two rows; padded row p is image row p - 1.
     static func transformInputAdjoint(_ geo: WinogradGeometry, channels: Int, dV: UnsafePointer<Float>, ld: Int,
                                       col0: Int, dX: UnsafeMutablePointer<Float>,
                                       scratch: UnsafeMutablePointer<Float>) {
         let h = geo.height, w = geo.width, pw = geo.planeW, tw = geo.tilesW
-        let plane = scratch, q0 = scratch + geo.planeCount, q1 = q0 + pw, q2 = q1 + pw, q3 = q2 + pw
+        let q0 = scratch, q1 = q0 + pw, q2 = q1 + pw, q3 = q2 + pw
+        let carry2 = q3 + pw, carry3 = carry2 + pw, even = carry3 + pw, odd = even + pw
         let stride = channels * ld
+        @inline(__always) func addRow(_ src: UnsafePointer<Float>, _ r: Int, _ xc: UnsafeMutablePointer<Float>) {
+            guard r >= 0 && r < h else { return }
+            let s = src + 1, dst = xc + r * w
+            rowLoop(w, { k in store8(load8(dst + k) + load8(s + k), dst + k) }, { k in dst[k] += s[k] })
+        }
         for c in 0..<channels {
-            plane.update(repeating: 0, count: geo.planeCount)
+            let xc = dX + c * h * w
+            carry2.update(repeating: 0, count: 2 * pw)
             for i in 0..<geo.tilesH {
                 let base = dV + c * ld + col0 + i * tw
                 columnAdjoint(base, stride, tw, q0)
                 columnAdjoint(base + 4 * stride, stride, tw, q1)
                 columnAdjoint(base + 8 * stride, stride, tw, q2)
                 columnAdjoint(base + 12 * stride, stride, tw, q3)
-                // rows: dd0 = h0, dd1 = h1 - h2 + h3, dd2 = h1 + h2 - h0, dd3 = -h3
-                let r0 = plane + 2 * i * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw
+                // rows of B dV B^T: dd0 = h0, dd1 = h1 - h2 + h3, dd2 = h1 + h2 - h0, dd3 = -h3
                 rowLoop(pw, { k in
                     let a = load8(q0 + k), b = load8(q1 + k), c = load8(q2 + k), d = load8(q3 + k)
-                    store8(load8(r0 + k) + a, r0 + k)
-                    store8(load8(r1 + k) + (b - c + d), r1 + k)
-                    store8(load8(r2 + k) + (b + c - a), r2 + k)
-                    store8(load8(r3 + k) - d, r3 + k)
+                    store8(a + load8(carry2 + k), even + k)
+                    store8((b - c + d) + load8(carry3 + k), odd + k)
+                    store8(b + c - a, carry2 + k)
+                    store8(-d, carry3 + k)
                 }, { k in
-                    r0[k] += q0[k]; r1[k] += q1[k] - q2[k] + q3[k]; r2[k] += q1[k] + q2[k] - q0[k]; r3[k] -= q3[k]
+                    even[k] = q0[k] + carry2[k]; odd[k] = q1[k] - q2[k] + q3[k] + carry3[k]
+                    carry2[k] = q1[k] + q2[k] - q0[k]; carry3[k] = -q3[k]
                 })
+                addRow(even, 2 * i - 1, xc)
+                addRow(odd, 2 * i, xc)
             }
-            let xc = dX + c * h * w
-            for r in 0..<h {
-                let src = plane + (r + 1) * pw + 1, dst = xc + r * w
-                rowLoop(w, { k in store8(load8(dst + k) + load8(src + k), dst + k) }, { k in dst[k] += src[k] })
-            }
+            addRow(carry2, 2 * geo.tilesH - 1, xc)
         }
     }
 

@@ -78,15 +78,16 @@ public struct ConvShape: Sendable, Hashable {
 
 public enum Conv2D {
     /// x (N, Cin, H, W), weight (Cout, Cin, K, K), bias (Cout) -> y (N, Cout, Ho, Wo), overwritten.
+    /// sampleBias (N, Cout), when given, is added too (a ResBlock's time projection, so it costs no extra pass).
     /// workspace: (s.workspaceCount).
     public static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                               workspace: UnsafeMutablePointer<Float>) {
+                               workspace: UnsafeMutablePointer<Float>, sampleBias: UnsafePointer<Float>? = nil) {
         let phase = PhaseProfiler.shared.enter(.convForward)
         defer { PhaseProfiler.shared.leave(phase) }
         precondition(s.outHeight > 0 && s.outWidth > 0, "conv output would be empty: \(s)")
         if s.algorithm == .winograd {
-            Winograd.forward(s, x: x, weight: weight, bias: bias, y: y, workspace: workspace)
+            Winograd.forward(s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y, workspace: workspace)
             return
         }
         let pixels = s.outHeight * s.outWidth
@@ -99,7 +100,10 @@ public enum Conv2D {
             let cols = workspace
             if b == 1 {
                 let yn = y + n0 * outSize
-                for co in 0..<s.outChannels { (yn + co * pixels).update(repeating: bias[co], count: pixels) }
+                for co in 0..<s.outChannels {
+                    let bv = bias[co] + (sampleBias?[n0 * s.outChannels + co] ?? 0)
+                    (yn + co * pixels).update(repeating: bv, count: pixels)
+                }
                 let patches: UnsafePointer<Float>
                 if s.isPointwise {
                     patches = x + n0 * inSize
@@ -119,7 +123,7 @@ public enum Conv2D {
                     let yn = y + (n0 + j) * outSize
                     for co in 0..<s.outChannels {
                         let src = out + co * ld + j * pixels, dst = yn + co * pixels
-                        let bv = bias[co]
+                        let bv = bias[co] + (sampleBias?[(n0 + j) * s.outChannels + co] ?? 0)
                         for i in 0..<pixels { dst[i] = src[i] + bv }
                     }
                 }

@@ -33,10 +33,10 @@ public enum Winograd {
         }
     }
 
-    /// x (N, Cin, H, W), weight (Cout, Cin, 3, 3), bias (Cout) -> y (N, Cout, H, W), overwritten.
-    /// workspace: (s.workspaceCount).
+    /// x (N, Cin, H, W), weight (Cout, Cin, 3, 3), bias (Cout), sampleBias (N, Cout) or nil
+    /// -> y (N, Cout, H, W), overwritten. workspace: (s.workspaceCount).
     static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                        bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                        bias: UnsafePointer<Float>, sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
                         workspace: UnsafeMutablePointer<Float>) {
         let geo = WinogradGeometry(height: s.height, width: s.width), buf = Buffers(s, geo, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
@@ -56,7 +56,8 @@ public enum Winograd {
             }
             for j in 0..<b {
                 transformOutput(geo, channels: cout, m: buf.m, ld: t, col0: j * tiles, bias: bias,
-                                y: y + (n0 + j) * outSize, scratch: buf.scratch)
+                                sampleBias: sampleBias.map { $0 + (n0 + j) * cout }, y: y + (n0 + j) * outSize,
+                                scratch: buf.scratch)
             }
             n0 += b
         }

@@ -153,16 +153,16 @@ extension Winograd {
         }
     }
 
-    /// m (16, C, ld) columns [col0, col0 + tiles) -> y: one sample (C, H, W) = A^T M A + bias, overwritten.
-    /// scratch: (geo.scratchCount).
+    /// m (16, C, ld) columns [col0, col0 + tiles) -> y: one sample (C, H, W) = A^T M A + bias + sampleBias,
+    /// overwritten; bias and sampleBias (this sample's row) are (C) or nil. scratch: (geo.scratchCount).
     static func transformOutput(_ geo: WinogradGeometry, channels: Int, m: UnsafePointer<Float>, ld: Int, col0: Int,
-                                bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                                scratch: UnsafeMutablePointer<Float>) {
+                                bias: UnsafePointer<Float>?, sampleBias: UnsafePointer<Float>?,
+                                y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let h = geo.height, w = geo.width, tw = geo.tilesW, pw = geo.planeW
         let row0 = scratch, row1 = scratch + pw
         let stride = channels * ld
         for c in 0..<channels {
-            let b = bias?[c] ?? 0
+            let b = (bias?[c] ?? 0) + (sampleBias?[c] ?? 0)
             let yc = y + c * h * w
             for i in 0..<geo.tilesH {
                 let base = m + c * ld + col0 + i * tw

@@ -54,23 +54,25 @@ extension ConvParams {
         let s = shape(d)
         return Dims(n: d.n, c: outChannels, h: s.outHeight, w: s.outWidth)
     }
-    /// x: (N, Cin, H, W) -> y: (N, Cout, Ho, Wo), overwritten. Workspace comes from `scratch` and is released.
+    /// x: (N, Cin, H, W) -> y: (N, Cout, Ho, Wo), overwritten; plus sampleBias (N, Cout) when given.
+    /// Workspace comes from `scratch` and is released.
     func forward(_ ws: WeightSource, _ x: UnsafePointer<Float>, _ d: Dims, into y: UnsafeMutablePointer<Float>,
-                 scratch: BumpArena) {
+                 scratch: BumpArena, sampleBias: UnsafePointer<Float>? = nil) {
         let s = shape(d)
         let mark = scratch.mark()
         Conv2D.forward(s, x: x, weight: ws.p(weight), bias: ws.p(bias), y: y,
-                       workspace: scratch.take(s.workspaceCount))
+                       workspace: scratch.take(s.workspaceCount), sampleBias: sampleBias)
         scratch.release(to: mark)
     }
-    /// dY: (N, Cout, Ho, Wo); adds dX (N, Cin, H, W) when non-nil, and weight grads when the weights train.
+    /// dY: (N, Cout, Ho, Wo); adds dX (N, Cin, H, W) when non-nil, and weight grads when the weights train
+    /// (the bias gradient only with `biasGradient`: a caller that already has dY's channel sums adds it itself).
     func backward(_ ws: WeightSource, _ x: UnsafePointer<Float>, _ d: Dims, dY: UnsafePointer<Float>,
-                  dX: UnsafeMutablePointer<Float>?, scratch: BumpArena) {
+                  dX: UnsafeMutablePointer<Float>?, scratch: BumpArena, biasGradient: Bool = true) {
         if dX == nil && !ws.trainable { return }
         let s = shape(d)
         let mark = scratch.mark()
-        Conv2D.backward(s, x: x, weight: ws.p(weight), dY: dY, dX: dX, dWeight: ws.g(weight), dBias: ws.g(bias),
-                        workspace: scratch.take(s.workspaceCount))
+        Conv2D.backward(s, x: x, weight: ws.p(weight), dY: dY, dX: dX, dWeight: ws.g(weight),
+                        dBias: biasGradient ? ws.g(bias) : nil, workspace: scratch.take(s.workspaceCount))
         scratch.release(to: mark)
     }
 }

@@ -43,10 +43,10 @@ final class ResBlockLayer: Layer {
         let a1 = a1keep ?? acts.take(d.count)
         GroupNorm.forwardSiLU(norm1.shape(d), x: x, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias), y: a1,
                               mean: mean1, rstd: rstd1)
-        conv1.forward(ws, a1, d, into: h, scratch: acts)
+        // h = conv1(a1) + time_proj(silu(emb)), the projection added as a per-sample bias of the conv
         let tp = acts.take(n * outChannels)
         timeProj.forward(ws, batch: n, ctx.siluEmb, into: tp)
-        ChannelBroadcastAdd.forward(batch: n, channels: outChannels, spatial: d.spatial, x: h, v: tp)
+        conv1.forward(ws, a1, d, into: h, scratch: acts, sampleBias: tp)
         let a2 = a2keep ?? acts.take(od.count)
         GroupNorm.forwardSiLU(norm2.shape(od), x: h, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias), y: a2,
                               mean: mean2, rstd: rstd2)
@@ -75,14 +75,21 @@ final class ResBlockLayer: Layer {
         GroupNorm.backwardSiLU(norm2.shape(od), x: h!, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias),
                                mean: mean2!, rstd: rstd2!, dY: dA2, dX: dH,
                                dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias))
+        // The time projection's gradient is dH summed over pixels per (sample, channel); conv1's bias gradient is
+        // the same sums added over samples, so they are taken once.
+        var biasDone = false
         if trainable || ctx.dSiluEmb != nil {
             let dTP = grads.takeZeroed(n * outChannels)
             ChannelBroadcastAdd.backward(batch: n, channels: outChannels, spatial: d.spatial, dY: dH, dV: dTP)
             timeProj.backward(ws, batch: n, ctx.siluEmb, dY: dTP, dX: ctx.dSiluEmb)
+            if let dBias = ws.g(conv1.bias) {
+                for i in 0..<n { Elementwise.axpy(count: outChannels, alpha: 1, x: dTP + i * outChannels, y: dBias) }
+                biasDone = true
+            }
         }
         if dX != nil || trainable {
             let dA1 = grads.takeZeroed(d.count)
-            conv1.backward(ws, a1 ?? dH, d, dY: dH, dX: dA1, scratch: grads)
+            conv1.backward(ws, a1 ?? dH, d, dY: dH, dX: dA1, scratch: grads, biasGradient: !biasDone)
             if let dX {
                 GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
                                        mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,

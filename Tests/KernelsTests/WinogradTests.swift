@@ -86,4 +86,27 @@ final class WinogradTests: XCTestCase {
         Conv2D.backwardNaive(s2, x: c2.x.cp, weight: c2.w.cp, dY: c2.dY.cp, dX: r2.p, dWeight: nil, dBias: nil)
         assertClose(dX2.array, r2.array, rtol: 1e-5, atol: 1e-5, "dX with x unread")
     }
+
+    func testSampleBiasIsAddedPerSampleAndChannel() {
+        // Both algorithms, both batching paths of im2col: y(sampleBias) = y + sampleBias broadcast over pixels.
+        let shapes = [
+            ConvShape(batch: 3, inChannels: 8, outChannels: 8, height: 6, width: 6, algorithm: .winograd),
+            ConvShape(batch: 3, inChannels: 8, outChannels: 8, height: 6, width: 6, gemmSamples: 1, algorithm: .im2col),
+            ConvShape(batch: 3, inChannels: 8, outChannels: 8, height: 6, width: 6, gemmSamples: 2, algorithm: .im2col),
+        ]
+        for (i, s) in shapes.enumerated() {
+            let c = Case(s, seed: 800 + UInt64(i))
+            var rng = SeededRandom(900 + UInt64(i))
+            let sb = Buf(random: s.batch * s.outChannels, &rng)
+            let plain = c.forward()
+            let biased = Buf(c.dY.count, fill: .nan), ws = Buf(s.workspaceCount, fill: .nan)
+            withExtendedLifetime(ws) {
+                Conv2D.forward(s, x: c.x.cp, weight: c.w.cp, bias: c.b.cp, y: biased.p, workspace: ws.p,
+                               sampleBias: sb.cp)
+            }
+            let pixels = s.outHeight * s.outWidth
+            let expected = plain.array.enumerated().map { k, v in v + sb.p[k / pixels] }
+            assertClose(biased.array, expected, rtol: 1e-6, atol: 1e-6, "\(s.algorithm) B\(s.samplesPerGemm) sampleBias")
+        }
+    }
 }

@@ -13,8 +13,8 @@ public enum Winograd {
     /// transforms' padded plane and rows.
     static func workspaceCount(_ s: ConvShape) -> Int {
         let geo = WinogradGeometry(height: s.height, width: s.width)
-        let t = s.samplesPerGemm * geo.tiles
-        return 32 * s.outChannels * s.inChannels + 16 * (s.inChannels + s.outChannels) * t + geo.scratchCount
+        let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
+        return 32 * s.outChannels * s.inChannels + 16 * (s.inChannels + s.outChannels) * ld + geo.scratchCount
     }
 
     /// The default chunk: at most ~64 tiles (one sample at 14x14 and up). Measured (`bench --convs`, mnist shapes,
@@ -27,9 +27,10 @@ public enum Winograd {
     private struct Buffers {
         let u, dU, v, m, scratch: UnsafeMutablePointer<Float>
         init(_ s: ConvShape, _ geo: WinogradGeometry, _ workspace: UnsafeMutablePointer<Float>) {
-            let weights = 16 * s.outChannels * s.inChannels, t = s.samplesPerGemm * geo.tiles
+            let weights = 16 * s.outChannels * s.inChannels
+            let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
             u = workspace; dU = u + weights; v = dU + weights
-            m = v + 16 * s.inChannels * t; scratch = m + 16 * s.outChannels * t
+            m = v + 16 * s.inChannels * ld; scratch = m + 16 * s.outChannels * ld
         }
     }
 
@@ -44,18 +45,18 @@ public enum Winograd {
         transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
         var n0 = 0
         while n0 < s.batch {
-            let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles
+            let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
             for j in 0..<b {
-                transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: t, col0: j * tiles,
+                transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld, col0: j * tiles,
                                scratch: buf.scratch)
             }
             for e in 0..<16 {
                 Gemm.sgemm(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
-                           a: buf.u + e * cout * cin, lda: cin, b: buf.v + e * cin * t, ldb: t,
-                           beta: 0, c: buf.m + e * cout * t, ldc: t)
+                           a: buf.u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
+                           beta: 0, c: buf.m + e * cout * ld, ldc: ld)
             }
             for j in 0..<b {
-                transformOutput(geo, channels: cout, m: buf.m, ld: t, col0: j * tiles, bias: bias,
+                transformOutput(geo, channels: cout, m: buf.m, ld: ld, col0: j * tiles, bias: bias,
                                 sampleBias: sampleBias.map { $0 + (n0 + j) * cout }, y: y + (n0 + j) * outSize,
                                 scratch: buf.scratch)
             }
@@ -77,20 +78,20 @@ public enum Winograd {
         if dWeight != nil { buf.dU.update(repeating: 0, count: 16 * cout * cin) }
         var n0 = 0
         while n0 < s.batch {
-            let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles
+            let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
             for j in 0..<b {
-                transformOutputAdjoint(geo, channels: cout, dY: dY + (n0 + j) * outSize, dM: buf.m, ld: t,
+                transformOutputAdjoint(geo, channels: cout, dY: dY + (n0 + j) * outSize, dM: buf.m, ld: ld,
                                        col0: j * tiles, scratch: buf.scratch)
             }
             if dWeight != nil {
                 // dU (Cout, Cin) += dM (Cout, T) V^T (T, Cin), V recomputed from x (cheaper than keeping it).
                 for j in 0..<b {
-                    transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: t, col0: j * tiles,
+                    transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld, col0: j * tiles,
                                    scratch: buf.scratch)
                 }
                 for e in 0..<16 {
                     Gemm.sgemm(transA: false, transB: true, m: cout, n: cin, k: t, alpha: 1,
-                               a: buf.m + e * cout * t, lda: t, b: buf.v + e * cin * t, ldb: t,
+                               a: buf.m + e * cout * ld, lda: ld, b: buf.v + e * cin * ld, ldb: ld,
                                beta: 1, c: buf.dU + e * cout * cin, ldc: cin)
                 }
             }
@@ -98,11 +99,11 @@ public enum Winograd {
                 // dV (Cin, T) = U^T (Cin, Cout) dM (Cout, T), into V's space (its last reader is done).
                 for e in 0..<16 {
                     Gemm.sgemm(transA: true, transB: false, m: cin, n: t, k: cout, alpha: 1,
-                               a: buf.u + e * cout * cin, lda: cin, b: buf.m + e * cout * t, ldb: t,
-                               beta: 0, c: buf.v + e * cin * t, ldc: t)
+                               a: buf.u + e * cout * cin, lda: cin, b: buf.m + e * cout * ld, ldb: ld,
+                               beta: 0, c: buf.v + e * cin * ld, ldc: ld)
                 }
                 for j in 0..<b {
-                    transformInputAdjoint(geo, channels: cin, dV: buf.v, ld: t, col0: j * tiles,
+                    transformInputAdjoint(geo, channels: cin, dV: buf.v, ld: ld, col0: j * tiles,
                                           dX: dX + (n0 + j) * inSize, scratch: buf.scratch)
                 }
             }

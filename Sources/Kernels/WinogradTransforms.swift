@@ -6,7 +6,10 @@
 // the function forward computes. Element e = 4 a + b of a transformed tile lives in matrix e of a (16, rows, ld)
 // buffer, column = tile index. The loops are written with explicit 8-lane vectors (the many row pointers would
 // otherwise defeat LLVM's alias checks and leave them scalar): 8 tiles at a time, the stride-2 tile picks as
-// even/odd lane splits of 16-lane loads, scalar code only for the tails.
+// even/odd lane splits of 16-lane loads. The loops along tiles run in whole vectors past the last tile: the
+// transformed buffers' rows (ld) and the scratch rows carry slack for that, and the extra values land in slack or
+// in columns a later tile row / sample overwrites (callers transform samples in increasing column order). Loops
+// over image rows, which must not read or write past the row, finish with a 4-lane step and scalars.
 
 typealias V8 = SIMD8<Float>
 
@@ -29,11 +32,29 @@ typealias V8 = SIMD8<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
 }
 
-/// Rows of length `count` combined lane-wise: the 8-lane body and the scalar tail share one formula.
-@inline(__always) private func rowLoop(_ count: Int, _ body8: (Int) -> Void, _ body1: (Int) -> Void) {
+typealias V4 = SIMD4<Float>
+
+@inline(__always) private func load<V: SIMD>(_ p: UnsafePointer<Float>, _: V.Type) -> V where V.Scalar == Float {
+    UnsafeRawPointer(p).loadUnaligned(as: V.self)
+}
+
+@inline(__always) private func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+}
+
+/// Image rows of length `count`, combined lane-wise: 8 lanes, then one step of 4, then scalars (exact bounds).
+@inline(__always) private func rowLoop(_ count: Int, _ body8: (Int) -> Void, _ body4: (Int) -> Void,
+                                       _ body1: (Int) -> Void) {
     var k = 0
     while k + 8 <= count { body8(k); k += 8 }
+    if k + 4 <= count { body4(k); k += 4 }
     while k < count { body1(k); k += 1 }
+}
+
+/// Scratch rows: 8 lanes at a time, past `count` into the row's slack.
+@inline(__always) private func slackLoop(_ count: Int, _ body8: (Int) -> Void) {
+    var k = 0
+    while k < count { body8(k); k += 8 }
 }
 
 /// One sample's tile grid for a 3x3, stride 1, pad 1 convolution: tiles cover the output (rounded up to even).
@@ -50,8 +71,12 @@ struct WinogradGeometry {
     }
 
     var tiles: Int { tilesH * tilesW }
-    /// Scratch floats the transforms need: eight padded rows.
-    var scratchCount: Int { 8 * planeW }
+    /// Scratch rows: the padded width plus slack for whole-vector loops (16-lane loads from 2 tilesW + 16).
+    var rowStride: Int { planeW + 40 }
+    /// Scratch floats the transforms need: eight rows.
+    var scratchCount: Int { 8 * rowStride }
+    /// Extra columns the transformed buffers' rows need after the last tile (vector loops run up to 7 tiles on).
+    static let columnSlack = 8
 }
 
 extension Winograd {
@@ -108,10 +133,10 @@ extension Winograd {
     static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
                                v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
                                scratch: UnsafeMutablePointer<Float>) {
-        let h = geo.height, w = geo.width, pw = geo.planeW, tw = geo.tilesW
-        let t0 = scratch, t1 = t0 + pw, t2 = t1 + pw, t3 = t2 + pw, zero = t3 + pw
+        let h = geo.height, w = geo.width, rs = geo.rowStride, tw = geo.tilesW
+        let t0 = scratch, t1 = t0 + rs, t2 = t1 + rs, t3 = t2 + rs, zero = t3 + rs
         let stride = channels * ld
-        scratch.update(repeating: 0, count: 5 * pw)
+        scratch.update(repeating: 0, count: 5 * rs)
         for c in 0..<channels {
             let xc = x + c * h * w
             @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { r >= 0 && r < h ? xc + r * w : UnsafePointer(zero) }
@@ -119,10 +144,11 @@ extension Winograd {
                 // padded rows 2i ..< 2i + 4 are image rows 2i - 1 ..< 2i + 3
                 let r0 = row(2 * i - 1), r1 = row(2 * i), r2 = row(2 * i + 1), r3 = row(2 * i + 2)
                 let u0 = t0 + 1, u1 = t1 + 1, u2 = t2 + 1, u3 = t3 + 1
-                rowLoop(w, { k in
-                    let a = load8(r0 + k), b = load8(r1 + k), c = load8(r2 + k), d = load8(r3 + k)
-                    store8(a - c, u0 + k); store8(b + c, u1 + k); store8(c - b, u2 + k); store8(b - d, u3 + k)
-                }, { k in
+                @inline(__always) func rows<V: SIMD>(_ k: Int, _ type: V.Type) where V.Scalar == Float {
+                    let a = load(r0 + k, type), b = load(r1 + k, type), c = load(r2 + k, type), d = load(r3 + k, type)
+                    store(a - c, u0 + k); store(b + c, u1 + k); store(c - b, u2 + k); store(b - d, u3 + k)
+                }
+                rowLoop(w, { rows($0, V8.self) }, { rows($0, V4.self) }, { k in
                     u0[k] = r0[k] - r2[k]; u1[k] = r1[k] + r2[k]; u2[k] = r2[k] - r1[k]; u3[k] = r1[k] - r3[k]
                 })
                 let base = v + c * ld + col0 + i * tw
@@ -139,17 +165,10 @@ extension Winograd {
     private static func columnTransform(_ t: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ s: Int,
                                         _ tiles: Int) {
         let o0 = out, o1 = out + s, o2 = out + 2 * s, o3 = out + 3 * s
-        var j = 0
-        while j + 8 <= tiles {
-            let lo = load16(t + 2 * j), hi = load16(t + 2 * j + 2)  // reads up to t[2 tiles + 1], the row's end
+        slackLoop(tiles) { j in
+            let lo = load16(t + 2 * j), hi = load16(t + 2 * j + 2)
             let d0 = lo.evenHalf, d1 = lo.oddHalf, d2 = hi.evenHalf, d3 = hi.oddHalf
             store8(d0 - d2, o0 + j); store8(d1 + d2, o1 + j); store8(d2 - d1, o2 + j); store8(d1 - d3, o3 + j)
-            j += 8
-        }
-        while j < tiles {
-            let d0 = t[2 * j], d1 = t[2 * j + 1], d2 = t[2 * j + 2], d3 = t[2 * j + 3]
-            o0[j] = d0 - d2; o1[j] = d1 + d2; o2[j] = d2 - d1; o3[j] = d1 - d3
-            j += 1
         }
     }
 
@@ -158,8 +177,8 @@ extension Winograd {
     static func transformOutput(_ geo: WinogradGeometry, channels: Int, m: UnsafePointer<Float>, ld: Int, col0: Int,
                                 bias: UnsafePointer<Float>?, sampleBias: UnsafePointer<Float>?,
                                 y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
-        let h = geo.height, w = geo.width, tw = geo.tilesW, pw = geo.planeW
-        let row0 = scratch, row1 = scratch + pw
+        let h = geo.height, w = geo.width, tw = geo.tilesW, rs = geo.rowStride
+        let row0 = scratch, row1 = scratch + rs
         let stride = channels * ld
         for c in 0..<channels {
             let b = (bias?[c] ?? 0) + (sampleBias?[c] ?? 0)
@@ -170,29 +189,15 @@ extension Winograd {
                 // the same combination along q gives the 2x2 outputs.
                 let m0 = base, m1 = m0 + 4 * stride, m2 = m0 + 8 * stride, m3 = m0 + 12 * stride
                 let bv = V8(repeating: b)
-                var j = 0
-                while j + 8 <= tw {
-                    var sq = (V8(), V8(), V8(), V8()), dq = sq
+                slackLoop(tw) { j in
                     @inline(__always) func column(_ q: Int) -> (V8, V8) {
                         let o = q * stride + j
                         let x0 = load8(m0 + o), x1 = load8(m1 + o), x2 = load8(m2 + o), x3 = load8(m3 + o)
                         return (x0 + x1 + x2, x1 - x2 - x3)
                     }
-                    (sq.0, dq.0) = column(0); (sq.1, dq.1) = column(1); (sq.2, dq.2) = column(2); (sq.3, dq.3) = column(3)
-                    storeInterleaved(sq.0 + sq.1 + sq.2 + bv, sq.1 - sq.2 - sq.3 + bv, row0 + 2 * j)
-                    storeInterleaved(dq.0 + dq.1 + dq.2 + bv, dq.1 - dq.2 - dq.3 + bv, row1 + 2 * j)
-                    j += 8
-                }
-                while j < tw {
-                    var sq = (Float(0), Float(0), Float(0), Float(0)), dq = sq
-                    @inline(__always) func column(_ q: Int) -> (Float, Float) {
-                        let o = q * stride + j
-                        return (m0[o] + m1[o] + m2[o], m1[o] - m2[o] - m3[o])
-                    }
-                    (sq.0, dq.0) = column(0); (sq.1, dq.1) = column(1); (sq.2, dq.2) = column(2); (sq.3, dq.3) = column(3)
-                    row0[2 * j] = sq.0 + sq.1 + sq.2 + b; row0[2 * j + 1] = sq.1 - sq.2 - sq.3 + b
-                    row1[2 * j] = dq.0 + dq.1 + dq.2 + b; row1[2 * j + 1] = dq.1 - dq.2 - dq.3 + b
-                    j += 1
+                    let (s0, d0) = column(0), (s1, d1) = column(1), (s2, d2) = column(2), (s3, d3) = column(3)
+                    storeInterleaved(s0 + s1 + s2 + bv, s1 - s2 - s3 + bv, row0 + 2 * j)
+                    storeInterleaved(d0 + d1 + d2 + bv, d1 - d2 - d3 + bv, row1 + 2 * j)
                 }
                 (yc + 2 * i * w).update(from: row0, count: w)
                 if 2 * i + 1 < h { (yc + (2 * i + 1) * w).update(from: row1, count: w) }
@@ -205,11 +210,11 @@ extension Winograd {
     static func transformOutputAdjoint(_ geo: WinogradGeometry, channels: Int, dY: UnsafePointer<Float>,
                                        dM: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
                                        scratch: UnsafeMutablePointer<Float>) {
-        let h = geo.height, w = geo.width, tw = geo.tilesW, pw = geo.planeW
-        let row0 = scratch, row1 = scratch + pw
+        let h = geo.height, w = geo.width, tw = geo.tilesW, rs = geo.rowStride
+        let row0 = scratch, row1 = scratch + rs
         let stride = channels * ld
-        // Columns past the image (odd widths) stay zero.
-        row0.update(repeating: 0, count: 2 * pw)
+        // Columns past the image (odd widths, vector slack) stay zero.
+        scratch.update(repeating: 0, count: 2 * rs)
         for c in 0..<channels {
             let yc = dY + c * h * w
             for i in 0..<geo.tilesH {
@@ -222,29 +227,15 @@ extension Winograd {
                 let base = dM + c * ld + col0 + i * tw
                 // dy tile (a b; c d): g0 = (a, a + b, a - b, -b), g1 = (c, c + d, c - d, -d) along the columns q,
                 // then matrix rows g0, g0 + g1, g0 - g1, -g1.
-                @inline(__always) func put(_ q: Int, _ j: Int, _ g0: V8, _ g1: V8) {
-                    let o = base + q * stride + j
-                    store8(g0, o); store8(g0 + g1, o + 4 * stride); store8(g0 - g1, o + 8 * stride)
-                    store8(-g1, o + 12 * stride)
-                }
-                var j = 0
-                while j + 8 <= tw {
+                slackLoop(tw) { j in
+                    @inline(__always) func put(_ q: Int, _ g0: V8, _ g1: V8) {
+                        let o = base + q * stride + j
+                        store8(g0, o); store8(g0 + g1, o + 4 * stride); store8(g0 - g1, o + 8 * stride)
+                        store8(-g1, o + 12 * stride)
+                    }
                     let top = load16(row0 + 2 * j), bottom = load16(row1 + 2 * j)
                     let a = top.evenHalf, b = top.oddHalf, cc = bottom.evenHalf, d = bottom.oddHalf
-                    put(0, j, a, cc); put(1, j, a + b, cc + d); put(2, j, a - b, cc - d); put(3, j, -b, -d)
-                    j += 8
-                }
-                while j < tw {
-                    let a = row0[2 * j], b = row0[2 * j + 1], cc = row1[2 * j], d = row1[2 * j + 1]
-                    let g0 = (a, a + b, a - b, -b), g1 = (cc, cc + d, cc - d, -d)
-                    let o = base + j, s4 = 4 * stride, s8 = 8 * stride, s12 = 12 * stride
-                    o[0] = g0.0; o[s4] = g0.0 + g1.0; o[s8] = g0.0 - g1.0; o[s12] = -g1.0
-                    o[stride] = g0.1; o[stride + s4] = g0.1 + g1.1; o[stride + s8] = g0.1 - g1.1; o[stride + s12] = -g1.1
-                    o[2 * stride] = g0.2; o[2 * stride + s4] = g0.2 + g1.2; o[2 * stride + s8] = g0.2 - g1.2
-                    o[2 * stride + s12] = -g1.2
-                    o[3 * stride] = g0.3; o[3 * stride + s4] = g0.3 + g1.3; o[3 * stride + s8] = g0.3 - g1.3
-                    o[3 * stride + s12] = -g1.3
-                    j += 1
+                    put(0, a, cc); put(1, a + b, cc + d); put(2, a - b, cc - d); put(3, -b, -d)
                 }
             }
         }
@@ -256,18 +247,19 @@ extension Winograd {
     static func transformInputAdjoint(_ geo: WinogradGeometry, channels: Int, dV: UnsafePointer<Float>, ld: Int,
                                       col0: Int, dX: UnsafeMutablePointer<Float>,
                                       scratch: UnsafeMutablePointer<Float>) {
-        let h = geo.height, w = geo.width, pw = geo.planeW, tw = geo.tilesW
-        let q0 = scratch, q1 = q0 + pw, q2 = q1 + pw, q3 = q2 + pw
-        let carry2 = q3 + pw, carry3 = carry2 + pw, even = carry3 + pw, odd = even + pw
+        let h = geo.height, w = geo.width, pw = geo.planeW, rs = geo.rowStride, tw = geo.tilesW
+        let q0 = scratch, q1 = q0 + rs, q2 = q1 + rs, q3 = q2 + rs
+        let carry2 = q3 + rs, carry3 = carry2 + rs, even = carry3 + rs, odd = even + rs
         let stride = channels * ld
         @inline(__always) func addRow(_ src: UnsafePointer<Float>, _ r: Int, _ xc: UnsafeMutablePointer<Float>) {
             guard r >= 0 && r < h else { return }
             let s = src + 1, dst = xc + r * w
-            rowLoop(w, { k in store8(load8(dst + k) + load8(s + k), dst + k) }, { k in dst[k] += s[k] })
+            rowLoop(w, { k in store8(load8(dst + k) + load8(s + k), dst + k) },
+                    { k in store(load(dst + k, V4.self) + load(s + k, V4.self), dst + k) }, { k in dst[k] += s[k] })
         }
         for c in 0..<channels {
             let xc = dX + c * h * w
-            carry2.update(repeating: 0, count: 2 * pw)
+            carry2.update(repeating: 0, count: 2 * rs)
             for i in 0..<geo.tilesH {
                 let base = dV + c * ld + col0 + i * tw
                 columnAdjoint(base, stride, tw, q0)
@@ -275,16 +267,13 @@ extension Winograd {
                 columnAdjoint(base + 8 * stride, stride, tw, q2)
                 columnAdjoint(base + 12 * stride, stride, tw, q3)
                 // rows of B dV B^T: dd0 = h0, dd1 = h1 - h2 + h3, dd2 = h1 + h2 - h0, dd3 = -h3
-                rowLoop(pw, { k in
+                slackLoop(pw) { k in
                     let a = load8(q0 + k), b = load8(q1 + k), c = load8(q2 + k), d = load8(q3 + k)
                     store8(a + load8(carry2 + k), even + k)
                     store8((b - c + d) + load8(carry3 + k), odd + k)
                     store8(b + c - a, carry2 + k)
                     store8(-d, carry3 + k)
-                }, { k in
-                    even[k] = q0[k] + carry2[k]; odd[k] = q1[k] - q2[k] + q3[k] + carry3[k]
-                    carry2[k] = q1[k] + q2[k] - q0[k]; carry3[k] = -q3[k]
-                })
+                }
                 addRow(even, 2 * i - 1, xc)
                 addRow(odd, 2 * i, xc)
             }
@@ -299,19 +288,18 @@ extension Winograd {
     private static func columnAdjoint(_ v: UnsafePointer<Float>, _ s: Int, _ tiles: Int,
                                       _ out: UnsafeMutablePointer<Float>) {
         let v0 = v, v1 = v + s, v2 = v + 2 * s, v3 = v + 3 * s
-        out[0] = v0[0]
-        out[1] = v1[0] - v2[0] + v3[0]
-        var j = 1
-        while j + 8 <= tiles {
+        // tile 0 has no left neighbour: its lanes use a zero "previous tile", then whole vectors run on
+        var j = 0
+        while j < tiles {
             let a = load8(v0 + j), b = load8(v1 + j), c = load8(v2 + j), d = load8(v3 + j)
-            let pa = load8(v0 + j - 1), pb = load8(v1 + j - 1), pc = load8(v2 + j - 1), pd = load8(v3 + j - 1)
+            var pa = V8(), pb = V8(), pc = V8(), pd = V8()
+            if j == 0 {
+                for l in 1..<8 { pa[l] = v0[l - 1]; pb[l] = v1[l - 1]; pc[l] = v2[l - 1]; pd[l] = v3[l - 1] }
+            } else {
+                pa = load8(v0 + j - 1); pb = load8(v1 + j - 1); pc = load8(v2 + j - 1); pd = load8(v3 + j - 1)
+            }
             storeInterleaved(a + (pb + pc - pa), (b - c + d) - pd, out + 2 * j)
             j += 8
-        }
-        while j < tiles {
-            out[2 * j] = v0[j] + (v1[j - 1] + v2[j - 1] - v0[j - 1])
-            out[2 * j + 1] = (v1[j] - v2[j] + v3[j]) - v3[j - 1]
-            j += 1
         }
         let last = tiles - 1
         out[2 * tiles] = v1[last] + v2[last] - v0[last]

@@ -79,19 +79,22 @@ public struct ConvShape: Sendable, Hashable {
 public enum Conv2D {
     /// x (N, Cin, H, W), weight (Cout, Cin, K, K), bias (Cout) -> y (N, Cout, Ho, Wo), overwritten.
     /// sampleBias (N, Cout), when given, is added too (a ResBlock's time projection, so it costs no extra pass).
-    /// workspace: (s.workspaceCount).
+    /// yStride: floats between samples of y (default Cout*Ho*Wo); larger writes into the leading channels of a
+    /// wider tensor (the decoder's next concatenation). workspace: (s.workspaceCount).
     public static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                               workspace: UnsafeMutablePointer<Float>, sampleBias: UnsafePointer<Float>? = nil) {
+                               workspace: UnsafeMutablePointer<Float>, sampleBias: UnsafePointer<Float>? = nil,
+                               yStride: Int? = nil) {
         let phase = PhaseProfiler.shared.enter(.convForward)
         defer { PhaseProfiler.shared.leave(phase) }
         precondition(s.outHeight > 0 && s.outWidth > 0, "conv output would be empty: \(s)")
         if s.algorithm == .winograd {
-            Winograd.forward(s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y, workspace: workspace)
+            Winograd.forward(s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
+                             yStride: yStride ?? s.outChannels * s.outHeight * s.outWidth, workspace: workspace)
             return
         }
         let pixels = s.outHeight * s.outWidth
-        let inSize = s.inChannels * s.height * s.width, outSize = s.outChannels * pixels
+        let inSize = s.inChannels * s.height * s.width, outSize = yStride ?? s.outChannels * pixels
         let kk = s.patchSize
         let chunk = s.samplesPerGemm
         var n0 = 0

@@ -35,13 +35,13 @@ public enum Winograd {
     }
 
     /// x (N, Cin, H, W), weight (Cout, Cin, 3, 3), bias (Cout), sampleBias (N, Cout) or nil
-    /// -> y (N, Cout, H, W), overwritten. workspace: (s.workspaceCount).
+    /// -> y (N, Cout, H, W) with samples yStride apart, overwritten. workspace: (s.workspaceCount).
     static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>, sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                        workspace: UnsafeMutablePointer<Float>) {
+                        yStride: Int, workspace: UnsafeMutablePointer<Float>) {
         let geo = WinogradGeometry(height: s.height, width: s.width), buf = Buffers(s, geo, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
-        let inSize = cin * s.height * s.width, outSize = cout * s.height * s.width
+        let inSize = cin * s.height * s.width, outSize = yStride
         transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
         var n0 = 0
         while n0 < s.batch {

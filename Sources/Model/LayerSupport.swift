@@ -37,10 +37,20 @@ struct LayerContext {
 }
 
 /// A layer saves what its backward needs in forward (for the current batch) and adds dX in backward.
+/// Where a layer writes its output when not into a fresh tensor: `pointer` with samples `sampleStride` floats
+/// apart, e.g. the leading channels of the decoder's next concatenation (so the block output is never copied
+/// and never kept twice).
+struct OutputSlot {
+    let pointer: UnsafeMutablePointer<Float>
+    let sampleStride: Int
+}
+
 protocol Layer: AnyObject {
     func outputDims(_ input: Dims) -> Dims
-    /// x: input (dims), returns the output (outputDims(dims)) allocated in ctx.arenas.acts.
-    func forward(_ x: UnsafeMutablePointer<Float>, _ dims: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float>
+    /// x: input (dims) -> the output (outputDims(dims)): into `slot` when given (the pointer is returned), else a
+    /// fresh contiguous tensor in ctx.arenas.acts.
+    func forward(_ x: UnsafeMutablePointer<Float>, _ dims: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot?) -> UnsafeMutablePointer<Float>
     /// dOut: (outputDims); adds into dX (input dims) when non-nil; weight grads when ctx.weights.trainable.
     func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext)
 }
@@ -54,14 +64,14 @@ extension ConvParams {
         let s = shape(d)
         return Dims(n: d.n, c: outChannels, h: s.outHeight, w: s.outWidth)
     }
-    /// x: (N, Cin, H, W) -> y: (N, Cout, Ho, Wo), overwritten; plus sampleBias (N, Cout) when given.
-    /// Workspace comes from `scratch` and is released.
+    /// x: (N, Cin, H, W) -> y: (N, Cout, Ho, Wo) with samples yStride apart (default contiguous), overwritten;
+    /// plus sampleBias (N, Cout) when given. Workspace comes from `scratch` and is released.
     func forward(_ ws: WeightSource, _ x: UnsafePointer<Float>, _ d: Dims, into y: UnsafeMutablePointer<Float>,
-                 scratch: BumpArena, sampleBias: UnsafePointer<Float>? = nil) {
+                 scratch: BumpArena, sampleBias: UnsafePointer<Float>? = nil, yStride: Int? = nil) {
         let s = shape(d)
         let mark = scratch.mark()
         Conv2D.forward(s, x: x, weight: ws.p(weight), bias: ws.p(bias), y: y,
-                       workspace: scratch.take(s.workspaceCount), sampleBias: sampleBias)
+                       workspace: scratch.take(s.workspaceCount), sampleBias: sampleBias, yStride: yStride)
         scratch.release(to: mark)
     }
     /// dY: (N, Cout, Ho, Wo); adds dX (N, Cin, H, W) when non-nil, and weight grads when the weights train
@@ -105,10 +115,11 @@ final class ConvLayer: Layer {
     private var dims = Dims(n: 0, c: 0, h: 0, w: 0)
     init(_ conv: ConvParams) { self.conv = conv }
     func outputDims(_ input: Dims) -> Dims { conv.outputDims(input) }
-    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
         self.x = x; dims = d
-        let y = ctx.arenas.acts.take(outputDims(d).count)
-        conv.forward(ctx.weights, x, d, into: y, scratch: ctx.arenas.acts)
+        let y = slot?.pointer ?? ctx.arenas.acts.take(outputDims(d).count)
+        conv.forward(ctx.weights, x, d, into: y, scratch: ctx.arenas.acts, yStride: slot?.sampleStride)
         return y
     }
     func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
@@ -123,18 +134,19 @@ final class UpsampleLayer: Layer {
     private var dims = Dims(n: 0, c: 0, h: 0, w: 0)
     init(_ conv: ConvParams) { self.conv = conv }
     func outputDims(_ d: Dims) -> Dims { Dims(n: d.n, c: conv.outChannels, h: 2 * d.h, w: 2 * d.w) }
-    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
         dims = d
         let upDims = Dims(n: d.n, c: d.c, h: 2 * d.h, w: 2 * d.w)
         let acts = ctx.arenas.acts
-        let y = acts.take(outputDims(d).count)
+        let y = slot?.pointer ?? acts.take(outputDims(d).count)
         let keep = ctx.saveForWeights
         let mark = acts.mark()
         let up = keep ? acts.take(upDims.count) : nil
         let scratchMark = acts.mark()
         let u = up ?? acts.take(upDims.count)
         Upsample2x.forward(batch: d.n, channels: d.c, height: d.h, width: d.w, x: x, y: u)
-        conv.forward(ctx.weights, u, upDims, into: y, scratch: acts)
+        conv.forward(ctx.weights, u, upDims, into: y, scratch: acts, yStride: slot?.sampleStride)
         self.up = up
         acts.release(to: keep ? scratchMark : mark)
         return y
@@ -161,12 +173,14 @@ final class Block {
 
     func outputDims(_ d: Dims) -> Dims { layers.reduce(d) { $1.outputDims($0) } }
 
-    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+    /// x: (d) -> the block's output, into `slot` when given (only the last layer writes there).
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot? = nil) -> UnsafeMutablePointer<Float> {
         var h = x, dims = d
         inputDims.removeAll(keepingCapacity: true)
-        for layer in layers {
+        for (i, layer) in layers.enumerated() {
             inputDims.append(dims)
-            h = layer.forward(h, dims, ctx)
+            h = layer.forward(h, dims, ctx, into: i == layers.count - 1 ? slot : nil)
             dims = layer.outputDims(dims)
         }
         return h

@@ -28,13 +28,14 @@ final class ResBlockLayer: Layer {
 
     func outputDims(_ d: Dims) -> Dims { Dims(n: d.n, c: outChannels, h: d.h, w: d.w) }
 
-    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
         let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
         let od = outputDims(d), n = d.n, g = norm1.groups
         dims = d; self.x = x
         // Persistent first, then temporaries above a mark (the arena is a stack). Without backward only the
         // output outlives the call.
-        let out = acts.take(od.count)
+        let out = slot?.pointer ?? acts.take(od.count), outStride = slot?.sampleStride ?? od.c * od.spatial
         let outputMark = acts.mark()
         let mean1 = acts.take(n * g), rstd1 = acts.take(n * g), mean2 = acts.take(n * g), rstd2 = acts.take(n * g)
         let h = acts.take(od.count)
@@ -50,14 +51,16 @@ final class ResBlockLayer: Layer {
         let a2 = a2keep ?? acts.take(od.count)
         GroupNorm.forwardSiLU(norm2.shape(od), x: h, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias), y: a2,
                               mean: mean2, rstd: rstd2)
-        conv2.forward(ws, a2, od, into: out, scratch: acts)
+        conv2.forward(ws, a2, od, into: out, scratch: acts, yStride: outStride)
+        // out += skip(x) (or x), sample by sample: out may be a slice of a wider tensor
+        var residual = UnsafePointer(x)
         if let skip {
             let s = acts.take(od.count)
             skip.forward(ws, x, d, into: s, scratch: acts)
-            Elementwise.add(count: od.count, out, s, into: out)
-        } else {
-            Elementwise.add(count: od.count, out, x, into: out)
+            residual = UnsafePointer(s)
         }
+        let per = od.c * od.spatial
+        for i in 0..<n { Elementwise.axpy(count: per, alpha: 1, x: residual + i * per, y: out + i * outStride) }
         acts.release(to: ctx.saveForBackward ? mark : outputMark)
         self.mean1 = mean1; self.rstd1 = rstd1; self.mean2 = mean2; self.rstd2 = rstd2
         self.h = h; self.a1 = a1keep; self.a2 = a2keep

@@ -68,9 +68,9 @@ func rowSum(_ x: UnsafePointer<Float>, _ count: Int) -> Double {
     var i = 0
     while i + 256 <= count {
         var acc0 = Vec(repeating: 0), acc1 = Vec(repeating: 0)
-        for j in stride(from: i, to: i + 256, by: 32) {
+        for j in stride(from: i, to: i + 256, by: 2 * vecWidth) {
             acc0 += loadVec(x + j)
-            acc1 += loadVec(x + j + 16)
+            acc1 += loadVec(x + j + vecWidth)
         }
         total += Double((acc0 + acc1).sum())
         i += 256

@@ -74,3 +74,39 @@ public enum ConvBenchmark {
                                forwardGflops: flops / fwd / 1e9, backwardGflops: 2 * flops / bwd / 1e9)
     }
 }
+
+/// Fused GroupNorm+SiLU forward and backward at the mnist shapes (`controlnet bench --convs` prints them too).
+public enum NormBenchmark {
+    /// Milliseconds of the fastest of `repeats`: forwardSiLU, backwardSiLU (dX, dGamma, dBeta).
+    public static func measure(_ s: GroupNormShape, repeats: Int) -> (forwardMs: Double, backwardMs: Double) {
+        let count = s.batch * s.channels * s.spatial
+        func buffer(_ n: Int, _ scale: Float) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            for i in 0..<n { p[i] = scale * Float((i * 7919) % 2001 - 1000) / 1000 }
+            return p
+        }
+        let x = buffer(count, 2), y = buffer(count, 1), dY = buffer(count, 1), dX = buffer(count, 1)
+        let gamma = buffer(s.channels, 1), beta = buffer(s.channels, 1)
+        let dGamma = buffer(s.channels, 1), dBeta = buffer(s.channels, 1)
+        let mean = buffer(s.batch * s.groups, 1), rstd = buffer(s.batch * s.groups, 1)
+        defer { for p in [x, y, dY, dX, gamma, beta, dGamma, dBeta, mean, rstd] { p.deallocate() } }
+        func best(_ body: () -> Void) -> Double {
+            body()
+            var t = Double.infinity
+            for _ in 0..<repeats {
+                var a = timespec(), z = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &a)
+                body()
+                clock_gettime(CLOCK_MONOTONIC, &z)
+                t = min(t, Double(z.tv_sec - a.tv_sec) + Double(z.tv_nsec - a.tv_nsec) * 1e-9)
+            }
+            return t * 1e3
+        }
+        let f = best { GroupNorm.forwardSiLU(s, x: x, gamma: gamma, beta: beta, y: y, mean: mean, rstd: rstd) }
+        let b = best {
+            GroupNorm.backwardSiLU(s, x: x, gamma: gamma, beta: beta, mean: mean, rstd: rstd, dY: dY, dX: dX,
+                                   dGamma: dGamma, dBeta: dBeta)
+        }
+        return (f, b)
+    }
+}

@@ -81,6 +81,11 @@ struct Bench: ParsableCommand {
         BLASRuntime.setThreads(threads ?? 1)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        for (label, c) in [("groupnorm+silu 32ch @28", 32), ("groupnorm+silu 96ch @28", 96)] {
+            let t = NormBenchmark.measure(GroupNormShape(batch: batchSize, channels: c, spatial: 784, groups: 8),
+                                          repeats: steps)
+            print("{\"label\":\"\(label)\",\"forwardMs\":\(t.forwardMs),\"backwardMs\":\(t.backwardMs)}")
+        }
         for (label, shape) in ConvBenchmark.mnistShapes(batch: batchSize) {
             var variants: [ConvShape] = []
             for algorithm in [ConvAlgorithm.im2col, .winograd] where algorithm == .im2col || shape.defaultAlgorithm == .winograd {

@@ -136,12 +136,13 @@ public enum Conv2D {
     }
 
     /// dY (N, Cout, Ho, Wo); adds into dX (N, Cin, H, W), dWeight (Cout, Cin, K, K), dBias (Cout) when non-nil.
+    /// With `overwriteInput` dX is overwritten instead (for a fresh buffer: no zero fill first).
     /// x (N, Cin, H, W) is only read when dWeight != nil; weight only when dX != nil.
     /// workspace: (s.workspaceCount).
     public static func backward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 dY: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?,
                                 dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
-                                workspace: UnsafeMutablePointer<Float>) {
+                                workspace: UnsafeMutablePointer<Float>, overwriteInput: Bool = false) {
         let phase = PhaseProfiler.shared.enter(.convBackward)
         defer { PhaseProfiler.shared.leave(phase) }
         let pixels = s.outHeight * s.outWidth
@@ -155,9 +156,12 @@ public enum Conv2D {
         }
         if dX == nil && dWeight == nil { return }
         if s.algorithm == .winograd {
-            Winograd.backward(s, x: x, weight: weight, dY: dY, dX: dX, dWeight: dWeight, workspace: workspace)
+            Winograd.backward(s, x: x, weight: weight, dY: dY, dX: dX, dWeight: dWeight, workspace: workspace,
+                              overwriteInput: overwriteInput)
             return
         }
+        // im2col's adjoint scatters with overlaps: it always adds, into a zeroed buffer when overwriting.
+        if overwriteInput, let dX { dX.update(repeating: 0, count: s.batch * s.inChannels * s.height * s.width) }
 
         let chunk = s.samplesPerGemm
         var n0 = 0

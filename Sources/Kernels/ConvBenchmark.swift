@@ -32,6 +32,14 @@ public enum ConvBenchmark {
                                            stride: 2)),
             ("96->32 1x1 @28", ConvShape(batch: batch, inChannels: 96, outChannels: 32, height: 28, width: 28,
                                          kernel: 1, padding: 0)),
+            ("32->32 1x1 @28", ConvShape(batch: batch, inChannels: 32, outChannels: 32, height: 28, width: 28,
+                                         kernel: 1, padding: 0)),
+            ("64->64 1x1 @14", ConvShape(batch: batch, inChannels: 64, outChannels: 64, height: 14, width: 14,
+                                         kernel: 1, padding: 0)),
+            ("64->192 1x1 @7", ConvShape(batch: batch, inChannels: 64, outChannels: 192, height: 7, width: 7,
+                                         kernel: 1, padding: 0)),
+            ("64->64 1x1 @7", ConvShape(batch: batch, inChannels: 64, outChannels: 64, height: 7, width: 7,
+                                        kernel: 1, padding: 0)),
         ]
     }
 

@@ -51,12 +51,13 @@ public enum GroupNorm {
         }
     }
 
-    /// Backward of y = silu(groupnorm(x)): dY (N, C, HW); adds dX, dGamma, dBeta as `backward`.
+    /// Backward of y = silu(groupnorm(x)): dY (N, C, HW); adds dX, dGamma, dBeta as `backward` (dX is
+    /// overwritten instead with `overwriteInput`: a fresh buffer needs no zero fill).
     public static func backwardSiLU(_ s: GroupNormShape, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                     beta: UnsafePointer<Float>, mean: UnsafePointer<Float>,
                                     rstd: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                                     dX: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
-                                    dBeta: UnsafeMutablePointer<Float>?) {
+                                    dBeta: UnsafeMutablePointer<Float>?, overwriteInput: Bool = false) {
         let phase = PhaseProfiler.shared.enter(.norms)
         defer { PhaseProfiler.shared.leave(phase) }
         if dX == nil && dGamma == nil && dBeta == nil { return }
@@ -95,7 +96,7 @@ public enum GroupNorm {
                 }
                 if let dX {
                     applyInputGradient(s, group: g, x: x + off, gamma: gamma, mean: m, rstd: r, dZ: dZ, sums: sums,
-                                       dX: dX + off)
+                                       dX: dX + off, overwrite: overwriteInput)
                 }
             }
         }
@@ -224,7 +225,8 @@ public enum GroupNorm {
     /// dxhat xhat.
     static func applyInputGradient(_ s: GroupNormShape, group g: Int, x: UnsafePointer<Float>,
                                    gamma: UnsafePointer<Float>, mean m: Float, rstd r: Float,
-                                   dZ: UnsafePointer<Float>, sums: GroupSums, dX: UnsafeMutablePointer<Float>) {
+                                   dZ: UnsafePointer<Float>, sums: GroupSums, dX: UnsafeMutablePointer<Float>,
+                                   overwrite: Bool = false) {
         let cpg = s.channelsPerGroup, hw = s.spatial
         let count = Double(cpg * hw)
         let m1 = sums.dxhat / count, m2 = sums.dxhatXhat / count
@@ -235,6 +237,14 @@ public enum GroupNorm {
             let aCoef = r * gamma[c]
             let xs = x + cl * hw, dzs = dZ + cl * hw, dxs = dX + cl * hw
             var i = 0
+            if overwrite {
+                while i + vecWidth <= hw {
+                    storeVec(loadVec(dzs + i) * aCoef + (loadVec(xs + i) - m) * bCoef + cCoef, dxs + i)
+                    i += vecWidth
+                }
+                while i < hw { dxs[i] = dzs[i] * aCoef + (xs[i] - m) * bCoef + cCoef; i += 1 }
+                continue
+            }
             while i + vecWidth <= hw {
                 let v = loadVec(dxs + i) + loadVec(dzs + i) * aCoef + (loadVec(xs + i) - m) * bCoef + cCoef
                 storeVec(v, dxs + i)

@@ -64,12 +64,14 @@ public enum Winograd {
         }
     }
 
-    /// dY (N, Cout, H, W); adds into dX (N, Cin, H, W) and dWeight (Cout, Cin, 3, 3) when non-nil (the bias
-    /// gradient is Conv2D's). x is only read when dWeight != nil, weight only when dX != nil.
+    /// dY (N, Cout, H, W); adds into dX (N, Cin, H, W) (overwrites it with `overwriteInput`) and dWeight
+    /// (Cout, Cin, 3, 3) when non-nil (the bias gradient is Conv2D's). x is only read when dWeight != nil, weight
+    /// only when dX != nil.
     /// workspace: (s.workspaceCount).
     static func backward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          dY: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?,
-                         dWeight: UnsafeMutablePointer<Float>?, workspace: UnsafeMutablePointer<Float>) {
+                         dWeight: UnsafeMutablePointer<Float>?, workspace: UnsafeMutablePointer<Float>,
+                         overwriteInput: Bool = false) {
         if dX == nil && dWeight == nil { return }
         let geo = WinogradGeometry(height: s.height, width: s.width), buf = Buffers(s, geo, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
@@ -104,7 +106,7 @@ public enum Winograd {
                 }
                 for j in 0..<b {
                     transformInputAdjoint(geo, channels: cin, dV: buf.v, ld: ld, col0: j * tiles,
-                                          dX: dX + (n0 + j) * inSize, scratch: buf.scratch)
+                                          dX: dX + (n0 + j) * inSize, scratch: buf.scratch, overwrite: overwriteInput)
                 }
             }
             n0 += b

@@ -241,12 +241,13 @@ extension Winograd {
         }
     }
 
-    /// Adjoint of transformInput: dV (16, C, ld) columns [col0, col0 + tiles) -> dX one sample (C, H, W) +=.
+    /// Adjoint of transformInput: dV (16, C, ld) columns [col0, col0 + tiles) -> dX one sample (C, H, W) +=
+    /// (or = with `overwrite`: every element of dX is written exactly once).
     /// scratch: (geo.scratchCount). Tile rows overlap by two: padded row 2i gets rows 0 and 1 of tile row i and
     /// rows 2 and 3 of tile row i - 1, carried in two rows; padded row p is image row p - 1.
     static func transformInputAdjoint(_ geo: WinogradGeometry, channels: Int, dV: UnsafePointer<Float>, ld: Int,
                                       col0: Int, dX: UnsafeMutablePointer<Float>,
-                                      scratch: UnsafeMutablePointer<Float>) {
+                                      scratch: UnsafeMutablePointer<Float>, overwrite: Bool = false) {
         let h = geo.height, w = geo.width, pw = geo.planeW, rs = geo.rowStride, tw = geo.tilesW
         let q0 = scratch, q1 = q0 + rs, q2 = q1 + rs, q3 = q2 + rs
         let carry2 = q3 + rs, carry3 = carry2 + rs, even = carry3 + rs, odd = even + rs
@@ -254,6 +255,10 @@ extension Winograd {
         @inline(__always) func addRow(_ src: UnsafePointer<Float>, _ r: Int, _ xc: UnsafeMutablePointer<Float>) {
             guard r >= 0 && r < h else { return }
             let s = src + 1, dst = xc + r * w
+            if overwrite {
+                dst.update(from: s, count: w)
+                return
+            }
             rowLoop(w, { k in store8(load8(dst + k) + load8(s + k), dst + k) },
                     { k in store(load(dst + k, V4.self) + load(s + k, V4.self), dst + k) }, { k in dst[k] += s[k] })
         }

@@ -76,13 +76,16 @@ extension ConvParams {
     }
     /// dY: (N, Cout, Ho, Wo); adds dX (N, Cin, H, W) when non-nil, and weight grads when the weights train
     /// (the bias gradient only with `biasGradient`: a caller that already has dY's channel sums adds it itself).
+    /// `overwriteInput`: dX is a fresh buffer to overwrite rather than add into.
     func backward(_ ws: WeightSource, _ x: UnsafePointer<Float>, _ d: Dims, dY: UnsafePointer<Float>,
-                  dX: UnsafeMutablePointer<Float>?, scratch: BumpArena, biasGradient: Bool = true) {
+                  dX: UnsafeMutablePointer<Float>?, scratch: BumpArena, biasGradient: Bool = true,
+                  overwriteInput: Bool = false) {
         if dX == nil && !ws.trainable { return }
         let s = shape(d)
         let mark = scratch.mark()
         Conv2D.backward(s, x: x, weight: ws.p(weight), dY: dY, dX: dX, dWeight: ws.g(weight),
-                        dBias: biasGradient ? ws.g(bias) : nil, workspace: scratch.take(s.workspaceCount))
+                        dBias: biasGradient ? ws.g(bias) : nil, workspace: scratch.take(s.workspaceCount),
+                        overwriteInput: overwriteInput)
         scratch.release(to: mark)
     }
 }

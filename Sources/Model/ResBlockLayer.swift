@@ -72,12 +72,13 @@ final class ResBlockLayer: Layer {
         let d = dims, od = outputDims(d), n = d.n
         let mark = grads.mark()
         // conv2: its input a2 is only read for the weight gradient (present exactly when weights train).
-        let dA2 = grads.takeZeroed(od.count)
-        conv2.backward(ws, a2 ?? dOut, od, dY: dOut, dX: dA2, scratch: grads)
-        let dH = grads.takeZeroed(od.count)
+        // dA2, dH and dA1 each have one writer, which overwrites (no zero fill).
+        let dA2 = grads.take(od.count)
+        conv2.backward(ws, a2 ?? dOut, od, dY: dOut, dX: dA2, scratch: grads, overwriteInput: true)
+        let dH = grads.take(od.count)
         GroupNorm.backwardSiLU(norm2.shape(od), x: h!, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias),
                                mean: mean2!, rstd: rstd2!, dY: dA2, dX: dH,
-                               dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias))
+                               dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias), overwriteInput: true)
         // The time projection's gradient is dH summed over pixels per (sample, channel); conv1's bias gradient is
         // the same sums added over samples, so they are taken once.
         var biasDone = false
@@ -91,19 +92,13 @@ final class ResBlockLayer: Layer {
             }
         }
         if dX != nil || trainable {
-            let dA1 = grads.takeZeroed(d.count)
-            conv1.backward(ws, a1 ?? dH, d, dY: dH, dX: dA1, scratch: grads, biasGradient: !biasDone)
-            if let dX {
-                GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
-                                       mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
-                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
-            } else {
-                // Only the norm's affine gradients are wanted: a throwaway dX keeps one kernel for both cases.
-                let sink = grads.takeZeroed(d.count)
-                GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
-                                       mean: mean1!, rstd: rstd1!, dY: dA1, dX: sink,
-                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
-            }
+            let dA1 = grads.take(d.count)
+            conv1.backward(ws, a1 ?? dH, d, dY: dH, dX: dA1, scratch: grads, biasGradient: !biasDone,
+                           overwriteInput: true)
+            // dX nil: only the norm's affine gradients.
+            GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
+                                   mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
+                                   dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
         }
         if let skip {
             skip.backward(ws, x!, d, dY: dOut, dX: dX, scratch: grads)

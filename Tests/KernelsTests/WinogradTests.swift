@@ -109,4 +109,29 @@ final class WinogradTests: XCTestCase {
             assertClose(biased.array, expected, rtol: 1e-6, atol: 1e-6, "\(s.algorithm) B\(s.samplesPerGemm) sampleBias")
         }
     }
+
+    func testOverwriteModesEqualAddingIntoZero() {
+        // Conv2D (both algorithms) and GroupNorm+SiLU write dX over whatever was there when asked to.
+        for algorithm in [ConvAlgorithm.winograd, .im2col] {
+            let s = ConvShape(batch: 2, inChannels: 8, outChannels: 8, height: 7, width: 6, algorithm: algorithm)
+            let c = Case(s, seed: 1000)
+            let added = Buf(c.x.count)
+            c.backward(dX: added, dW: nil, dB: nil)
+            let overwritten = Buf(c.x.count, fill: .nan), ws = Buf(s.workspaceCount, fill: .nan)
+            withExtendedLifetime(ws) {
+                Conv2D.backward(s, x: c.x.cp, weight: c.w.cp, dY: c.dY.cp, dX: overwritten.p, dWeight: nil, dBias: nil,
+                                workspace: ws.p, overwriteInput: true)
+            }
+            assertClose(overwritten.array, added.array, rtol: 0, atol: 0, "\(algorithm) overwrite dX")
+        }
+        let g = GroupNormTests.Case(GroupNormShape(batch: 2, channels: 8, spatial: 20, groups: 2), seed: 1001)
+        let m = Buf(g.stats), r = Buf(g.stats), y = Buf(g.x.count)
+        GroupNorm.forwardSiLU(g.s, x: g.x.cp, gamma: g.gamma.cp, beta: g.beta.cp, y: y.p, mean: m.p, rstd: r.p)
+        let added = Buf(g.x.count), overwritten = Buf(g.x.count, fill: .nan)
+        GroupNorm.backwardSiLU(g.s, x: g.x.cp, gamma: g.gamma.cp, beta: g.beta.cp, mean: m.cp, rstd: r.cp, dY: g.dY.cp,
+                               dX: added.p, dGamma: nil, dBeta: nil)
+        GroupNorm.backwardSiLU(g.s, x: g.x.cp, gamma: g.gamma.cp, beta: g.beta.cp, mean: m.cp, rstd: r.cp, dY: g.dY.cp,
+                               dX: overwritten.p, dGamma: nil, dBeta: nil, overwriteInput: true)
+        assertClose(overwritten.array, added.array, rtol: 0, atol: 0, "groupnorm+silu overwrite dX")
+    }
 }

@@ -232,9 +232,11 @@ struct Bench: ParsableCommand {
     /// Runs `python3 DIR/torch_bench.py MODE CONFIG BATCH THREADS WORLD` and reads its one result line.
     func runTorch(directory: String, world: Int, ours: Double) throws -> TorchFigure {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "torch_bench.py", mode.rawValue, config, "\(batchSize)",
-                             "\(BLASRuntime.threads)", "\(world)"]
+        // Through a shell that forks python rather than exec'ing it: Linux carries the peak RSS of the process
+        // that execs into the new program's ru_maxrss, so a direct spawn would report ours as PyTorch's.
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "python3 torch_bench.py \"$@\"; exit $?", "sh", mode.rawValue, config,
+                             "\(batchSize)", "\(BLASRuntime.threads)", "\(world)"]
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var env = ProcessInfo.processInfo.environment
         env["STEPS"] = "\(steps)"

@@ -87,6 +87,7 @@ public enum Conv2D {
                                yStride: Int? = nil) {
         let phase = PhaseProfiler.shared.enter(.convForward)
         defer { PhaseProfiler.shared.leave(phase) }
+        PhaseProfiler.shared.addConvPass(s)
         precondition(s.outHeight > 0 && s.outWidth > 0, "conv output would be empty: \(s)")
         if s.algorithm == .winograd {
             Winograd.forward(s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
@@ -145,6 +146,8 @@ public enum Conv2D {
                                 workspace: UnsafeMutablePointer<Float>, overwriteInput: Bool = false) {
         let phase = PhaseProfiler.shared.enter(.convBackward)
         defer { PhaseProfiler.shared.leave(phase) }
+        if dX != nil { PhaseProfiler.shared.addConvPass(s) }
+        if dWeight != nil { PhaseProfiler.shared.addConvPass(s) }
         let pixels = s.outHeight * s.outWidth
         let inSize = s.inChannels * s.height * s.width, outSize = s.outChannels * pixels
         let kk = s.patchSize

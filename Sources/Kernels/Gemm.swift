@@ -12,7 +12,7 @@ public enum Gemm {
         let phase = PhaseProfiler.shared.enter(.gemm)
         defer { PhaseProfiler.shared.leave(phase) }
         if m == 0 || n == 0 { return }
-        PhaseProfiler.shared.addGemm(m: m, n: n, k: k)
+        PhaseProfiler.shared.addGemm(m: m, n: n, k: k, caller: phase)
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta,
                     c, blasint(ldc))

@@ -38,6 +38,11 @@ public final class PhaseProfiler: @unchecked Sendable {
     private var last: UInt64 = 0
     /// Floating-point operations issued to sgemm (2 m n k per call) since the last reset.
     public private(set) var gemmFlops = 0.0
+    /// The part of gemmFlops issued by convolutions.
+    public private(set) var convGemmFlops = 0.0
+    /// What the convolutions would cost computed directly (2 Cout Cin K^2 Ho Wo N per pass), whatever algorithm
+    /// ran: with the other GEMMs, the FLOP count PyTorch's counter reports for the same step.
+    public private(set) var convDirectFlops = 0.0
 
     private init() {}
 
@@ -55,7 +60,7 @@ public final class PhaseProfiler: @unchecked Sendable {
 
     public func reset() {
         for i in seconds.indices { seconds[i] = 0 }
-        gemmFlops = 0
+        gemmFlops = 0; convGemmFlops = 0; convDirectFlops = 0
         current = .other
         last = Self.nanoseconds()
     }
@@ -77,9 +82,22 @@ public final class PhaseProfiler: @unchecked Sendable {
     }
 
     @inline(__always)
-    func addGemm(m: Int, n: Int, k: Int) {
-        if enabled { gemmFlops += 2 * Double(m) * Double(n) * Double(k) }
+    func addGemm(m: Int, n: Int, k: Int, caller: Phase) {
+        guard enabled else { return }
+        let flops = 2 * Double(m) * Double(n) * Double(k)
+        gemmFlops += flops
+        if caller == .convForward || caller == .convBackward { convGemmFlops += flops }
     }
+
+    @inline(__always)
+    func addConvPass(_ s: ConvShape) {
+        guard enabled else { return }
+        convDirectFlops += 2 * Double(s.batch * s.outChannels * s.outHeight * s.outWidth) * Double(s.patchSize)
+    }
+
+    /// The step's FLOPs counted as a direct implementation would do them (convolutions at 2 Cout Cin K^2 Ho Wo
+    /// per sample and pass, every other GEMM as issued).
+    public var nominalFlops: Double { gemmFlops - convGemmFlops + convDirectFlops }
 
     private func switchTo(_ phase: Phase) {
         let now = Self.nanoseconds()

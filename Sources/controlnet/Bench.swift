@@ -112,7 +112,7 @@ struct Bench: ParsableCommand {
         // The sgemm ceiling at this thread count, measured before the step's memory exists.
         let ceiling = SgemmBenchmark.measure(SgemmCase(name: "square 1024", m: 1024, n: 1024, k: 1024), repeats: 5)
         let profiler = PhaseProfiler.shared
-        var stepSeconds: [Double] = [], phaseTotals: [Phase: Double] = [:], gemmFlops = 0.0
+        var stepSeconds: [Double] = [], phaseTotals: [Phase: Double] = [:], gemmFlops = 0.0, nominalFlops = 0.0
         for step in 1...(warmup + steps) {
             try comm.barrier()
             let timed = step > warmup
@@ -124,6 +124,7 @@ struct Bench: ParsableCommand {
                 stepSeconds.append(seconds)
                 for (phase, s) in profiler.snapshot() { phaseTotals[phase, default: 0] += s }
                 gemmFlops += profiler.gemmFlops
+                nominalFlops += profiler.nominalFlops
             }
         }
         profiler.setEnabled(false)
@@ -147,6 +148,8 @@ struct Bench: ParsableCommand {
             gemmGflopPerStep: profile ? flopsPerStep / 1e9 : nil,
             gemmGflopsAchieved: profile ? flopsPerStep / ((phaseTotals[.gemm] ?? .nan) / perStep) / 1e9 : nil,
             stepGflopsAchieved: profile ? flopsPerStep / median / 1e9 : nil,
+            nominalGflopPerStep: profile ? nominalFlops / perStep / 1e9 : nil,
+            nominalGflopsPerSecond: profile ? nominalFlops / perStep / median / 1e9 : nil,
             sgemmCeilingGflops: ceiling.bestGflops,
             peakRSSMegabytesPerRankMax: maxima[0], peakRSSMegabytesSum: totals[0],
             activationArenaMegabytes: Double(model.arenas.acts.capacity) * 4 / 1_048_576,
@@ -283,7 +286,11 @@ struct BenchReport: Codable {
     var msPerStepMedian: Double, msPerStepSlowestRank: Double, msPerStepMean: Double
     /// Rank 0's exclusive time per phase (a conv's GEMMs are in "gemm").
     var phaseMsPerStep: [String: Double]?
+    /// GFLOP issued to sgemm per step; their rate inside the GEMM calls; over the whole (median) step.
     var gemmGflopPerStep: Double?, gemmGflopsAchieved: Double?, stepGflopsAchieved: Double?
+    /// The same step counted as direct convolutions (PyTorch's FLOP counter's figure) and that count over the
+    /// median step: above the sgemm ceiling because Winograd convolutions do fewer multiplies.
+    var nominalGflopPerStep: Double?, nominalGflopsPerSecond: Double?
     var sgemmCeilingGflops: Double
     var peakRSSMegabytesPerRankMax: Double, peakRSSMegabytesSum: Double
     /// Rank 0's step memory: the two stack arenas (activations saved for backward; gradients and temporaries).

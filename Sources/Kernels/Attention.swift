@@ -23,6 +23,8 @@ public enum Attention {
     /// workspace: (s.workspaceCount), unused by forward.
     public static func forward(_ s: AttentionShape, qkv: UnsafePointer<Float>, a: UnsafeMutablePointer<Float>,
                                probs: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.attention)
+        defer { PhaseProfiler.shared.leave(phase) }
         let t = s.tokens, d = s.headDim, c = s.channels
         let scale = Float(1 / Double(d).squareRoot())
         for n in 0..<s.batch {
@@ -45,6 +47,8 @@ public enum Attention {
     public static func backward(_ s: AttentionShape, qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>,
                                 dA: UnsafePointer<Float>, dQKV: UnsafeMutablePointer<Float>,
                                 workspace: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.attention)
+        defer { PhaseProfiler.shared.leave(phase) }
         let t = s.tokens, d = s.headDim, c = s.channels
         let scale = Float(1 / Double(d).squareRoot())
         let dS = workspace  // (T, T): dProbs, then in place dScores

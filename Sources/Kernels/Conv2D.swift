@@ -6,21 +6,42 @@
 // OpenBLAS SkylakeX kernels, 1 thread), OpenBLAS is already efficient at 196 columns, so B = 1 wins at 28x28 and
 // 14x14 and only the 7x7 level gains (10-30% in backward) from packing ~5 samples; one GEMM over the whole batch
 // was never faster and needs a 60-120 MB patch matrix. 1x1 stride-1 unpadded convs with B = 1 skip im2col
-// entirely: x itself is the patch matrix.
+// entirely: x itself is the patch matrix. 3x3 stride-1 pad-1 convs with at least 8 channels in and out go through
+// Winograd F(2x2, 3x3) instead (Winograd.swift), which does 2.25x fewer multiplies.
+
+/// How a convolution is computed. Both give the same result up to rounding.
+public enum ConvAlgorithm: String, Sendable, Hashable {
+    case im2col, winograd
+}
 
 public struct ConvShape: Sendable, Hashable {
     public var batch, inChannels, outChannels, height, width, kernel, stride, padding: Int
     /// Samples per GEMM; nil picks `defaultSamplesPerGemm`. Any value in 1...batch gives the same result.
     public var gemmSamples: Int?
+    /// nil picks `defaultAlgorithm`; .winograd needs a 3x3, stride 1, pad 1 geometry.
+    public var algorithmChoice: ConvAlgorithm?
 
     public init(batch: Int, inChannels: Int, outChannels: Int, height: Int, width: Int,
-                kernel: Int = 3, stride: Int = 1, padding: Int = 1, gemmSamples: Int? = nil) {
+                kernel: Int = 3, stride: Int = 1, padding: Int = 1, gemmSamples: Int? = nil,
+                algorithm: ConvAlgorithm? = nil) {
         precondition(kernel >= 1 && stride >= 1 && padding >= 0, "conv kernel/stride must be >= 1, padding >= 0")
         self.batch = batch; self.inChannels = inChannels; self.outChannels = outChannels
         self.height = height; self.width = width
         self.kernel = kernel; self.stride = stride; self.padding = padding
         self.gemmSamples = gemmSamples
+        precondition(algorithm != .winograd || (kernel == 3 && stride == 1 && padding == 1),
+                     "Winograd F(2x2, 3x3) needs kernel 3, stride 1, padding 1")
+        self.algorithmChoice = algorithm
     }
+
+    /// Winograd for 3x3 "same" convs wide enough for its GEMMs (>= 8 channels each side) on images of at least
+    /// 8x8; im2col otherwise (the 1-channel image and hint convs, strided and 1x1 convs, and 7x7 maps, where
+    /// half-empty 2x2 tiles waste 30% and the measured times were a tie at best).
+    public var defaultAlgorithm: ConvAlgorithm {
+        kernel == 3 && stride == 1 && padding == 1 && inChannels >= 8 && outChannels >= 8 && height >= 8 && width >= 8
+            ? .winograd : .im2col
+    }
+    public var algorithm: ConvAlgorithm { algorithmChoice ?? defaultAlgorithm }
 
     public var outHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
     public var outWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
@@ -38,12 +59,15 @@ public struct ConvShape: Sendable, Hashable {
 
     public var samplesPerGemm: Int {
         let pixels = outHeight * outWidth
-        return max(1, min(batch, gemmSamples ?? Self.defaultSamplesPerGemm(outputPixels: pixels, pointwise: isPointwise)))
+        let rule = algorithm == .winograd ? Winograd.defaultSamplesPerGemm(height: height, width: width)
+            : Self.defaultSamplesPerGemm(outputPixels: pixels, pointwise: isPointwise)
+        return max(1, min(batch, gemmSamples ?? rule))
     }
 
     /// Floats of scratch that forward and backward need: the chunk's patch matrix, plus (when several samples
     /// share a GEMM) its (Cout, B*Ho*Wo) output / gathered dY.
     public var workspaceCount: Int {
+        if algorithm == .winograd { return Winograd.workspaceCount(self) }
         let b = samplesPerGemm
         let pixels = b * outHeight * outWidth
         let cols = (isPointwise && b == 1) ? 0 : patchSize * pixels
@@ -54,13 +78,24 @@ public struct ConvShape: Sendable, Hashable {
 
 public enum Conv2D {
     /// x (N, Cin, H, W), weight (Cout, Cin, K, K), bias (Cout) -> y (N, Cout, Ho, Wo), overwritten.
-    /// workspace: (s.workspaceCount).
+    /// sampleBias (N, Cout), when given, is added too (a ResBlock's time projection, so it costs no extra pass).
+    /// yStride: floats between samples of y (default Cout*Ho*Wo); larger writes into the leading channels of a
+    /// wider tensor (the decoder's next concatenation). workspace: (s.workspaceCount).
     public static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                               workspace: UnsafeMutablePointer<Float>) {
+                               workspace: UnsafeMutablePointer<Float>, sampleBias: UnsafePointer<Float>? = nil,
+                               yStride: Int? = nil) {
+        let phase = PhaseProfiler.shared.enter(.convForward)
+        defer { PhaseProfiler.shared.leave(phase) }
+        PhaseProfiler.shared.addConvPass(s)
         precondition(s.outHeight > 0 && s.outWidth > 0, "conv output would be empty: \(s)")
+        if s.algorithm == .winograd {
+            Winograd.forward(s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
+                             yStride: yStride ?? s.outChannels * s.outHeight * s.outWidth, workspace: workspace)
+            return
+        }
         let pixels = s.outHeight * s.outWidth
-        let inSize = s.inChannels * s.height * s.width, outSize = s.outChannels * pixels
+        let inSize = s.inChannels * s.height * s.width, outSize = yStride ?? s.outChannels * pixels
         let kk = s.patchSize
         let chunk = s.samplesPerGemm
         var n0 = 0
@@ -69,7 +104,10 @@ public enum Conv2D {
             let cols = workspace
             if b == 1 {
                 let yn = y + n0 * outSize
-                for co in 0..<s.outChannels { (yn + co * pixels).update(repeating: bias[co], count: pixels) }
+                for co in 0..<s.outChannels {
+                    let bv = bias[co] + (sampleBias?[n0 * s.outChannels + co] ?? 0)
+                    (yn + co * pixels).update(repeating: bv, count: pixels)
+                }
                 let patches: UnsafePointer<Float>
                 if s.isPointwise {
                     patches = x + n0 * inSize
@@ -89,7 +127,7 @@ public enum Conv2D {
                     let yn = y + (n0 + j) * outSize
                     for co in 0..<s.outChannels {
                         let src = out + co * ld + j * pixels, dst = yn + co * pixels
-                        let bv = bias[co]
+                        let bv = bias[co] + (sampleBias?[(n0 + j) * s.outChannels + co] ?? 0)
                         for i in 0..<pixels { dst[i] = src[i] + bv }
                     }
                 }
@@ -99,12 +137,17 @@ public enum Conv2D {
     }
 
     /// dY (N, Cout, Ho, Wo); adds into dX (N, Cin, H, W), dWeight (Cout, Cin, K, K), dBias (Cout) when non-nil.
+    /// With `overwriteInput` dX is overwritten instead (for a fresh buffer: no zero fill first).
     /// x (N, Cin, H, W) is only read when dWeight != nil; weight only when dX != nil.
     /// workspace: (s.workspaceCount).
     public static func backward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 dY: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?,
                                 dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
-                                workspace: UnsafeMutablePointer<Float>) {
+                                workspace: UnsafeMutablePointer<Float>, overwriteInput: Bool = false) {
+        let phase = PhaseProfiler.shared.enter(.convBackward)
+        defer { PhaseProfiler.shared.leave(phase) }
+        if dX != nil { PhaseProfiler.shared.addConvPass(s) }
+        if dWeight != nil { PhaseProfiler.shared.addConvPass(s) }
         let pixels = s.outHeight * s.outWidth
         let inSize = s.inChannels * s.height * s.width, outSize = s.outChannels * pixels
         let kk = s.patchSize
@@ -115,6 +158,13 @@ public enum Conv2D {
             }
         }
         if dX == nil && dWeight == nil { return }
+        if s.algorithm == .winograd {
+            Winograd.backward(s, x: x, weight: weight, dY: dY, dX: dX, dWeight: dWeight, workspace: workspace,
+                              overwriteInput: overwriteInput)
+            return
+        }
+        // im2col's adjoint scatters with overlaps: it always adds, into a zeroed buffer when overwriting.
+        if overwriteInput, let dX { dX.update(repeating: 0, count: s.batch * s.inChannels * s.height * s.width) }
 
         let chunk = s.samplesPerGemm
         var n0 = 0

@@ -9,7 +9,10 @@ public enum Gemm {
     public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
                              c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let phase = PhaseProfiler.shared.enter(.gemm)
+        defer { PhaseProfiler.shared.leave(phase) }
         if m == 0 || n == 0 { return }
+        PhaseProfiler.shared.addGemm(m: m, n: n, k: k, caller: phase)
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta,
                     c, blasint(ldc))

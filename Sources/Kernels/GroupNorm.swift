@@ -22,6 +22,8 @@ public enum GroupNorm {
     public static func forward(_ s: GroupNormShape, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                beta: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
         normalise(s, x: x, gamma: gamma, beta: beta, y: y, mean: mean, rstd: rstd, silu: false)
     }
 
@@ -29,6 +31,8 @@ public enum GroupNorm {
     public static func forwardSiLU(_ s: GroupNormShape, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                    beta: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                    mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
         normalise(s, x: x, gamma: gamma, beta: beta, y: y, mean: mean, rstd: rstd, silu: true)
     }
 
@@ -37,6 +41,8 @@ public enum GroupNorm {
                                 mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                                 dX: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
                                 dBeta: UnsafeMutablePointer<Float>?) {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
         let gs = s.groupSize
         for ng in 0..<s.batch * s.groups {
             let off = ng * gs
@@ -45,12 +51,15 @@ public enum GroupNorm {
         }
     }
 
-    /// Backward of y = silu(groupnorm(x)): dY (N, C, HW); adds dX, dGamma, dBeta as `backward`.
+    /// Backward of y = silu(groupnorm(x)): dY (N, C, HW); adds dX, dGamma, dBeta as `backward` (dX is
+    /// overwritten instead with `overwriteInput`: a fresh buffer needs no zero fill).
     public static func backwardSiLU(_ s: GroupNormShape, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                     beta: UnsafePointer<Float>, mean: UnsafePointer<Float>,
                                     rstd: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                                     dX: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
-                                    dBeta: UnsafeMutablePointer<Float>?) {
+                                    dBeta: UnsafeMutablePointer<Float>?, overwriteInput: Bool = false) {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
         if dX == nil && dGamma == nil && dBeta == nil { return }
         let gs = s.groupSize, cpg = s.channelsPerGroup, hw = s.spatial
         // dZ of one group at a time (stack-sized for the model's shapes): the sigmoid is evaluated once.
@@ -59,23 +68,36 @@ public enum GroupNorm {
             for ng in 0..<s.batch * s.groups {
                 let off = ng * gs, g = ng % s.groups
                 let m = mean[ng], r = rstd[ng]
+                var sums = GroupSums()
+                // dZ = dY silu'(z) and its two channel sums in one pass (hw is a few thousand at most, so the
+                // Float lane sums stay short)
                 for cl in 0..<cpg {
                     let c = g * cpg + cl
                     let a = r * gamma[c], b = beta[c]
                     let xs = x + off + cl * hw, dys = dY + off + cl * hw, dzs = dZ + cl * hw
+                    var accD = Vec(repeating: 0), accDX = Vec(repeating: 0)
                     var i = 0
                     while i + vecWidth <= hw {
-                        storeVec(loadVec(dys + i) * siluDerivative((loadVec(xs + i) - m) * a + b), dzs + i)
+                        let xm = loadVec(xs + i) - m
+                        let dz = loadVec(dys + i) * siluDerivative(xm * a + b)
+                        storeVec(dz, dzs + i)
+                        accD += dz; accDX += dz * xm
                         i += vecWidth
                     }
                     if i < hw {
                         let n = hw - i
-                        storePartial(loadPartial(dys + i, n) * siluDerivative((loadPartial(xs + i, n) - m) * a + b),
-                                     dzs + i, n)
+                        let xm = loadPartial(xs + i, n) - m
+                        let dz = loadPartial(dys + i, n) * siluDerivative(xm * a + b)  // zero past the end
+                        storePartial(dz, dzs + i, n)
+                        accD += dz; accDX += dz * xm
                     }
+                    sums.addChannel(c, sumD: laneSum(accD), sumDX: laneSum(accDX), gamma: gamma, rstd: r,
+                                    dGamma: dGamma, dBeta: dBeta)
                 }
-                groupBackward(s, group: g, x: x + off, gamma: gamma, mean: m, rstd: r, dZ: dZ,
-                              dX: dX.map { $0 + off }, dGamma: dGamma, dBeta: dBeta)
+                if let dX {
+                    applyInputGradient(s, group: g, x: x + off, gamma: gamma, mean: m, rstd: r, dZ: dZ, sums: sums,
+                                       dX: dX + off, overwrite: overwriteInput)
+                }
             }
         }
     }
@@ -99,7 +121,7 @@ public enum GroupNorm {
                 var i = 0
                 while i + vecWidth <= hw {
                     let z = (loadVec(xs + i) - mf) * a + b
-                    storeVec(silu ? z * vsigmoid(z) : z, ys + i)
+                    storeVec(silu ? vsilu(z) : z, ys + i)
                     i += vecWidth
                 }
                 if i < hw {
@@ -112,7 +134,19 @@ public enum GroupNorm {
 
     /// Two-pass mean and 1 / sqrt(biased variance + eps) of x (count).
     static func statistics(_ x: UnsafePointer<Float>, count: Int, eps: Float) -> (mean: Double, rstd: Double) {
-        let m = rowSum(x, count) / Double(count)
+        // The mean of x - x[0] (shifted data): its terms are of the size of the spread, not of the mean, so Float
+        // lanes lose nothing even when |mean| >> std (a mean of 1000 with spread 0.05 is tested).
+        let shift = x[0]
+        var shifted = 0.0
+        var i = 0
+        while i < count {
+            let end = min(count, i + 256)
+            var acc = Vec(repeating: 0)
+            while i + vecWidth <= end { acc += loadVec(x + i) - shift; i += vecWidth }
+            shifted += Double(acc.sum())
+            while i < end { shifted += Double(x[i] - shift); i += 1 }
+        }
+        let m = Double(shift) + shifted / Double(count)
         let mf = Float(m)
         var total = 0.0
         var start = 0
@@ -142,7 +176,7 @@ public enum GroupNorm {
                               dX: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
                               dBeta: UnsafeMutablePointer<Float>?) {
         let cpg = s.channelsPerGroup, hw = s.spatial
-        var sumDxhat = 0.0, sumDxhatXhat = 0.0
+        var sums = GroupSums()
         for cl in 0..<cpg {
             let c = g * cpg + cl
             let xs = x + cl * hw, dzs = dZ + cl * hw
@@ -165,16 +199,37 @@ public enum GroupNorm {
                 sumD += laneSum(accD); sumDX += laneSum(accDX)
                 accD = Vec(repeating: 0); accDX = Vec(repeating: 0)
             }
+            sums.addChannel(c, sumD: sumD, sumDX: sumDX, gamma: gamma, rstd: r, dGamma: dGamma, dBeta: dBeta)
+        }
+        guard let dX else { return }
+        applyInputGradient(s, group: g, x: x, gamma: gamma, mean: m, rstd: r, dZ: dZ, sums: sums, dX: dX)
+    }
+
+    /// The group-wide sums backward needs, gathered channel by channel (in Double).
+    struct GroupSums {
+        var dxhat = 0.0, dxhatXhat = 0.0
+
+        /// Channel c's sum dZ and sum dZ (x - m): its affine gradients, and its share of the group sums.
+        @inline(__always)
+        mutating func addChannel(_ c: Int, sumD: Double, sumDX: Double, gamma: UnsafePointer<Float>, rstd r: Float,
+                                 dGamma: UnsafeMutablePointer<Float>?, dBeta: UnsafeMutablePointer<Float>?) {
             let dGammaC = Double(r) * sumDX  // sum dZ xhat
             dBeta?[c] += Float(sumD)
             dGamma?[c] += Float(dGammaC)
-            sumDxhat += Double(gamma[c]) * sumD
-            sumDxhatXhat += Double(gamma[c]) * dGammaC
+            dxhat += Double(gamma[c]) * sumD
+            dxhatXhat += Double(gamma[c]) * dGammaC
         }
-        guard let dX else { return }
+    }
+
+    /// dX (one group, (Cpg, HW)) += r gamma dZ + (x - m) (-r^2 m2) - r m1, with m1, m2 the group means of dxhat and
+    /// dxhat xhat.
+    static func applyInputGradient(_ s: GroupNormShape, group g: Int, x: UnsafePointer<Float>,
+                                   gamma: UnsafePointer<Float>, mean m: Float, rstd r: Float,
+                                   dZ: UnsafePointer<Float>, sums: GroupSums, dX: UnsafeMutablePointer<Float>,
+                                   overwrite: Bool = false) {
+        let cpg = s.channelsPerGroup, hw = s.spatial
         let count = Double(cpg * hw)
-        let m1 = sumDxhat / count, m2 = sumDxhatXhat / count
-        // dX = r gamma dZ + (x - m) (-r^2 m2) - r m1
+        let m1 = sums.dxhat / count, m2 = sums.dxhatXhat / count
         let bCoef = Float(-Double(r) * Double(r) * m2)
         let cCoef = Float(-Double(r) * m1)
         for cl in 0..<cpg {
@@ -182,6 +237,14 @@ public enum GroupNorm {
             let aCoef = r * gamma[c]
             let xs = x + cl * hw, dzs = dZ + cl * hw, dxs = dX + cl * hw
             var i = 0
+            if overwrite {
+                while i + vecWidth <= hw {
+                    storeVec(loadVec(dzs + i) * aCoef + (loadVec(xs + i) - m) * bCoef + cCoef, dxs + i)
+                    i += vecWidth
+                }
+                while i < hw { dxs[i] = dzs[i] * aCoef + (xs[i] - m) * bCoef + cCoef; i += 1 }
+                continue
+            }
             while i + vecWidth <= hw {
                 let v = loadVec(dxs + i) + loadVec(dzs + i) * aCoef + (loadVec(xs + i) - m) * bCoef + cCoef
                 storeVec(v, dxs + i)

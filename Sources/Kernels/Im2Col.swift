@@ -16,9 +16,29 @@ extension ConvShape {
     }
 }
 
+extension ConvShape {
+    /// Stride 1 and output size = input size ("same" padding): row (c, kh, kw) of the patch matrix is then the
+    /// plane shifted by one constant offset, so im2col is a block copy plus zeroed borders.
+    var isSameStride1: Bool { stride == 1 && outHeight == height && outWidth == width }
+
+    /// For a same/stride-1 conv and kernel offset (kh, kw): the shift of the source index, the range of output
+    /// indices whose row is inside the image, and the columns [lo, hi) whose source column is inside it.
+    /// `first ..< end` is cut to the indices whose source lies inside the plane (the at most |dx| left out are
+    /// wrapped columns, zero anyway).
+    @inline(__always)
+    func shift(kh: Int, kw: Int) -> (offset: Int, first: Int, end: Int, lo: Int, hi: Int) {
+        let dy = kh - padding, dx = kw - padding
+        let firstRow = max(0, -dy), endRow = max(firstRow, min(height, height - dy))
+        let offset = dy * width + dx, pixels = height * width
+        let first = max(firstRow * width, -offset), end = max(first, min(endRow * width, pixels - offset))
+        return (offset, first, end, max(0, -dx), min(width, width - dx))
+    }
+}
+
 enum Im2Col {
     /// x: one sample (Cin, H, W) -> cols rows (Cin*K*K) of Ho*Wo values each, row stride ld.
     static func im2col(_ s: ConvShape, x: UnsafePointer<Float>, cols: UnsafeMutablePointer<Float>, ld: Int) {
+        if s.isSameStride1 { return im2colSame(s, x: x, cols: cols, ld: ld) }
         let k = s.kernel, st = s.stride, pad = s.padding
         let h = s.height, w = s.width, ho = s.outHeight, wo = s.outWidth
         for c in 0..<s.inChannels {
@@ -49,8 +69,54 @@ enum Im2Col {
         }
     }
 
+    /// im2col of a same/stride-1 conv: each row is one shifted block copy; rows above/below the image and the
+    /// columns that would wrap into the neighbouring image row are zeroed.
+    static func im2colSame(_ s: ConvShape, x: UnsafePointer<Float>, cols: UnsafeMutablePointer<Float>, ld: Int) {
+        let k = s.kernel, w = s.width, pixels = s.height * s.width
+        for c in 0..<s.inChannels {
+            let plane = x + c * pixels
+            for kh in 0..<k {
+                for kw in 0..<k {
+                    let row = cols + ((c * k + kh) * k + kw) * ld
+                    let sh = s.shift(kh: kh, kw: kw)
+                    row.update(repeating: 0, count: sh.first)
+                    (row + sh.first).update(from: plane + sh.first + sh.offset, count: sh.end - sh.first)
+                    (row + sh.end).update(repeating: 0, count: pixels - sh.end)
+                    if sh.lo > 0 || sh.hi < w {
+                        for r in stride(from: 0, to: pixels, by: w) {
+                            for j in 0..<sh.lo { row[r + j] = 0 }
+                            for j in sh.hi..<w { row[r + j] = 0 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The adjoint of im2col: dX, one sample (Cin, H, W), += every cols entry scattered back to its input pixel.
-    static func col2im(_ s: ConvShape, cols: UnsafePointer<Float>, ld: Int, dX: UnsafeMutablePointer<Float>) {
+    /// For same/stride-1 convs `cols` is used as scratch (its wrapped-column entries are zeroed first).
+    static func col2im(_ s: ConvShape, cols: UnsafeMutablePointer<Float>, ld: Int, dX: UnsafeMutablePointer<Float>) {
+        if s.isSameStride1 {
+            let k = s.kernel, w = s.width, pixels = s.height * s.width
+            for c in 0..<s.inChannels {
+                let plane = dX + c * pixels
+                for kh in 0..<k {
+                    for kw in 0..<k {
+                        let row = cols + ((c * k + kh) * k + kw) * ld
+                        let sh = s.shift(kh: kh, kw: kw)
+                        if sh.lo > 0 || sh.hi < w {
+                            for r in stride(from: 0, to: pixels, by: w) {
+                                for j in 0..<sh.lo { row[r + j] = 0 }
+                                for j in sh.hi..<w { row[r + j] = 0 }
+                            }
+                        }
+                        let dst = plane + sh.first + sh.offset, src = row + sh.first
+                        for i in 0..<(sh.end - sh.first) { dst[i] += src[i] }
+                    }
+                }
+            }
+            return
+        }
         let k = s.kernel, st = s.stride, pad = s.padding
         let h = s.height, w = s.width, ho = s.outHeight, wo = s.outWidth
         for c in 0..<s.inChannels {

@@ -3,6 +3,8 @@
 public enum SiLU {
     /// x (count) -> y (count) = x * sigmoid(x); y may alias x.
     public static func forward(count: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.elementwise)
+        defer { PhaseProfiler.shared.leave(phase) }
         var i = 0
         while i + vecWidth <= count {
             let v = loadVec(x + i)
@@ -18,6 +20,8 @@ public enum SiLU {
     /// dX (count) += dY * silu'(x), silu'(x) = s (1 + x (1 - s)) with s = sigmoid(x).
     public static func backward(count: Int, x: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                                 dX: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.elementwise)
+        defer { PhaseProfiler.shared.leave(phase) }
         var i = 0
         while i + vecWidth <= count {
             let v = loadVec(x + i)

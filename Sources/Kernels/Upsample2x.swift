@@ -4,6 +4,8 @@ public enum Upsample2x {
     /// x (N, C, H, W) -> y (N, C, 2H, 2W), y[.., 2i+a, 2j+b] = x[.., i, j]; height/width are the INPUT dims.
     public static func forward(batch: Int, channels: Int, height: Int, width: Int,
                                x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.elementwise)
+        defer { PhaseProfiler.shared.leave(phase) }
         let planes = batch * channels
         let w2 = 2 * width
         for p in 0..<planes {
@@ -26,6 +28,8 @@ public enum Upsample2x {
     /// dY (N, C, 2H, 2W) -> dX (N, C, H, W) += sum of each 2x2 block of dY.
     public static func backward(batch: Int, channels: Int, height: Int, width: Int,
                                 dY: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.elementwise)
+        defer { PhaseProfiler.shared.leave(phase) }
         let planes = batch * channels
         let w2 = 2 * width
         for p in 0..<planes {

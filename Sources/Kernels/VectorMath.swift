@@ -90,6 +90,12 @@ func vsigmoid(_ x: Vec) -> Vec {
     Vec(repeating: 1) / (Vec(repeating: 1) + vexp(-x))
 }
 
+/// x sigmoid(x) = x / (1 + e^-x) lane-wise: one division, no multiply.
+@inline(__always)
+func vsilu(_ x: Vec) -> Vec {
+    x / (Vec(repeating: 1) + vexp(-x))
+}
+
 /// Sum of the lanes in Double (the lanes each hold a partial sum; adding them in Double keeps the total careful).
 @inline(__always)
 func laneSum(_ v: Vec) -> Double {

@@ -27,13 +27,15 @@ final class AttentionLayer: Layer {
         AttentionShape(batch: d.n, channels: channels, heads: heads, tokens: d.spatial)
     }
 
-    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
         let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
         let n = d.n, t = d.spatial, s = shape(d)
         dims = d; self.x = x
+        let out = slot?.pointer ?? acts.take(d.count), outStride = slot?.sampleStride ?? d.c * d.spatial
+        let outputMark = acts.mark()
         let mean = acts.take(n * norm.groups), rstd = acts.take(n * norm.groups)
         let qkvOut = acts.take(n * 3 * channels * t), probs = acts.take(n * heads * t * t)
-        let out = acts.take(d.count)
         let normedKeep = keep ? acts.take(d.count) : nil, attendedKeep = keep ? acts.take(d.count) : nil
         let mark = acts.mark()
         let normed = normedKeep ?? acts.take(d.count)
@@ -42,9 +44,10 @@ final class AttentionLayer: Layer {
         qkv.forward(ws, normed, d, into: qkvOut, scratch: acts)
         let attended = attendedKeep ?? acts.take(d.count)
         Attention.forward(s, qkv: qkvOut, a: attended, probs: probs, workspace: acts.take(s.workspaceCount))
-        proj.forward(ws, attended, d, into: out, scratch: acts)
-        Elementwise.add(count: d.count, out, x, into: out)
-        acts.release(to: mark)
+        proj.forward(ws, attended, d, into: out, scratch: acts, yStride: outStride)
+        let per = d.c * t
+        for i in 0..<n { Elementwise.axpy(count: per, alpha: 1, x: x + i * per, y: out + i * outStride) }
+        acts.release(to: ctx.saveForBackward ? mark : outputMark)
         self.mean = mean; self.rstd = rstd; self.qkvOut = qkvOut; self.probs = probs
         self.normed = normedKeep; self.attended = attendedKeep
         return out

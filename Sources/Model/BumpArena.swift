@@ -1,28 +1,72 @@
-// Activation and workspace memory for one batch shape. A stack (bump) allocator over one big block: every step
-// takes the same sequence of requests, so after the first step at a batch shape it never allocates again.
+// Activation and workspace memory for one batch shape. A stack (bump) allocator: every step takes the same sequence
+// of requests, so after the first step at a batch shape it never allocates again.
+//
+// The stack lives in one large reservation of virtual address space (MAP_NORESERVE: no memory is committed), so
+// it never has to move or grow: a page becomes resident the first time a step writes it, and the process's
+// resident memory is exactly the deepest the stack has been. Nothing is zero-filled (takeZeroed does that for the
+// requests that need it). Where the reservation cannot be made (strict overcommit accounting) or a step goes
+// deeper than it, requests fall back to separately allocated blocks and the arena regrows to its peak once.
 import Foundation
 
 public final class BumpArena: @unchecked Sendable {
-    // @unchecked: used by one thread at a time (the training step); it owns its blocks.
-    private var block: FloatBuffer
-    private var overflow: [FloatBuffer] = []     // live requests that did not fit this cycle
-    private var retired: [FloatBuffer] = []      // released overflow blocks, freed at the next reset
+    // @unchecked: used by one thread at a time (the training step); it owns its memory.
+    private var base: UnsafeMutablePointer<Float>
+    private var limit: Int                       // floats available at `base`
+    private let reservedBytes: Int                // > 0 when `base` is an mmap reservation
+    private var fallbackBlock: UnsafeMutableRawPointer?
+    private var overflow: [UnsafeMutableRawPointer] = []   // live requests that did not fit this cycle
+    private var overflowCounts: [Int] = []
+    private var retired: [UnsafeMutableRawPointer] = []    // released overflow blocks, freed at the next reset
     private var top = 0
     private var overflowFloats = 0
-    /// Largest number of floats live at once in the last cycle (the size the block grows to).
+    /// Largest number of floats live at once (the depth the stack has reached).
     public private(set) var peak = 0
+    /// Times the fallback block was reallocated (never, while the reservation holds).
     public private(set) var growCount = 0
 
-    public init(initialCount: Int = 0) { block = FloatBuffer(count: initialCount) }
+    /// Address space reserved per arena: far more than any batch this program trains needs, and free until used.
+    public static let defaultReservationBytes = 1 << 36  // 64 GiB
 
-    /// Floats held by this arena (for memory reports).
-    public var capacity: Int { block.count + overflow.reduce(0) { $0 + $1.count } }
+    public init(reservationBytes: Int = BumpArena.defaultReservationBytes) {
+        let p = mmap(nil, reservationBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if let p, p != MAP_FAILED {
+            // Transparent huge pages where the system allows them on request: fewer TLB misses over the
+            // activations a step streams through. Advice only; failure changes nothing.
+            _ = madvise(p, reservationBytes, 14 /* MADV_HUGEPAGE */)
+            base = p.assumingMemoryBound(to: Float.self)
+            limit = reservationBytes / 4
+            reservedBytes = reservationBytes
+        } else {
+            base = UnsafeMutablePointer<Float>.allocate(capacity: 16)
+            limit = 0
+            reservedBytes = 0
+        }
+    }
 
-    /// Starts a new cycle. If the last cycle overflowed, the block is regrown once to its peak.
+    deinit {
+        if reservedBytes > 0 { munmap(base, reservedBytes) } else { base.deallocate() }
+        fallbackBlock?.deallocate()
+        for p in overflow + retired { p.deallocate() }
+    }
+
+    /// Floats live right now.
+    public var used: Int { top + overflowFloats }
+
+    /// Floats of resident memory this arena holds (for memory reports): the stack's deepest point.
+    public var capacity: Int { reservedBytes > 0 ? max(peak, top) : limit + overflowFloats }
+
+    /// Starts a new cycle. Without a reservation, a cycle that overflowed regrows the block to its peak, freeing
+    /// the old memory first so the two never coexist.
     public func reset() {
-        if !overflow.isEmpty || !retired.isEmpty || peak > block.count {
-            block = FloatBuffer(count: peak)
-            overflow.removeAll(); retired.removeAll()
+        for p in overflow + retired { p.deallocate() }
+        let overflowed = !overflow.isEmpty || !retired.isEmpty
+        overflow.removeAll(); overflowCounts.removeAll(); retired.removeAll()
+        if reservedBytes == 0 && (overflowed || peak > limit) {
+            fallbackBlock?.deallocate()
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(peak, 16) * 4, alignment: 64)
+            fallbackBlock = raw
+            base = raw.assumingMemoryBound(to: Float.self)
+            limit = peak
             growCount += 1
         }
         top = 0; overflowFloats = 0
@@ -31,16 +75,15 @@ public final class BumpArena: @unchecked Sendable {
     /// `count` floats, 64-byte aligned, uninitialised.
     public func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         let rounded = (count + 15) & ~15
-        let live = top + overflowFloats + rounded
-        peak = max(peak, live)
-        if top + rounded <= block.count {
+        peak = max(peak, top + overflowFloats + rounded)
+        if top + rounded <= limit {
             defer { top += rounded }
-            return block.pointer + top
+            return base + top
         }
-        let extra = FloatBuffer(count: rounded)
-        overflow.append(extra)
+        let extra = UnsafeMutableRawPointer.allocate(byteCount: max(rounded, 16) * 4, alignment: 64)
+        overflow.append(extra); overflowCounts.append(rounded)
         overflowFloats += rounded
-        return extra.pointer
+        return extra.assumingMemoryBound(to: Float.self)
     }
 
     /// `count` floats set to zero (gradient accumulators: every backward adds).
@@ -58,8 +101,9 @@ public final class BumpArena: @unchecked Sendable {
         if overflow.count > mark.overflowCount {
             // Pointers must stay valid until reset, so the blocks are retired, not freed.
             retired.append(contentsOf: overflow[mark.overflowCount...])
+            overflowFloats -= overflowCounts[mark.overflowCount...].reduce(0, +)
             overflow.removeSubrange(mark.overflowCount...)
-            overflowFloats = overflow.reduce(0) { $0 + $1.count }
+            overflowCounts.removeSubrange(mark.overflowCount...)
         }
     }
 }

@@ -73,7 +73,7 @@ public final class ControlNet {
     private var n = 0
     private var siluEmb: UnsafeMutablePointer<Float>?
     private var hintIn: UnsafeMutablePointer<Float>?
-    private var hintPre: [UnsafeMutablePointer<Float>] = [], hintAct: [UnsafeMutablePointer<Float>] = []
+    private var hintPre: [UnsafeMutablePointer<Float>] = []
     private var encoderOut: Encoder.Outputs?
 
     /// x: (N, in_channels, S, S) the noisy image, hint: (N, hint_channels, S, S) -> residuals: one per input block
@@ -83,25 +83,31 @@ public final class ControlNet {
         n = t.count
         let S = config.imageSize, acts = arenas.acts
         siluEmb = timeEmbed.forward(ws, t: t, labels: labels, arenas: arenas)
-        let ctx = LayerContext(weights: ws, arenas: arenas, siluEmb: siluEmb!, dSiluEmb: nil, embedDim: config.embedDim)
+        var ctx = LayerContext(weights: ws, arenas: arenas, siluEmb: siluEmb!, dSiluEmb: nil, embedDim: config.embedDim)
+        ctx.saveForBackward = ws.trainable
         // Hint encoder: conv, silu, ..., conv (the last without silu). Stride 1: pixel space needs no downsampling.
+        // Only the pre-activations are kept (backward recomputes silu from them), all taken before the
+        // activations, which live above a mark: the arena is a stack.
         hintIn = hint
-        hintPre.removeAll(keepingCapacity: true); hintAct.removeAll(keepingCapacity: true)
+        hintPre = hintConvs.map { acts.take(n * $0.outChannels * S * S) }
+        let mark = acts.mark()
         var g = hint, gd = Dims(n: n, c: config.hintChannels, h: S, w: S)
         for (j, conv) in hintConvs.enumerated() {
             let od = conv.outputDims(gd)
-            let pre = acts.take(od.count)
+            let pre = hintPre[j]
             conv.forward(ws, g, gd, into: pre, scratch: acts)
-            hintPre.append(pre)
             if j < hintConvs.count - 1 {
+                // The conv has consumed its input activation: the next one takes its place above the mark.
+                acts.release(to: mark)
                 let act = acts.take(od.count)
                 SiLU.forward(count: od.count, x: pre, y: act)
-                hintAct.append(act); g = act
+                g = act
             } else {
                 g = pre
             }
             gd = od
         }
+        acts.release(to: mark)
         let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), ctx, afterFirst: g)
         encoderOut = enc
         var residuals: [UnsafeMutablePointer<Float>] = []
@@ -144,19 +150,26 @@ public final class ControlNet {
         grads.release(to: mark)
         encoder.backward(dBlocks: dBlocks, dMiddle: dMiddle, ctx)
         // Block 0's output was conv_in(x) + hint features, so dBlocks[0] is also the hint encoder's output gradient.
-        var dG = dBlocks[0]
+        // The gradient flows through two alternating slots; each conv's input silu(pre) is recomputed.
+        var dG = UnsafePointer(dBlocks[0])
+        let widest = hintConvs.map(\.inChannels).max()! * n * S * S
+        let slots = [grads.take(widest), grads.take(widest)]
         for j in stride(from: hintConvs.count - 1, through: 0, by: -1) {
             let conv = hintConvs[j]
-            let input = j == 0 ? hintIn! : hintAct[j - 1]
             let inDims = Dims(n: n, c: conv.inChannels, h: S, w: S)
             if j == 0 {
-                conv.backward(ws, input, inDims, dY: dG, dX: nil, scratch: grads)
+                conv.backward(ws, hintIn!, inDims, dY: dG, dX: nil, scratch: grads)
             } else {
+                let dPre = slots[j % 2]
+                let mark = grads.mark()
+                let input = grads.take(inDims.count)
+                SiLU.forward(count: inDims.count, x: hintPre[j - 1], y: input)
                 let dAct = grads.takeZeroed(inDims.count)
                 conv.backward(ws, input, inDims, dY: dG, dX: dAct, scratch: grads)
-                let dPre = grads.takeZeroed(inDims.count)
+                dPre.update(repeating: 0, count: inDims.count)
                 SiLU.backward(count: inDims.count, x: hintPre[j - 1], dY: dAct, dX: dPre)
-                dG = dPre
+                grads.release(to: mark)
+                dG = UnsafePointer(dPre)
             }
         }
         timeEmbed.backward(ws, dSiluEmb: dSiluEmb, arenas: arenas)

@@ -29,15 +29,28 @@ struct LayerContext {
     let siluEmb: UnsafeMutablePointer<Float>           // (N, E)
     let dSiluEmb: UnsafeMutablePointer<Float>?         // (N, E) gradient accumulator when the embedding trains
     let embedDim: Int
+    /// Keep what backward needs. False where no backward follows (the frozen UNet's encoder, inference): a layer
+    /// then keeps only its output and releases everything else before it returns.
+    var saveForBackward = true
     /// Keep what weight gradients need (false in inference and in the frozen UNet).
-    var saveForWeights: Bool { weights.trainable }
+    var saveForWeights: Bool { saveForBackward && weights.trainable }
 }
 
 /// A layer saves what its backward needs in forward (for the current batch) and adds dX in backward.
+/// Where a layer writes its output when not into a fresh tensor: `pointer` with samples `sampleStride` floats
+/// apart, e.g. the leading channels of the decoder's next concatenation (so the block output is never copied
+/// and never kept twice).
+struct OutputSlot {
+    let pointer: UnsafeMutablePointer<Float>
+    let sampleStride: Int
+}
+
 protocol Layer: AnyObject {
     func outputDims(_ input: Dims) -> Dims
-    /// x: input (dims), returns the output (outputDims(dims)) allocated in ctx.arenas.acts.
-    func forward(_ x: UnsafeMutablePointer<Float>, _ dims: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float>
+    /// x: input (dims) -> the output (outputDims(dims)): into `slot` when given (the pointer is returned), else a
+    /// fresh contiguous tensor in ctx.arenas.acts.
+    func forward(_ x: UnsafeMutablePointer<Float>, _ dims: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot?) -> UnsafeMutablePointer<Float>
     /// dOut: (outputDims); adds into dX (input dims) when non-nil; weight grads when ctx.weights.trainable.
     func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext)
 }
@@ -51,23 +64,28 @@ extension ConvParams {
         let s = shape(d)
         return Dims(n: d.n, c: outChannels, h: s.outHeight, w: s.outWidth)
     }
-    /// x: (N, Cin, H, W) -> y: (N, Cout, Ho, Wo), overwritten. Workspace comes from `scratch` and is released.
+    /// x: (N, Cin, H, W) -> y: (N, Cout, Ho, Wo) with samples yStride apart (default contiguous), overwritten;
+    /// plus sampleBias (N, Cout) when given. Workspace comes from `scratch` and is released.
     func forward(_ ws: WeightSource, _ x: UnsafePointer<Float>, _ d: Dims, into y: UnsafeMutablePointer<Float>,
-                 scratch: BumpArena) {
+                 scratch: BumpArena, sampleBias: UnsafePointer<Float>? = nil, yStride: Int? = nil) {
         let s = shape(d)
         let mark = scratch.mark()
         Conv2D.forward(s, x: x, weight: ws.p(weight), bias: ws.p(bias), y: y,
-                       workspace: scratch.take(s.workspaceCount))
+                       workspace: scratch.take(s.workspaceCount), sampleBias: sampleBias, yStride: yStride)
         scratch.release(to: mark)
     }
-    /// dY: (N, Cout, Ho, Wo); adds dX (N, Cin, H, W) when non-nil, and weight grads when the weights train.
+    /// dY: (N, Cout, Ho, Wo); adds dX (N, Cin, H, W) when non-nil, and weight grads when the weights train
+    /// (the bias gradient only with `biasGradient`: a caller that already has dY's channel sums adds it itself).
+    /// `overwriteInput`: dX is a fresh buffer to overwrite rather than add into.
     func backward(_ ws: WeightSource, _ x: UnsafePointer<Float>, _ d: Dims, dY: UnsafePointer<Float>,
-                  dX: UnsafeMutablePointer<Float>?, scratch: BumpArena) {
+                  dX: UnsafeMutablePointer<Float>?, scratch: BumpArena, biasGradient: Bool = true,
+                  overwriteInput: Bool = false) {
         if dX == nil && !ws.trainable { return }
         let s = shape(d)
         let mark = scratch.mark()
-        Conv2D.backward(s, x: x, weight: ws.p(weight), dY: dY, dX: dX, dWeight: ws.g(weight), dBias: ws.g(bias),
-                        workspace: scratch.take(s.workspaceCount))
+        Conv2D.backward(s, x: x, weight: ws.p(weight), dY: dY, dX: dX, dWeight: ws.g(weight),
+                        dBias: biasGradient ? ws.g(bias) : nil, workspace: scratch.take(s.workspaceCount),
+                        overwriteInput: overwriteInput)
         scratch.release(to: mark)
     }
 }
@@ -100,10 +118,11 @@ final class ConvLayer: Layer {
     private var dims = Dims(n: 0, c: 0, h: 0, w: 0)
     init(_ conv: ConvParams) { self.conv = conv }
     func outputDims(_ input: Dims) -> Dims { conv.outputDims(input) }
-    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
         self.x = x; dims = d
-        let y = ctx.arenas.acts.take(outputDims(d).count)
-        conv.forward(ctx.weights, x, d, into: y, scratch: ctx.arenas.acts)
+        let y = slot?.pointer ?? ctx.arenas.acts.take(outputDims(d).count)
+        conv.forward(ctx.weights, x, d, into: y, scratch: ctx.arenas.acts, yStride: slot?.sampleStride)
         return y
     }
     func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
@@ -118,18 +137,19 @@ final class UpsampleLayer: Layer {
     private var dims = Dims(n: 0, c: 0, h: 0, w: 0)
     init(_ conv: ConvParams) { self.conv = conv }
     func outputDims(_ d: Dims) -> Dims { Dims(n: d.n, c: conv.outChannels, h: 2 * d.h, w: 2 * d.w) }
-    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
         dims = d
         let upDims = Dims(n: d.n, c: d.c, h: 2 * d.h, w: 2 * d.w)
         let acts = ctx.arenas.acts
-        let y = acts.take(outputDims(d).count)
+        let y = slot?.pointer ?? acts.take(outputDims(d).count)
         let keep = ctx.saveForWeights
         let mark = acts.mark()
         let up = keep ? acts.take(upDims.count) : nil
         let scratchMark = acts.mark()
         let u = up ?? acts.take(upDims.count)
         Upsample2x.forward(batch: d.n, channels: d.c, height: d.h, width: d.w, x: x, y: u)
-        conv.forward(ctx.weights, u, upDims, into: y, scratch: acts)
+        conv.forward(ctx.weights, u, upDims, into: y, scratch: acts, yStride: slot?.sampleStride)
         self.up = up
         acts.release(to: keep ? scratchMark : mark)
         return y
@@ -156,12 +176,14 @@ final class Block {
 
     func outputDims(_ d: Dims) -> Dims { layers.reduce(d) { $1.outputDims($0) } }
 
-    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+    /// x: (d) -> the block's output, into `slot` when given (only the last layer writes there).
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot? = nil) -> UnsafeMutablePointer<Float> {
         var h = x, dims = d
         inputDims.removeAll(keepingCapacity: true)
-        for layer in layers {
+        for (i, layer) in layers.enumerated() {
             inputDims.append(dims)
-            h = layer.forward(h, dims, ctx)
+            h = layer.forward(h, dims, ctx, into: i == layers.count - 1 ? slot : nil)
             dims = layer.outputDims(dims)
         }
         return h

@@ -28,34 +28,40 @@ final class ResBlockLayer: Layer {
 
     func outputDims(_ d: Dims) -> Dims { Dims(n: d.n, c: outChannels, h: d.h, w: d.w) }
 
-    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext) -> UnsafeMutablePointer<Float> {
+    func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                 into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
         let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
         let od = outputDims(d), n = d.n, g = norm1.groups
         dims = d; self.x = x
-        // Persistent first, then temporaries above a mark (the arena is a stack).
+        // Persistent first, then temporaries above a mark (the arena is a stack). Without backward only the
+        // output outlives the call.
+        let out = slot?.pointer ?? acts.take(od.count), outStride = slot?.sampleStride ?? od.c * od.spatial
+        let outputMark = acts.mark()
         let mean1 = acts.take(n * g), rstd1 = acts.take(n * g), mean2 = acts.take(n * g), rstd2 = acts.take(n * g)
-        let h = acts.take(od.count), out = acts.take(od.count)
+        let h = acts.take(od.count)
         let a1keep = keep ? acts.take(d.count) : nil, a2keep = keep ? acts.take(od.count) : nil
         let mark = acts.mark()
         let a1 = a1keep ?? acts.take(d.count)
         GroupNorm.forwardSiLU(norm1.shape(d), x: x, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias), y: a1,
                               mean: mean1, rstd: rstd1)
-        conv1.forward(ws, a1, d, into: h, scratch: acts)
+        // h = conv1(a1) + time_proj(silu(emb)), the projection added as a per-sample bias of the conv
         let tp = acts.take(n * outChannels)
         timeProj.forward(ws, batch: n, ctx.siluEmb, into: tp)
-        ChannelBroadcastAdd.forward(batch: n, channels: outChannels, spatial: d.spatial, x: h, v: tp)
+        conv1.forward(ws, a1, d, into: h, scratch: acts, sampleBias: tp)
         let a2 = a2keep ?? acts.take(od.count)
         GroupNorm.forwardSiLU(norm2.shape(od), x: h, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias), y: a2,
                               mean: mean2, rstd: rstd2)
-        conv2.forward(ws, a2, od, into: out, scratch: acts)
+        conv2.forward(ws, a2, od, into: out, scratch: acts, yStride: outStride)
+        // out += skip(x) (or x), sample by sample: out may be a slice of a wider tensor
+        var residual = UnsafePointer(x)
         if let skip {
             let s = acts.take(od.count)
             skip.forward(ws, x, d, into: s, scratch: acts)
-            Elementwise.add(count: od.count, out, s, into: out)
-        } else {
-            Elementwise.add(count: od.count, out, x, into: out)
+            residual = UnsafePointer(s)
         }
-        acts.release(to: mark)
+        let per = od.c * od.spatial
+        for i in 0..<n { Elementwise.axpy(count: per, alpha: 1, x: residual + i * per, y: out + i * outStride) }
+        acts.release(to: ctx.saveForBackward ? mark : outputMark)
         self.mean1 = mean1; self.rstd1 = rstd1; self.mean2 = mean2; self.rstd2 = rstd2
         self.h = h; self.a1 = a1keep; self.a2 = a2keep
         return out
@@ -66,31 +72,33 @@ final class ResBlockLayer: Layer {
         let d = dims, od = outputDims(d), n = d.n
         let mark = grads.mark()
         // conv2: its input a2 is only read for the weight gradient (present exactly when weights train).
-        let dA2 = grads.takeZeroed(od.count)
-        conv2.backward(ws, a2 ?? dOut, od, dY: dOut, dX: dA2, scratch: grads)
-        let dH = grads.takeZeroed(od.count)
+        // dA2, dH and dA1 each have one writer, which overwrites (no zero fill).
+        let dA2 = grads.take(od.count)
+        conv2.backward(ws, a2 ?? dOut, od, dY: dOut, dX: dA2, scratch: grads, overwriteInput: true)
+        let dH = grads.take(od.count)
         GroupNorm.backwardSiLU(norm2.shape(od), x: h!, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias),
                                mean: mean2!, rstd: rstd2!, dY: dA2, dX: dH,
-                               dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias))
+                               dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias), overwriteInput: true)
+        // The time projection's gradient is dH summed over pixels per (sample, channel); conv1's bias gradient is
+        // the same sums added over samples, so they are taken once.
+        var biasDone = false
         if trainable || ctx.dSiluEmb != nil {
             let dTP = grads.takeZeroed(n * outChannels)
             ChannelBroadcastAdd.backward(batch: n, channels: outChannels, spatial: d.spatial, dY: dH, dV: dTP)
             timeProj.backward(ws, batch: n, ctx.siluEmb, dY: dTP, dX: ctx.dSiluEmb)
+            if let dBias = ws.g(conv1.bias) {
+                for i in 0..<n { Elementwise.axpy(count: outChannels, alpha: 1, x: dTP + i * outChannels, y: dBias) }
+                biasDone = true
+            }
         }
         if dX != nil || trainable {
-            let dA1 = grads.takeZeroed(d.count)
-            conv1.backward(ws, a1 ?? dH, d, dY: dH, dX: dA1, scratch: grads)
-            if let dX {
-                GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
-                                       mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
-                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
-            } else {
-                // Only the norm's affine gradients are wanted: a throwaway dX keeps one kernel for both cases.
-                let sink = grads.takeZeroed(d.count)
-                GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
-                                       mean: mean1!, rstd: rstd1!, dY: dA1, dX: sink,
-                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
-            }
+            let dA1 = grads.take(d.count)
+            conv1.backward(ws, a1 ?? dH, d, dY: dH, dX: dA1, scratch: grads, biasGradient: !biasDone,
+                           overwriteInput: true)
+            // dX nil: only the norm's affine gradients.
+            GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
+                                   mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
+                                   dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
         }
         if let skip {
             skip.backward(ws, x!, d, dY: dOut, dX: dX, scratch: grads)

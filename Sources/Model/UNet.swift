@@ -82,7 +82,11 @@ public final class UNet {
         let n = t.count, S = config.imageSize
         siluEmb = timeEmbed.forward(ws, t: t, labels: labels, arenas: arenas)
         let ctx = context(ws, arenas, dSiluEmb: nil)
-        let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), ctx)
+        // A frozen encoder is never backpropagated (the ControlNet's residuals join after it): keep only the
+        // block outputs, which the decoder concatenates.
+        var encoderCtx = ctx
+        encoderCtx.saveForBackward = ws.trainable
+        let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), encoderCtx)
         encoderOut = enc
         var h = enc.middle, hd = enc.middleDims
         let last = enc.blocks.count
@@ -91,22 +95,37 @@ public final class UNet {
             Elementwise.axpy(count: hd.count, alpha: control.scale, x: control.residuals[last], y: h)
         }
         concatDims.removeAll(keepingCapacity: true); decoderInputs.removeAll(keepingCapacity: true)
-        for (j, block) in outputBlocks.enumerated() {
-            let k = skipIndex[j], sd = enc.dims[k]
+        // Each decoder block reads cat([h, skip (+ residuals)]). The next block's concatenation is taken before a
+        // block runs, and the block writes its output straight into its leading channels.
+        func concatenation(_ j: Int, _ hd: Dims) -> (UnsafeMutablePointer<Float>, Dims) {
+            let sd = enc.dims[skipIndex[j]]
             let cd = Dims(n: n, c: hd.c + sd.c, h: hd.h, w: hd.w)
-            let cat = arenas.acts.take(cd.count)
-            ChannelConcat.forward(batch: n, channelsA: hd.c, channelsB: sd.c, spatial: hd.spatial,
-                                  a: h, b: enc.blocks[k], y: cat)
-            for control in controls where control.scale != 0 {
-                let per = sd.c * sd.spatial
-                for i in 0..<n {
-                    Elementwise.axpy(count: per, alpha: control.scale, x: control.residuals[k] + i * per,
-                                     y: cat + i * cd.c * cd.spatial + hd.c * hd.spatial)
+            return (arenas.acts.take(cd.count), cd)
+        }
+        func fillSkip(_ j: Int, _ cat: UnsafeMutablePointer<Float>, _ cd: Dims) {
+            let k = skipIndex[j], per = enc.dims[k].c * cd.spatial, hPart = cd.count / n - per
+            for i in 0..<n {
+                let dst = cat + i * (hPart + per) + hPart
+                dst.update(from: enc.blocks[k] + i * per, count: per)
+                for control in controls where control.scale != 0 {
+                    Elementwise.axpy(count: per, alpha: control.scale, x: control.residuals[k] + i * per, y: dst)
                 }
             }
+        }
+        var (cat, cd) = concatenation(0, hd)
+        for i in 0..<n { (cat + i * cd.count / n).update(from: h + i * hd.count / n, count: hd.count / n) }
+        fillSkip(0, cat, cd)
+        for (j, block) in outputBlocks.enumerated() {
             concatDims.append(cd); decoderInputs.append(cat)
-            h = block.forward(cat, cd, ctx)
             hd = block.outputDims(cd)
+            if j + 1 < outputBlocks.count {
+                let (next, nd) = concatenation(j + 1, hd)
+                _ = block.forward(cat, cd, ctx, into: OutputSlot(pointer: next, sampleStride: nd.count / n))
+                fillSkip(j + 1, next, nd)
+                cat = next; cd = nd
+            } else {
+                h = block.forward(cat, cd, ctx)
+            }
         }
         // out: conv(silu(norm(h)))
         headDims = hd; headIn = h

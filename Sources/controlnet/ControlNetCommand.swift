@@ -6,8 +6,8 @@ struct ControlNetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "controlnet",
         abstract: "Train diffusion ControlNets on CPUs and clusters, data-parallel over MPI.",
-        subcommands: [TrainBase.self, TrainControlNet.self, Sample.self, Eval.self, Export.self, DiffWeights.self, Info.self, BenchSgemm.self,
-                      CommCheck.self])
+        subcommands: [TrainBase.self, TrainControlNet.self, Sample.self, Eval.self, Export.self, DiffWeights.self,
+                      Info.self, Bench.self, BenchSgemm.self, CommCheck.self])
 
     /// Runs before argument parsing: OpenBLAS picks its kernels when the library loads, so a wrong pick can
     /// only be fixed by re-executing this process with OPENBLAS_CORETYPE set (see BLASEnvironment).

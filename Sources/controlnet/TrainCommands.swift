@@ -5,6 +5,7 @@ import Foundation
 import Synchronization
 import Datasets
 import Distributed
+import Kernels
 import Model
 import Training
 
@@ -122,9 +123,14 @@ enum TrainRunner {
     static func run(_ options: TrainOptions) throws {
         let comm = try Communicators.makeDefault()
         defer { comm.finalize() }
+        // Ranks sharing a node split its cores between their OpenBLAS threads (unless OPENBLAS_NUM_THREADS is set).
+        let environment = ProcessInfo.processInfo.environment
+        let blas = BLASRuntime.configureThreads(ranksOnThisNode: BLASRuntime.ranksOnThisNode(environment: environment),
+                                                environment: environment)
         StopSignals.install()
         do {
             let trainer = try Trainer(options: options, comm: comm)
+            trainer.log.info("OpenBLAS: \(BLASRuntime.coreName) kernels, \(blas.threads) thread(s) per rank (\(blas.source))")
             trainer.stopRequested = { StopSignals.requested }
             if options.validationSteps != nil && comm.rank == 0 {
                 let preview = try ValidationPreview(trainer: trainer)

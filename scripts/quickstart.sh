@@ -13,9 +13,9 @@ CONTROLNET=.build/release/controlnet
 BASE=models/mnist-base.safetensors
 OUT=runs/quickstart
 NP=${QUICKSTART_NP:-$(nproc)}
-STEPS=${QUICKSTART_STEPS:-700}
+STEPS=${QUICKSTART_STEPS:-400}
 BATCH=${QUICKSTART_BATCH:-32}
-EVAL_COUNT=${QUICKSTART_EVAL_COUNT:-256}
+EVAL_COUNT=${QUICKSTART_EVAL_COUNT:-200}
 [ -f "$BASE" ] || { echo "quickstart: $BASE is missing (it ships with the repository)" >&2; exit 1; }
 
 mpirun_flags=(-np "$NP" --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1
@@ -30,15 +30,15 @@ echo "quickstart: training a Canny ControlNet for $STEPS steps ($NP ranks x $BAT
 start=$(date +%s)
 mpirun "${mpirun_flags[@]}" "$CONTROLNET" train-controlnet --config mnist --base "$BASE" --data mnist5k --hint canny \
     --batch-size "$BATCH" --max-steps "$STEPS" --lr 1e-3 --warmup-steps 50 --lr-schedule cosine --min-lr-fraction 0.1 \
-    --log-every 25 --checkpoint-every 250 --checkpoints-total-limit 2 --seed 0 --out "$OUT"
+    --log-every 25 --checkpoint-every 200 --validation-steps 200 --checkpoints-total-limit 2 --seed 0 --out "$OUT"
 train_seconds=$(( $(date +%s) - start ))
 
 echo "quickstart: sampling 64 held-out hints (DDIM, 50 steps) into $OUT/samples.png"
 "$CONTROLNET" sample --base "$BASE" --control "$OUT/controlnet.safetensors" --hints-from test --count 64 \
     --steps 50 --grid "$OUT/samples.png" --out "$OUT/samples.safetensors"
 
-echo "quickstart: evaluating on $EVAL_COUNT held-out hints (edge F1 of Canny(sample) vs the hint)"
-"$CONTROLNET" eval --base "$BASE" --control "$OUT/controlnet.safetensors" --count "$EVAL_COUNT" --steps 50 \
+echo "quickstart: evaluating on $EVAL_COUNT held-out hints (DDIM 25 steps; edge F1 of Canny(sample) vs the hint)"
+"$CONTROLNET" eval --base "$BASE" --control "$OUT/controlnet.safetensors" --count "$EVAL_COUNT" --steps 25 \
     --json "$OUT/eval.json" --grid "$OUT/eval-grid.png" > /dev/null
 python3 - "$OUT/eval.json" "$train_seconds" <<'PY'
 import json, sys

@@ -39,10 +39,9 @@ struct Eval: ParsableCommand {
         }
         var started = Date()
         let images = generator.generate(count: set.count, hints: set.hints, labels: labels, settings: gen.settings) { d, t in
-            FileHandle.standardError.write(Data("\rcontrolled samples \(d)/\(t)".utf8))
+            reportProgress("controlled samples", d, t)
         }
         let controlledSeconds = Date().timeIntervalSince(started)
-        FileHandle.standardError.write(Data("\n".utf8))
         var result: [String: Any] = [
             "count": set.count, "data": data, "sampler": gen.sampler.rawValue, "steps": gen.steps, "seed": gen.seed,
             "controls": gen.controls, "base": gen.base,
@@ -60,9 +59,8 @@ struct Eval: ParsableCommand {
             generator.controls = saved.map { var c = $0; c.scale = 0; return c }
             started = Date()
             baseImages = generator.generate(count: set.count, hints: set.hints, labels: labels, settings: gen.settings) { d, t in
-                FileHandle.standardError.write(Data("\rbase (scale 0) samples \(d)/\(t)".utf8))
+                reportProgress("base (scale 0) samples", d, t)
             }
-            FileHandle.standardError.write(Data("\n".utf8))
             generator.controls = saved
             result["base_scale_0_floor"] = report(EdgeMetrics.evaluate(images: baseImages!, hints: set.hints, count: set.count, height: S, width: S))
         }

@@ -55,6 +55,15 @@ struct GenerationFlags: ParsableArguments {
 }
 
 extension SamplerKind: ExpressibleByArgument {}
+
+/// "what done/total" progress on stderr: redrawn in place on a terminal, one final line otherwise.
+func reportProgress(_ what: String, _ done: Int, _ total: Int) {
+    if isatty(STDERR_FILENO) != 0 {
+        FileHandle.standardError.write(Data("\r\(what) \(done)/\(total)\(done == total ? "\n" : "")".utf8))
+    } else if done == total {
+        FileHandle.standardError.write(Data("\(what) \(done)/\(total)\n".utf8))
+    }
+}
 extension DatasetSplit: ExpressibleByArgument {}
 
 struct Sample: ParsableCommand {
@@ -117,9 +126,8 @@ struct Sample: ParsableCommand {
         }
         let started = Date()
         let images = generator.generate(count: n, hints: hintValues, labels: labels, settings: gen.settings) { done, total in
-            FileHandle.standardError.write(Data("\rsampled \(done)/\(total)".utf8))
+            reportProgress("sampled", done, total)
         }
-        FileHandle.standardError.write(Data("\n".utf8))
         let panels: [(values: [Float], range: ClosedRange<Float>)] =
             hintValues.map { [($0, 0...1), (images, -1...1)] } ?? [(images, -1...1)]
         let g = ImageGrid.groups(panels, count: n, height: S, width: S, columns: columns)

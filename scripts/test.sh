@@ -39,7 +39,8 @@ if [ -d scripts/mpi-tests ]; then
     if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
     while IFS= read -r script; do
         say "$script"
-        if bash "$script"; then
+        # stdin from /dev/null: mpirun reads stdin and would swallow the rest of this loop's script list.
+        if bash "$script" </dev/null; then
             passed=$((passed + 1))
         else
             failed=$((failed + 1))

@@ -100,6 +100,6 @@ stop_and_resume() {
     echo "SIG$signal at step $step, resumed: bit-identical to the uninterrupted run"
 }
 
-stop_and_resume term TERM 1 200
-stop_and_resume usr1 USR1 2 60
+stop_and_resume term TERM 1 1000
+stop_and_resume usr1 USR1 2 400
 echo "PASS $(basename "$0")"

@@ -22,8 +22,9 @@ RANDOM=$seed
 echo "kill moments drawn with seed $seed (replay: FAULT_SEED=$seed $0)"
 
 train_tiny_base "$TMP/base"
+# Batch 64 keeps a 40-step run near a second even on an idle machine, so that the random kill moments land in it.
 TRAIN=(train-controlnet --config tiny --resize --data-dir "$REPO_ROOT/data" --base "$TMP/base/unet.safetensors"
-    --batch-size 8 --lr 1e-3 --log-every 1 --max-steps 40 --checkpoint-every 2 --resume latest)
+    --batch-size 64 --lr 1e-3 --log-every 1 --max-steps 40 --checkpoint-every 2 --resume latest)
 PAUSE_MS=300
 attempts=0
 kills=0

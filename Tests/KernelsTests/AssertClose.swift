@@ -1,44 +1,23 @@
-// The one closeness rule every kernel test uses, and the assertion that reports the worst offender.
+// Float-typed entry points for the kernel tests over the project's one tolerance rule (TestSupport.compareClose:
+// |actual - expected| <= atol + rtol * |expected|, reporting the worst element).
 import XCTest
+import TestSupport
 
-/// The element that violates |actual - expected| <= atol + rtol * |expected| the most (by the ratio of its error
-/// to its allowance), or nil when every element passes. NaN anywhere counts as a violation; so does a length
-/// mismatch (reported at index -1).
-struct Mismatch: CustomStringConvertible {
-    var index: Int, actual: Float, expected: Float, ratio: Float, failures: Int, count: Int
-    var description: String {
-        "\(failures)/\(count) elements out of tolerance; worst at [\(index)]: actual \(actual), expected \(expected), "
-            + "error/allowance \(ratio)"
-    }
-}
-
-func worstMismatch(_ actual: [Float], _ expected: [Float], rtol: Float, atol: Float) -> Mismatch? {
+/// The report of the worst element when some element is out of tolerance (or the lengths differ), else nil.
+func worstMismatch(_ actual: [Float], _ expected: [Float], rtol: Float, atol: Float) -> CloseReport? {
     guard actual.count == expected.count else {
-        return Mismatch(index: -1, actual: Float(actual.count), expected: Float(expected.count), ratio: .infinity,
-                        failures: 1, count: max(actual.count, expected.count))
+        return CloseReport(label: "length", count: max(actual.count, expected.count), failures: 1, worstIndex: -1,
+                           worstActual: Float(actual.count), worstExpected: Float(expected.count),
+                           worstRatio: .infinity, maxAbsError: .infinity, maxRelError: .infinity)
     }
-    var worst: Mismatch?
-    var failures = 0
-    for i in actual.indices {
-        let a = actual[i], e = expected[i]
-        let allowance = atol + rtol * abs(e)
-        let err = abs(a - e)
-        let ratio: Float = (a.isNaN || e.isNaN) ? .infinity : (allowance > 0 ? err / allowance : (err > 0 ? .infinity : 0))
-        guard ratio > 1 else { continue }
-        failures += 1
-        if worst == nil || ratio > worst!.ratio {
-            worst = Mismatch(index: i, actual: a, expected: e, ratio: ratio, failures: 0, count: actual.count)
-        }
+    let report = actual.withUnsafeBufferPointer { a in
+        expected.withUnsafeBufferPointer { e in compareClose(a, e, rtol: Double(rtol), atol: Double(atol), label: "") }
     }
-    worst?.failures = failures
-    return worst
+    return report.passed ? nil : report
 }
 
-/// Asserts |actual[i] - expected[i]| <= atol + rtol * |expected[i]| for every i (and equal lengths). On failure
-/// the message names `label` and the worst element: its index, both values and its error / allowance ratio.
+/// Asserts every element is within tolerance; on failure the message names `label` and the worst element.
 func assertClose(_ actual: [Float], _ expected: [Float], rtol: Float, atol: Float, _ label: String,
                  file: StaticString = #filePath, line: UInt = #line) {
-    if let m = worstMismatch(actual, expected, rtol: rtol, atol: atol) {
-        XCTFail("\(label): \(m)", file: file, line: line)
-    }
+    TestSupport.assertClose(actual, expected, rtol: Double(rtol), atol: Double(atol), label, file: file, line: line)
 }

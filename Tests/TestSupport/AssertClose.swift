@@ -16,6 +16,12 @@ public struct CloseReport: CustomStringConvertible, Sendable {
     public let maxAbsError: Double
     public let maxRelError: Double     // |a - e| / max(|e|, 1e-12) over elements with |e| > atol
     public var passed: Bool { failures == 0 }
+    public init(label: String, count: Int, failures: Int, worstIndex: Int, worstActual: Float, worstExpected: Float,
+                worstRatio: Double, maxAbsError: Double, maxRelError: Double) {
+        self.label = label; self.count = count; self.failures = failures; self.worstIndex = worstIndex
+        self.worstActual = worstActual; self.worstExpected = worstExpected; self.worstRatio = worstRatio
+        self.maxAbsError = maxAbsError; self.maxRelError = maxRelError
+    }
     public var description: String {
         String(format: "%@: %d values, %d outside tolerance; worst at [%d] actual %.9g expected %.9g (%.3f of the allowance); max abs err %.3g, max rel err %.3g",
                label, count, failures, worstIndex, worstActual, worstExpected, worstRatio, maxAbsError, maxRelError)
@@ -30,7 +36,10 @@ public func compareClose(_ actual: UnsafeBufferPointer<Float>, _ expected: Unsaf
     for i in 0..<actual.count {
         let a = Double(actual[i]), e = Double(expected[i])
         let err = abs(a - e)
-        let ratio = a.isFinite ? err / (atol + rtol * abs(e)) : .infinity
+        let allowance = atol + rtol * abs(e)
+        // An exact comparison (zero allowance) passes only on equality.
+        let ratio = !a.isFinite || !e.isFinite ? (a == e ? 0 : .infinity)
+            : allowance > 0 ? err / allowance : (err == 0 ? 0 : .infinity)
         if !(ratio <= 1) { failures += 1 }
         if !(ratio <= worst) { worst = ratio; worstIndex = i }
         maxAbs = max(maxAbs, err)

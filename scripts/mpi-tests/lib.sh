@@ -57,3 +57,16 @@ train_tiny_base() {
     "$CONTROLNET" train-base --config tiny --resize --data-dir "$REPO_ROOT/data" --max-steps 30 --batch-size 16 \
         --out "$1" >"$1.log" 2>&1 || { cat "$1.log"; fail "could not train the tiny base"; }
 }
+
+# check_run_lines LOG NP: a ControlNet run's rank-0 log states an NP-rank MPI world, bit-identical replicas, an
+# untouched frozen base and one all-reduce of the tiny ControlNet's 22064 floats per step.
+check_run_lines() {
+    local log=$1 np=$2
+    grep -q "^replica check: all $np ranks hold bit-identical trainable weights (hash [0-9a-f]*)" "$log" \
+        || fail "no replica-check line for $np ranks"
+    grep -q "^frozen base unchanged: SHA-256 [0-9a-f]\{64\}" "$log" || fail "no frozen-base line"
+    grep -q "^world: $np process(es) x 1 simulated = $np rank(s), backend mpi" "$log" \
+        || fail "no world line for $np MPI ranks"
+    grep -q "^all-reduce per step: 1 buffer of 22064 floats = 88256 bytes" "$log" \
+        || fail "no (or another) all-reduce size line; expected 1 buffer of 22064 floats = 88256 bytes"
+}

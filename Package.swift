@@ -21,8 +21,11 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
+        // Element-wise and GroupNorm kernels in C, built per instruction set and chosen at run time. Always
+        // optimised: the debug-built tests train small models through them.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // Float32 NCHW tensor kernels with forward/backward side by side and naive references.
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         // The safetensors file format (read/write), hand-written from the spec.
         .target(name: "SafeTensors", swiftSettings: fast),
         // The UNet, the ControlNet, parameter arenas, diffusion schedule, samplers, AdamW.

@@ -1,20 +1,13 @@
 // SiLU (x * sigmoid(x)), the activation after every GroupNorm and in the time embedding, forward and backward.
+// The fast loops are in CKernels (per instruction set); the Double references are here.
+import CKernels
 
 public enum SiLU {
     /// x (count) -> y (count) = x * sigmoid(x); y may alias x.
     public static func forward(count: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let phase = PhaseProfiler.shared.enter(.elementwise)
         defer { PhaseProfiler.shared.leave(phase) }
-        var i = 0
-        while i + vecWidth <= count {
-            let v = loadVec(x + i)
-            storeVec(v * vsigmoid(v), y + i)
-            i += vecWidth
-        }
-        if i < count {
-            let v = loadPartial(x + i, count - i)
-            storePartial(v * vsigmoid(v), y + i, count - i)
-        }
+        ck_silu_forward(count, x, y)
     }
 
     /// dX (count) += dY * silu'(x), silu'(x) = s (1 + x (1 - s)) with s = sigmoid(x).
@@ -22,17 +15,7 @@ public enum SiLU {
                                 dX: UnsafeMutablePointer<Float>) {
         let phase = PhaseProfiler.shared.enter(.elementwise)
         defer { PhaseProfiler.shared.leave(phase) }
-        var i = 0
-        while i + vecWidth <= count {
-            let v = loadVec(x + i)
-            storeVec(loadVec(dX + i) + loadVec(dY + i) * siluDerivative(v), dX + i)
-            i += vecWidth
-        }
-        if i < count {
-            let n = count - i
-            let v = loadPartial(x + i, n)
-            storePartial(loadPartial(dX + i, n) + loadPartial(dY + i, n) * siluDerivative(v), dX + i, n)
-        }
+        ck_silu_backward(count, x, dY, dX)
     }
 
     /// Reference: scalar Double loops over FastMath.expNaive, independent of the vector polynomial.

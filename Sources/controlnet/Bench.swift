@@ -139,6 +139,7 @@ struct Bench: ParsableCommand {
         return BenchReport(
             mode: mode.rawValue, config: config, batchSizePerRank: batchSize, ranks: comm.size,
             blasThreadsPerRank: BLASRuntime.threads, blasThreadSource: threadSource, blasCore: BLASRuntime.coreName,
+            kernelISA: KernelISA.current,
             steps: steps, trainableParameters: count, frozenParameters: model.frozen?.count ?? 0,
             samplesPerSecond: Double(batchSize) * Double(comm.size) / maxima[1],
             msPerStepMedian: median * 1000, msPerStepSlowestRank: maxima[1] * 1000,
@@ -279,7 +280,7 @@ struct TorchFigure: Codable {
 struct BenchReport: Codable {
     var mode: String, config: String
     var batchSizePerRank: Int, ranks: Int
-    var blasThreadsPerRank: Int, blasThreadSource: String, blasCore: String
+    var blasThreadsPerRank: Int, blasThreadSource: String, blasCore: String, kernelISA: String
     var steps: Int, trainableParameters: Int, frozenParameters: Int
     /// Summed over ranks (the global batch over the slowest rank's median step).
     var samplesPerSecond: Double

@@ -2,6 +2,7 @@
 // (e.g. model parameter counts for a configuration).
 import ArgumentParser
 import Foundation
+import Kernels
 import Model
 
 struct Info: ParsableCommand {
@@ -71,5 +72,9 @@ struct Info: ParsableCommand {
         let isa = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma", "avx"].filter(flags.contains)
         let processors = ProcessInfo.processInfo.activeProcessorCount
         print("CPU:           \(processors) cores; \(isa.isEmpty ? "no AVX" : isa.joined(separator: " "))")
+        let chosenBy = (ProcessInfo.processInfo.environment[KernelISA.environmentVariable] ?? "").isEmpty
+            ? "the best this CPU runs" : "\(KernelISA.environmentVariable) set by the user"
+        print("Kernels:       \(KernelISA.current) for GroupNorm, SiLU and exp (\(chosenBy); this CPU runs "
+              + "\(KernelISA.supported.joined(separator: ", ")))")
     }
 }

@@ -38,15 +38,28 @@ final class GroupNormTests: XCTestCase {
         }
     }
 
-    // spatial 49 (7x7: partial SIMD tails) and 20; 2 or 4 channels per group
+    // spatial 49 (7x7: partial SIMD tails) and 20; 2 or 4 channels per group; groups of 600 (several Double
+    // flushes of the Float lane sums)
     let shapes = [GroupNormShape(batch: 2, channels: 4, spatial: 49, groups: 2),
-                  GroupNormShape(batch: 3, channels: 8, spatial: 20, groups: 2)]
+                  GroupNormShape(batch: 3, channels: 8, spatial: 20, groups: 2),
+                  GroupNormShape(batch: 2, channels: 6, spatial: 300, groups: 3)]
 
-    func testFastMatchesReference() {
+    /// Every instruction-set variant of the C kernels this machine runs, each against the Double reference.
+    func testFastMatchesReference() throws {
+        defer { try? KernelISA.select("auto") }
+        XCTAssertTrue(KernelISA.supported.contains("generic"))
+        for isa in KernelISA.supported {
+            try KernelISA.select(isa)
+            XCTAssertEqual(KernelISA.current, isa)
+            checkFastMatchesReference(isa: isa)
+        }
+    }
+
+    func checkFastMatchesReference(isa: String) {
         for (i, s) in shapes.enumerated() {
             for silu in [false, true] {
                 let c = Case(s, seed: 500 + UInt64(i))
-                let label = "groupnorm\(silu ? "+silu" : "") \(i)"
+                let label = "[\(isa)] groupnorm\(silu ? "+silu" : "") \(i)"
                 let f = c.forward(silu: silu)
                 let y = Buf(c.x.count), m = Buf(c.stats), r = Buf(c.stats)
                 if silu {

@@ -8,16 +8,21 @@ import TestSupport
 final class ReferenceTests: XCTestCase {
     static let configs = ["tiny", "tiny-class"]
 
-    /// Runs `body` for each fixture and prints the overall worst ratio.
+    /// Runs `body` for each fixture, under each instruction-set variant of the C kernels this machine runs, and
+    /// prints the overall worst ratio.
     private func eachFixture(_ body: (Fixture, inout [CloseReport]) throws -> Void) throws {
-        for name in Self.configs {
-            let f = try Fixture(name)
-            var reports: [CloseReport] = []
-            try body(f, &reports)
-            let worst = reports.max { $0.worstRatio < $1.worstRatio }!
-            let worstRel = reports.map(\.maxRelError).max()!
-            print("[\(name)] \(reports.count) tensors compared; worst: \(worst)")
-            print("[\(name)] largest relative error over all tensors: \(worstRel)")
+        defer { try? KernelISA.select("auto") }
+        for isa in KernelISA.supported {
+            try KernelISA.select(isa)
+            for name in Self.configs {
+                let f = try Fixture(name)
+                var reports: [CloseReport] = []
+                try body(f, &reports)
+                let worst = reports.max { $0.worstRatio < $1.worstRatio }!
+                let worstRel = reports.map(\.maxRelError).max()!
+                print("[\(name), \(isa)] \(reports.count) tensors compared; worst: \(worst)")
+                print("[\(name), \(isa)] largest relative error over all tensors: \(worstRel)")
+            }
         }
     }
 

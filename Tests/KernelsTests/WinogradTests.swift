@@ -6,10 +6,11 @@ import Kernels
 final class WinogradTests: XCTestCase {
     typealias Case = Conv2DTests.Case
 
-    private func check(_ s: ConvShape, seed: UInt64, tolerance: Float = 1e-5, file: StaticString = #filePath,
-                       line: UInt = #line) {
-        XCTAssertEqual(s.algorithm, .winograd, file: file, line: line)
-        let label = "winograd \(s.inChannels)->\(s.outChannels) \(s.height)x\(s.width) N\(s.batch) B\(s.samplesPerGemm)"
+    /// Forward, dX, dW and dB of `s` (a Winograd algorithm) against the Double reference.
+    static func check(_ s: ConvShape, seed: UInt64, tolerance: Float = 1e-5, file: StaticString = #filePath,
+                      line: UInt = #line) {
+        XCTAssertTrue(s.algorithm.isWinograd, file: file, line: line)
+        let label = "\(s.algorithm) \(s.inChannels)->\(s.outChannels) \(s.height)x\(s.width) N\(s.batch) B\(s.samplesPerGemm)"
         let c = Case(s, seed: seed)
         let yRef = Buf(c.dY.count)
         Conv2D.forwardNaive(s, x: c.x.cp, weight: c.w.cp, bias: c.b.cp, y: yRef.p)
@@ -31,7 +32,7 @@ final class WinogradTests: XCTestCase {
         for (h, w) in [(8, 8), (7, 7), (6, 5), (5, 6), (1, 1), (1, 4), (3, 2), (2, 2)] {
             for samples in [1, 2, 3] {
                 seed += 1
-                check(ConvShape(batch: 3, inChannels: 5, outChannels: 7, height: h, width: w, gemmSamples: samples,
+                Self.check(ConvShape(batch: 3, inChannels: 5, outChannels: 7, height: h, width: w, gemmSamples: samples,
                                 algorithm: .winograd), seed: seed)
             }
         }
@@ -45,7 +46,7 @@ final class WinogradTests: XCTestCase {
             ConvShape(batch: 5, inChannels: 64, outChannels: 64, height: 7, width: 7, algorithm: .winograd),
             ConvShape(batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8),
         ]
-        for (i, s) in shapes.enumerated() { check(s, seed: 600 + UInt64(i), tolerance: 1e-4) }
+        for (i, s) in shapes.enumerated() { Self.check(s, seed: 600 + UInt64(i), tolerance: 1e-4) }
     }
 
     func testDefaultAlgorithmRule() {

@@ -7,9 +7,8 @@
 // A chunk of `samplesPerGemm` samples is transformed at a time, its tiles side by side as GEMM columns, so the
 // transformed buffers stay in cache and each GEMM has enough columns (T = samples x tiles per sample).
 // Rounding: F(2x2)'s transforms only add and halve, so its results differ from a direct convolution by a few ulps
-// of the largest partial sums (tested against the Double reference at 1e-5). F(4x4)'s scale values by up to 100
-// (B^T d B) and 19^2 (A^T M A) and use 1/6, 1/24, so its error is several times larger (measured in
-// WinogradF4Transforms.swift).
+// of the largest partial sums (tested against the Double reference at 1e-5). F(4x4)'s output transform multiplies
+// the rounded products by up to 64, so its error is ~6x larger (measured in WinogradF4Transforms.swift).
 
 /// The tile transforms of one F(m x m, 3x3) variant, on one sample's planes (WinogradTransforms.swift and
 /// WinogradF4Transforms.swift). Transformed tiles live in (E, rows, ld) buffers, E = (m + 2)^2, column = tile.

@@ -13,10 +13,8 @@ final class WinogradF4Tests: XCTestCase {
         for (h, w) in [(8, 8), (7, 7), (5, 9), (9, 5), (4, 4), (12, 13), (1, 1), (1, 6), (3, 2), (2, 2)] {
             for samples in [1, 2, 3] {
                 seed += 1
-                // F(4x4) rounds more than F(2x2) (WinogradF4Transforms.swift): 1e-5 is exceeded 2.5x on dW.
                 WinogradTests.check(ConvShape(batch: 3, inChannels: 5, outChannels: 7, height: h, width: w,
-                                              gemmSamples: samples, algorithm: .winograd4), seed: seed,
-                                    tolerance: 5e-5)
+                                              gemmSamples: samples, algorithm: .winograd4), seed: seed)
             }
         }
     }
@@ -119,11 +117,12 @@ final class WinogradF4Tests: XCTestCase {
         // accuracy regression (or a transform that is wrong by a term, off by orders of magnitude) fails.
         let shapes = [
             ConvShape(batch: 2, inChannels: 64, outChannels: 64, height: 28, width: 28),
+            ConvShape(batch: 2, inChannels: 96, outChannels: 32, height: 28, width: 28),
             ConvShape(batch: 2, inChannels: 128, outChannels: 64, height: 14, width: 14),
             ConvShape(batch: 2, inChannels: 128, outChannels: 64, height: 7, width: 7),
         ]
         for (i, base) in shapes.enumerated() {
-            for (algorithm, bound) in [(ConvAlgorithm.winograd, 0.5), (.winograd4, 4.0)] {
+            for (algorithm, bound) in [(ConvAlgorithm.winograd, 0.5), (.winograd4, 2.0)] {
                 var s = base
                 s.algorithmChoice = algorithm
                 let r = contractFractions(s, seed: 2000 + UInt64(i), xScale: 1.7, wScale: 0.087, dYScale: 1.7e-3)

@@ -7,8 +7,7 @@
 // 14x14 and only the 7x7 level gains (10-30% in backward) from packing ~5 samples; one GEMM over the whole batch
 // was never faster and needs a 60-120 MB patch matrix. 1x1 stride-1 unpadded convs with B = 1 skip im2col
 // entirely: x itself is the patch matrix. 3x3 stride-1 pad-1 convs with at least 8 channels in and out go through
-// Winograd F(2x2, 3x3) instead (Winograd.swift), which does 2.25x fewer multiplies; F(4x4, 3x3), with up to 4x
-// fewer, is there to be chosen explicitly.
+// Winograd F(2x2, 3x3) or F(4x4, 3x3) instead (Winograd.swift), which do 2.25x / up to 4x fewer multiplies.
 
 /// How a convolution is computed. All give the same result up to rounding.
 public enum ConvAlgorithm: String, Sendable, Hashable {
@@ -42,12 +41,21 @@ public struct ConvShape: Sendable, Hashable {
         self.algorithmChoice = algorithm
     }
 
-    /// Winograd F(2x2) for 3x3 "same" convs wide enough for its GEMMs (>= 8 channels each side) on images of at
-    /// least 8x8; im2col otherwise (the 1-channel image and hint convs, strided and 1x1 convs, and 7x7 maps, where
-    /// half-empty 2x2 tiles waste 30% and the measured times were a tie at best).
+    /// Winograd for 3x3 "same" convs wide enough for its GEMMs (>= 8 channels each side) on maps of at least 7x7;
+    /// im2col otherwise (the 1-channel image and hint convs, strided and 1x1 convs, tiny maps). F(4x4) where it
+    /// measured faster than F(2x2): maps of 28x28 and up with >= 32 channels each side. Measured (`bench --convs`,
+    /// batch 64, 1 thread, fastest chunk of each; forward + backward ms, im2col / F(2x2) / F(4x4)):
+    ///   32->32 @28 39.9 / 21.8 / 18.8     96->32 @28 124 / 60.0 / 45.1     64->64 @28 131 / 67.0 / 49.6
+    ///   16->16 @28 13.1 / 6.8 / 7.2       16->32 @28 20.6 / 11.5 / 11.9
+    ///   64->64 @14 35.4 / 18.3 / 20.8     128->64 @14 76.2 / 37.5 / 40.8
+    ///   64->64 @7  9.9 / 6.9 / 8.7        128->64 @7  20.2 / 14.7 / 15.6
+    /// F(4x4)'s 6x6 tiles leave its GEMMs only 49 columns per sample at 28x28 and waste 31% on 14x14 and 7x7 maps
+    /// (16x16 and 8x8 covered); with 16 channels the transforms dominate. At 7x7, F(2x2) (8x8 covered, the same
+    /// waste) now beats im2col by 30%.
     public var defaultAlgorithm: ConvAlgorithm {
-        kernel == 3 && stride == 1 && padding == 1 && inChannels >= 8 && outChannels >= 8 && height >= 8 && width >= 8
-            ? .winograd : .im2col
+        guard kernel == 3 && stride == 1 && padding == 1 && inChannels >= 8 && outChannels >= 8 && height >= 7
+            && width >= 7 else { return .im2col }
+        return min(height, width) >= 28 && min(inChannels, outChannels) >= 32 ? .winograd4 : .winograd
     }
     public var algorithm: ConvAlgorithm { algorithmChoice ?? defaultAlgorithm }
 

@@ -32,6 +32,14 @@ final class WinogradF4Tests: XCTestCase {
         for (i, s) in shapes.enumerated() { WinogradTests.check(s, seed: 1600 + UInt64(i), tolerance: 1e-4) }
     }
 
+    func testChunkRuleKeepsTheTransformedBuffersNearL2() {
+        // 36 (Cin + Cout) T floats at most ~1 MB: 2 samples of 32->32 @28 (49 tiles each), 1 of 64->64 and 96->32.
+        XCTAssertEqual(ConvShape(batch: 64, inChannels: 32, outChannels: 32, height: 28, width: 28).samplesPerGemm, 2)
+        XCTAssertEqual(ConvShape(batch: 64, inChannels: 64, outChannels: 64, height: 28, width: 28).samplesPerGemm, 1)
+        XCTAssertEqual(ConvShape(batch: 64, inChannels: 96, outChannels: 32, height: 28, width: 28).samplesPerGemm, 1)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 32, outChannels: 32, height: 28, width: 28).samplesPerGemm, 1)
+    }
+
     func testGradientsAreTheAdjointsOfForward() {
         // y = conv(x, w) is bilinear, so for any dY: <dY, y> = <x, dX> = <w, dW>, computed in Double from the
         // kernels' Float results; a transform whose adjoint is off by a term breaks these by O(1) relative.

@@ -43,15 +43,20 @@ final class WinogradTests: XCTestCase {
         let shapes = [
             ConvShape(batch: 2, inChannels: 96, outChannels: 32, height: 28, width: 28),
             ConvShape(batch: 3, inChannels: 128, outChannels: 64, height: 14, width: 14),
-            ConvShape(batch: 5, inChannels: 64, outChannels: 64, height: 7, width: 7, algorithm: .winograd),
+            ConvShape(batch: 5, inChannels: 64, outChannels: 64, height: 7, width: 7),
             ConvShape(batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8),
         ]
         for (i, s) in shapes.enumerated() { Self.check(s, seed: 600 + UInt64(i), tolerance: 1e-4) }
     }
 
     func testDefaultAlgorithmRule() {
-        XCTAssertEqual(ConvShape(batch: 1, inChannels: 32, outChannels: 32, height: 28, width: 28).algorithm, .winograd)
-        XCTAssertEqual(ConvShape(batch: 1, inChannels: 64, outChannels: 64, height: 7, width: 7).algorithm, .im2col)
+        // F(4x4) at 28x28 and up with >= 32 channels each side, F(2x2) down to 7x7 and 8 channels.
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 32, outChannels: 32, height: 28, width: 28).algorithm, .winograd4)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 96, outChannels: 32, height: 28, width: 28).algorithm, .winograd4)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 16, outChannels: 32, height: 28, width: 28).algorithm, .winograd)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 64, outChannels: 64, height: 14, width: 14).algorithm, .winograd)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 64, outChannels: 64, height: 7, width: 7).algorithm, .winograd)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 64, outChannels: 64, height: 6, width: 7).algorithm, .im2col)
         XCTAssertEqual(ConvShape(batch: 1, inChannels: 1, outChannels: 32, height: 28, width: 28).algorithm, .im2col)
         XCTAssertEqual(ConvShape(batch: 1, inChannels: 32, outChannels: 1, height: 28, width: 28).algorithm, .im2col)
         XCTAssertEqual(ConvShape(batch: 1, inChannels: 32, outChannels: 32, height: 28, width: 28, stride: 2).algorithm,

@@ -7,18 +7,25 @@
 // 14x14 and only the 7x7 level gains (10-30% in backward) from packing ~5 samples; one GEMM over the whole batch
 // was never faster and needs a 60-120 MB patch matrix. 1x1 stride-1 unpadded convs with B = 1 skip im2col
 // entirely: x itself is the patch matrix. 3x3 stride-1 pad-1 convs with at least 8 channels in and out go through
-// Winograd F(2x2, 3x3) instead (Winograd.swift), which does 2.25x fewer multiplies.
+// Winograd F(2x2, 3x3) or F(4x4, 3x3) instead (Winograd.swift), which do 2.25x / up to 4x fewer multiplies.
 
-/// How a convolution is computed. Both give the same result up to rounding.
+/// How a convolution is computed. All give the same result up to rounding.
 public enum ConvAlgorithm: String, Sendable, Hashable {
-    case im2col, winograd
+    /// im2col + GEMM, any geometry.
+    case im2col
+    /// Winograd F(2x2, 3x3) (3x3, stride 1, pad 1 only).
+    case winograd
+    /// Winograd F(4x4, 3x3) (3x3, stride 1, pad 1 only).
+    case winograd4
+
+    public var isWinograd: Bool { self != .im2col }
 }
 
 public struct ConvShape: Sendable, Hashable {
     public var batch, inChannels, outChannels, height, width, kernel, stride, padding: Int
     /// Samples per GEMM; nil picks `defaultSamplesPerGemm`. Any value in 1...batch gives the same result.
     public var gemmSamples: Int?
-    /// nil picks `defaultAlgorithm`; .winograd needs a 3x3, stride 1, pad 1 geometry.
+    /// nil picks `defaultAlgorithm`; the Winograd ones need a 3x3, stride 1, pad 1 geometry.
     public var algorithmChoice: ConvAlgorithm?
 
     public init(batch: Int, inChannels: Int, outChannels: Int, height: Int, width: Int,
@@ -29,19 +36,33 @@ public struct ConvShape: Sendable, Hashable {
         self.height = height; self.width = width
         self.kernel = kernel; self.stride = stride; self.padding = padding
         self.gemmSamples = gemmSamples
-        precondition(algorithm != .winograd || (kernel == 3 && stride == 1 && padding == 1),
-                     "Winograd F(2x2, 3x3) needs kernel 3, stride 1, padding 1")
+        precondition(!(algorithm?.isWinograd ?? false) || (kernel == 3 && stride == 1 && padding == 1),
+                     "Winograd needs kernel 3, stride 1, padding 1")
         self.algorithmChoice = algorithm
     }
 
-    /// Winograd for 3x3 "same" convs wide enough for its GEMMs (>= 8 channels each side) on images of at least
-    /// 8x8; im2col otherwise (the 1-channel image and hint convs, strided and 1x1 convs, and 7x7 maps, where
-    /// half-empty 2x2 tiles waste 30% and the measured times were a tie at best).
+    /// Winograd for 3x3 "same" convs wide enough for its GEMMs (>= 8 channels each side) on maps of at least 7x7;
+    /// im2col otherwise (the 1-channel image and hint convs, strided and 1x1 convs, tiny maps). F(4x4) where it
+    /// measured faster than F(2x2): maps of 28x28 and up with >= 32 channels each side. Measured (`bench --convs`,
+    /// batch 64, 1 thread, fastest chunk of each; forward + backward ms, im2col / F(2x2) / F(4x4)):
+    ///   32->32 @28 39.9 / 21.8 / 18.8     96->32 @28 124 / 60.0 / 45.1     64->64 @28 131 / 67.0 / 49.6
+    ///   16->16 @28 13.1 / 6.8 / 7.2       16->32 @28 20.6 / 11.5 / 11.9
+    ///   64->64 @14 35.4 / 18.3 / 20.8     128->64 @14 76.2 / 37.5 / 40.8
+    ///   64->64 @7  9.9 / 6.9 / 8.7        128->64 @7  20.2 / 14.7 / 15.6
+    /// F(4x4)'s 6x6 tiles leave its GEMMs only 49 columns per sample at 28x28 and waste 31% on 14x14 and 7x7 maps
+    /// (16x16 and 8x8 covered); with 16 channels the transforms dominate. At 7x7, F(2x2) (8x8 covered, the same
+    /// waste) now beats im2col by 30%.
     public var defaultAlgorithm: ConvAlgorithm {
-        kernel == 3 && stride == 1 && padding == 1 && inChannels >= 8 && outChannels >= 8 && height >= 8 && width >= 8
-            ? .winograd : .im2col
+        guard kernel == 3 && stride == 1 && padding == 1 && inChannels >= 8 && outChannels >= 8 && height >= 7
+            && width >= 7 else { return .im2col }
+        return min(height, width) >= 28 && min(inChannels, outChannels) >= 32 ? .winograd4 : .winograd
     }
     public var algorithm: ConvAlgorithm { algorithmChoice ?? defaultAlgorithm }
+
+    /// Every algorithm that can compute this conv (what `bench --convs` compares).
+    public var applicableAlgorithms: [ConvAlgorithm] {
+        kernel == 3 && stride == 1 && padding == 1 ? [.im2col, .winograd, .winograd4] : [.im2col]
+    }
 
     public var outHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
     public var outWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
@@ -59,7 +80,8 @@ public struct ConvShape: Sendable, Hashable {
 
     public var samplesPerGemm: Int {
         let pixels = outHeight * outWidth
-        let rule = algorithm == .winograd ? Winograd.defaultSamplesPerGemm(height: height, width: width)
+        let rule = algorithm.isWinograd
+            ? Winograd.defaultSamplesPerGemm(self)
             : Self.defaultSamplesPerGemm(outputPixels: pixels, pointwise: isPointwise)
         return max(1, min(batch, gemmSamples ?? rule))
     }
@@ -67,7 +89,7 @@ public struct ConvShape: Sendable, Hashable {
     /// Floats of scratch that forward and backward need: the chunk's patch matrix, plus (when several samples
     /// share a GEMM) its (Cout, B*Ho*Wo) output / gathered dY.
     public var workspaceCount: Int {
-        if algorithm == .winograd { return Winograd.workspaceCount(self) }
+        if algorithm.isWinograd { return Winograd.workspaceCount(self) }
         let b = samplesPerGemm
         let pixels = b * outHeight * outWidth
         let cols = (isPointwise && b == 1) ? 0 : patchSize * pixels
@@ -89,7 +111,7 @@ public enum Conv2D {
         defer { PhaseProfiler.shared.leave(phase) }
         PhaseProfiler.shared.addConvPass(s)
         precondition(s.outHeight > 0 && s.outWidth > 0, "conv output would be empty: \(s)")
-        if s.algorithm == .winograd {
+        if s.algorithm.isWinograd {
             Winograd.forward(s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
                              yStride: yStride ?? s.outChannels * s.outHeight * s.outWidth, workspace: workspace)
             return
@@ -158,7 +180,7 @@ public enum Conv2D {
             }
         }
         if dX == nil && dWeight == nil { return }
-        if s.algorithm == .winograd {
+        if s.algorithm.isWinograd {
             Winograd.backward(s, x: x, weight: weight, dY: dY, dX: dX, dWeight: dWeight, workspace: workspace,
                               overwriteInput: overwriteInput)
             return

@@ -1,36 +1,84 @@
-// 3x3, stride 1, pad 1 convolutions by Winograd F(2x2, 3x3): forward, input gradient and weight gradient, each as
-// 16 GEMMs in the transformed domain. They do 2.25x fewer multiplies than im2col + GEMM, and the transforms read
-// and write ~4x the activation instead of the 9x an im2col matrix takes. The bulk of the UNet's work is such convs
-// at 32-128 channels, where this is what makes a training step faster than a direct convolution can be.
+// 3x3, stride 1, pad 1 convolutions by Winograd F(m x m, 3x3), m = 2 or 4: forward, input gradient and weight
+// gradient, each as (m + 2)^2 GEMMs in the transformed domain. F(2x2) does 2.25x fewer multiplies than im2col +
+// GEMM, F(4x4) 4x fewer (on sizes that are multiples of 4), and the transforms read and write ~4x (F(2x2)) or
+// ~2.25x (F(4x4)) the activation instead of the 9x an im2col matrix takes. The bulk of the UNet's work is such
+// convs at 32-128 channels, where this is what makes a training step faster than a direct convolution can be.
 //
 // A chunk of `samplesPerGemm` samples is transformed at a time, its tiles side by side as GEMM columns, so the
 // transformed buffers stay in cache and each GEMM has enough columns (T = samples x tiles per sample).
-// Rounding: the transforms only add and halve, so results differ from a direct convolution by a few ulps of
-// the largest partial sums (tested against the Double reference at 1e-5).
+// Rounding: F(2x2)'s transforms only add and halve, so its results differ from a direct convolution by a few ulps
+// of the largest partial sums (tested against the Double reference at 1e-5). F(4x4)'s output transform multiplies
+// the rounded products by up to 64, so its error is ~6x larger (measured in WinogradF4Transforms.swift).
+
+/// The tile transforms of one F(m x m, 3x3) variant, on one sample's planes (WinogradTransforms.swift and
+/// WinogradF4Transforms.swift). Transformed tiles live in (E, rows, ld) buffers, E = (m + 2)^2, column = tile.
+protocol WinogradTiles {
+    /// m: the output tile's side; input tiles are m + 2 wide, m apart.
+    static var tile: Int { get }
+    /// Scratch rows (of geo.rowStride floats) the transforms need.
+    static var scratchRows: Int { get }
+    /// weight (Cout, Cin, 3, 3) -> u (E, Cout, Cin) = G g G^T per filter.
+    static func transformWeights(outChannels: Int, inChannels: Int, weight: UnsafePointer<Float>,
+                                 u: UnsafeMutablePointer<Float>)
+    /// Adjoint of transformWeights: dWeight (Cout, Cin, 3, 3) += G^T dU G, dU (E, Cout, Cin).
+    static func addWeightGradient(outChannels: Int, inChannels: Int, dU: UnsafePointer<Float>,
+                                  dWeight: UnsafeMutablePointer<Float>)
+    /// x: one sample (C, H, W) -> v (E, C, ld) columns [col0, col0 + tiles).
+    static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
+                               v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
+                               scratch: UnsafeMutablePointer<Float>)
+    /// m (E, C, ld) columns [col0, col0 + tiles) -> y: one sample (C, H, W) = A^T M A + bias + sampleBias.
+    static func transformOutput(_ geo: WinogradGeometry, channels: Int, m: UnsafePointer<Float>, ld: Int, col0: Int,
+                                bias: UnsafePointer<Float>?, sampleBias: UnsafePointer<Float>?,
+                                y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>)
+    /// Adjoint of transformOutput without bias: dY one sample (C, H, W) -> dM (E, C, ld), overwritten.
+    static func transformOutputAdjoint(_ geo: WinogradGeometry, channels: Int, dY: UnsafePointer<Float>,
+                                       dM: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
+                                       scratch: UnsafeMutablePointer<Float>)
+    /// Adjoint of transformInput: dV (E, C, ld) -> dX one sample (C, H, W) += (= with `overwrite`).
+    static func transformInputAdjoint(_ geo: WinogradGeometry, channels: Int, dV: UnsafePointer<Float>, ld: Int,
+                                      col0: Int, dX: UnsafeMutablePointer<Float>,
+                                      scratch: UnsafeMutablePointer<Float>, overwrite: Bool)
+}
+
+extension WinogradTiles {
+    /// E: elements of a transformed tile, one GEMM each.
+    static var elements: Int { (tile + 2) * (tile + 2) }
+}
 
 public enum Winograd {
-    /// Scratch floats for one call: U (16, Cout, Cin), dU (16, Cout, Cin), V (16, Cin, T), M (16, Cout, T) and the
-    /// transforms' padded plane and rows.
+    /// Scratch floats for one call: U (E, Cout, Cin), dU (E, Cout, Cin), V (E, Cin, T), M (E, Cout, T) and the
+    /// transforms' scratch rows.
     static func workspaceCount(_ s: ConvShape) -> Int {
-        let geo = WinogradGeometry(height: s.height, width: s.width)
-        let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
-        return 32 * s.outChannels * s.inChannels + 16 * (s.inChannels + s.outChannels) * ld + geo.scratchCount
+        func count<F: WinogradTiles>(_: F.Type) -> Int {
+            let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
+            let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
+            return F.elements * (2 * s.outChannels * s.inChannels + (s.inChannels + s.outChannels) * ld)
+                + F.scratchRows * geo.rowStride
+        }
+        return s.algorithm == .winograd4 ? count(WinogradF4.self) : count(WinogradF2.self)
     }
 
-    /// The default chunk: at most ~64 tiles (one sample at 14x14 and up). Measured (`bench --convs`, mnist shapes,
-    /// batch 64, 1 thread): the transformed buffers must stay in L2; bigger chunks only lose, e.g. 32->32 @28
-    /// forward 7.9 ms at 1 sample, 13.3 ms at 8; 128->64 @14: 12.2 ms at 1, 18.1 ms at 8.
-    static func defaultSamplesPerGemm(height: Int, width: Int) -> Int {
-        max(1, 64 / WinogradGeometry(height: height, width: width).tiles)
+    /// The default chunk. Measured (`bench --convs`, mnist shapes, batch 64, 1 thread): the transformed buffers
+    /// must stay in L2; bigger chunks only lose. F(2x2): at most ~64 tiles (one sample at 14x14 and up), e.g.
+    /// 32->32 @28 forward 7.9 ms at 1 sample, 13.3 ms at 8; 128->64 @14: 12.2 ms at 1, 18.1 ms at 8.
+    /// F(4x4): V and M at most ~1 MB (36 (Cin + Cout) T floats), the L2: forward + backward ms at 1 / 2 / 4 / 8
+    /// samples, 32->32 @28: 19.9 / 18.8 / 19.0 / 20.0; 64->64 @28: 49.6 / 52.2 / 55.8 / 65.8 (96->32 alike).
+    static func defaultSamplesPerGemm(_ s: ConvShape) -> Int {
+        if s.algorithm == .winograd4 {
+            let tiles = WinogradGeometry(height: s.height, width: s.width, tile: 4).tiles
+            return max(1, 8192 / ((s.inChannels + s.outChannels) * tiles))
+        }
+        return max(1, 64 / WinogradGeometry(height: s.height, width: s.width, tile: 2).tiles)
     }
 
     private struct Buffers {
         let u, dU, v, m, scratch: UnsafeMutablePointer<Float>
-        init(_ s: ConvShape, _ geo: WinogradGeometry, _ workspace: UnsafeMutablePointer<Float>) {
-            let weights = 16 * s.outChannels * s.inChannels
+        init(_ s: ConvShape, _ geo: WinogradGeometry, elements: Int, _ workspace: UnsafeMutablePointer<Float>) {
+            let weights = elements * s.outChannels * s.inChannels
             let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
             u = workspace; dU = u + weights; v = dU + weights
-            m = v + 16 * s.inChannels * ld; scratch = m + 16 * s.outChannels * ld
+            m = v + elements * s.inChannels * ld; scratch = m + elements * s.outChannels * ld
         }
     }
 
@@ -39,28 +87,12 @@ public enum Winograd {
     static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>, sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
                         yStride: Int, workspace: UnsafeMutablePointer<Float>) {
-        let geo = WinogradGeometry(height: s.height, width: s.width), buf = Buffers(s, geo, workspace)
-        let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
-        let inSize = cin * s.height * s.width, outSize = yStride
-        transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
-        var n0 = 0
-        while n0 < s.batch {
-            let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
-            for j in 0..<b {
-                transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld, col0: j * tiles,
-                               scratch: buf.scratch)
-            }
-            for e in 0..<16 {
-                Gemm.sgemm(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
-                           a: buf.u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
-                           beta: 0, c: buf.m + e * cout * ld, ldc: ld)
-            }
-            for j in 0..<b {
-                transformOutput(geo, channels: cout, m: buf.m, ld: ld, col0: j * tiles, bias: bias,
-                                sampleBias: sampleBias.map { $0 + (n0 + j) * cout }, y: y + (n0 + j) * outSize,
-                                scratch: buf.scratch)
-            }
-            n0 += b
+        if s.algorithm == .winograd4 {
+            forward(WinogradF4.self, s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
+                    yStride: yStride, workspace: workspace)
+        } else {
+            forward(WinogradF2.self, s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
+                    yStride: yStride, workspace: workspace)
         }
     }
 
@@ -73,25 +105,70 @@ public enum Winograd {
                          dWeight: UnsafeMutablePointer<Float>?, workspace: UnsafeMutablePointer<Float>,
                          overwriteInput: Bool = false) {
         if dX == nil && dWeight == nil { return }
-        let geo = WinogradGeometry(height: s.height, width: s.width), buf = Buffers(s, geo, workspace)
+        if s.algorithm == .winograd4 {
+            backward(WinogradF4.self, s, x: x, weight: weight, dY: dY, dX: dX, dWeight: dWeight, workspace: workspace,
+                     overwriteInput: overwriteInput)
+        } else {
+            backward(WinogradF2.self, s, x: x, weight: weight, dY: dY, dX: dX, dWeight: dWeight, workspace: workspace,
+                     overwriteInput: overwriteInput)
+        }
+    }
+
+    private static func forward<F: WinogradTiles>(_: F.Type, _ s: ConvShape, x: UnsafePointer<Float>,
+                                                  weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                                                  sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                                                  yStride: Int, workspace: UnsafeMutablePointer<Float>) {
+        let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
+        let buf = Buffers(s, geo, elements: F.elements, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
-        let inSize = cin * s.height * s.width, outSize = cout * s.height * s.width
-        if dX != nil { transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u) }
-        if dWeight != nil { buf.dU.update(repeating: 0, count: 16 * cout * cin) }
+        let inSize = cin * s.height * s.width, outSize = yStride
+        F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
         var n0 = 0
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
             for j in 0..<b {
-                transformOutputAdjoint(geo, channels: cout, dY: dY + (n0 + j) * outSize, dM: buf.m, ld: ld,
-                                       col0: j * tiles, scratch: buf.scratch)
+                F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld, col0: j * tiles,
+                                 scratch: buf.scratch)
+            }
+            for e in 0..<F.elements {
+                Gemm.sgemm(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
+                           a: buf.u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
+                           beta: 0, c: buf.m + e * cout * ld, ldc: ld)
+            }
+            for j in 0..<b {
+                F.transformOutput(geo, channels: cout, m: buf.m, ld: ld, col0: j * tiles, bias: bias,
+                                  sampleBias: sampleBias.map { $0 + (n0 + j) * cout }, y: y + (n0 + j) * outSize,
+                                  scratch: buf.scratch)
+            }
+            n0 += b
+        }
+    }
+
+    private static func backward<F: WinogradTiles>(_: F.Type, _ s: ConvShape, x: UnsafePointer<Float>,
+                                                   weight: UnsafePointer<Float>, dY: UnsafePointer<Float>,
+                                                   dX: UnsafeMutablePointer<Float>?,
+                                                   dWeight: UnsafeMutablePointer<Float>?,
+                                                   workspace: UnsafeMutablePointer<Float>, overwriteInput: Bool) {
+        let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
+        let buf = Buffers(s, geo, elements: F.elements, workspace)
+        let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles, elements = F.elements
+        let inSize = cin * s.height * s.width, outSize = cout * s.height * s.width
+        if dX != nil { F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u) }
+        if dWeight != nil { buf.dU.update(repeating: 0, count: elements * cout * cin) }
+        var n0 = 0
+        while n0 < s.batch {
+            let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
+            for j in 0..<b {
+                F.transformOutputAdjoint(geo, channels: cout, dY: dY + (n0 + j) * outSize, dM: buf.m, ld: ld,
+                                         col0: j * tiles, scratch: buf.scratch)
             }
             if dWeight != nil {
                 // dU (Cout, Cin) += dM (Cout, T) V^T (T, Cin), V recomputed from x (cheaper than keeping it).
                 for j in 0..<b {
-                    transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld, col0: j * tiles,
-                                   scratch: buf.scratch)
+                    F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld,
+                                     col0: j * tiles, scratch: buf.scratch)
                 }
-                for e in 0..<16 {
+                for e in 0..<elements {
                     Gemm.sgemm(transA: false, transB: true, m: cout, n: cin, k: t, alpha: 1,
                                a: buf.m + e * cout * ld, lda: ld, b: buf.v + e * cin * ld, ldb: ld,
                                beta: 1, c: buf.dU + e * cout * cin, ldc: cin)
@@ -99,18 +176,19 @@ public enum Winograd {
             }
             if let dX {
                 // dV (Cin, T) = U^T (Cin, Cout) dM (Cout, T), into V's space (its last reader is done).
-                for e in 0..<16 {
+                for e in 0..<elements {
                     Gemm.sgemm(transA: true, transB: false, m: cin, n: t, k: cout, alpha: 1,
                                a: buf.u + e * cout * cin, lda: cin, b: buf.m + e * cout * ld, ldb: ld,
                                beta: 0, c: buf.v + e * cin * ld, ldc: ld)
                 }
                 for j in 0..<b {
-                    transformInputAdjoint(geo, channels: cin, dV: buf.v, ld: ld, col0: j * tiles,
-                                          dX: dX + (n0 + j) * inSize, scratch: buf.scratch, overwrite: overwriteInput)
+                    F.transformInputAdjoint(geo, channels: cin, dV: buf.v, ld: ld, col0: j * tiles,
+                                            dX: dX + (n0 + j) * inSize, scratch: buf.scratch,
+                                            overwrite: overwriteInput)
                 }
             }
             n0 += b
         }
-        if let dWeight { addWeightGradient(outChannels: cout, inChannels: cin, dU: buf.dU, dWeight: dWeight) }
+        if let dWeight { F.addWeightGradient(outChannels: cout, inChannels: cin, dU: buf.dU, dWeight: dWeight) }
     }
 }

@@ -1,6 +1,8 @@
-// The four tile transforms of Winograd F(2x2, 3x3) and their adjoints, on one sample's planes. A 4x4 input tile d
-// (stride 2, overlapping by 2) becomes V = B^T d B; a 3x3 filter g becomes U = G g G^T; the 16 products M = U V
-// (summed over input channels by the GEMMs in Winograd.swift) give a 2x2 output tile Y = A^T M A. With
+// The four tile transforms of Winograd F(2x2, 3x3) and their adjoints, on one sample's planes (F(4x4)'s, in
+// WinogradF4Transforms.swift, follow the same layout and loop conventions and share the vector helpers and the
+// tile geometry here). A 4x4 input tile d (stride 2, overlapping by 2) becomes V = B^T d B; a 3x3 filter g becomes
+// U = G g G^T; the 16 products M = U V (summed over input channels by the GEMMs in Winograd.swift) give a 2x2
+// output tile Y = A^T M A. With
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],  A^T = [1 1 1 0; 0 1 -1 -1]
 // backward uses the exact adjoints (dM = A dY A^T, dd = B dV B^T, dg = G^T dU G), so the gradients are those of
 // the function forward computes. Element e = 4 a + b of a transformed tile lives in matrix e of a (16, rows, ld)
@@ -13,20 +15,20 @@
 
 typealias V8 = SIMD8<Float>
 
-@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> V8 {
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> V8 {
     UnsafeRawPointer(p).loadUnaligned(as: V8.self)
 }
 
-@inline(__always) private func store8(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
+@inline(__always) func store8(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
 }
 
-@inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+@inline(__always) func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
 }
 
 /// (a0, b0, a1, b1, ...): two rows of tile values back into pixel order.
-@inline(__always) private func storeInterleaved(_ a: V8, _ b: V8, _ p: UnsafeMutablePointer<Float>) {
+@inline(__always) func storeInterleaved(_ a: V8, _ b: V8, _ p: UnsafeMutablePointer<Float>) {
     let v = SIMD16<Float>(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3],
                           a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
@@ -34,16 +36,16 @@ typealias V8 = SIMD8<Float>
 
 typealias V4 = SIMD4<Float>
 
-@inline(__always) private func load<V: SIMD>(_ p: UnsafePointer<Float>, _: V.Type) -> V where V.Scalar == Float {
+@inline(__always) func load<V: SIMD>(_ p: UnsafePointer<Float>, _: V.Type) -> V where V.Scalar == Float {
     UnsafeRawPointer(p).loadUnaligned(as: V.self)
 }
 
-@inline(__always) private func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+@inline(__always) func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
 }
 
 /// Image rows of length `count`, combined lane-wise: 8 lanes, then one step of 4, then scalars (exact bounds).
-@inline(__always) private func rowLoop(_ count: Int, _ body8: (Int) -> Void, _ body4: (Int) -> Void,
+@inline(__always) func rowLoop(_ count: Int, _ body8: (Int) -> Void, _ body4: (Int) -> Void,
                                        _ body1: (Int) -> Void) {
     var k = 0
     while k + 8 <= count { body8(k); k += 8 }
@@ -52,34 +54,38 @@ typealias V4 = SIMD4<Float>
 }
 
 /// Scratch rows: 8 lanes at a time, past `count` into the row's slack.
-@inline(__always) private func slackLoop(_ count: Int, _ body8: (Int) -> Void) {
+@inline(__always) func slackLoop(_ count: Int, _ body8: (Int) -> Void) {
     var k = 0
     while k < count { body8(k); k += 8 }
 }
 
-/// One sample's tile grid for a 3x3, stride 1, pad 1 convolution: tiles cover the output (rounded up to even).
+/// One sample's tile grid for a 3x3, stride 1, pad 1 convolution by F(tile x tile, 3x3): tiles cover the output
+/// (rounded up to a multiple of `tile`), input tiles are tile + 2 wide and overlap by 2.
 struct WinogradGeometry {
-    let height, width: Int
+    let height, width, tile: Int
     let tilesH, tilesW: Int
-    /// Width of the zero-padded input plane the tiles cover (2 tilesW + 2): pixel column w sits at w + 1.
+    /// Width of the zero-padded input plane the tiles cover (tile * tilesW + 2): pixel column w sits at w + 1.
     let planeW: Int
 
-    init(height: Int, width: Int) {
-        self.height = height; self.width = width
-        tilesH = (height + 1) / 2; tilesW = (width + 1) / 2
-        planeW = 2 * tilesW + 2
+    init(height: Int, width: Int, tile: Int) {
+        self.height = height; self.width = width; self.tile = tile
+        tilesH = (height + tile - 1) / tile; tilesW = (width + tile - 1) / tile
+        planeW = tile * tilesW + 2
     }
 
     var tiles: Int { tilesH * tilesW }
-    /// Scratch rows: the padded width plus slack for whole-vector loops (16-lane loads from 2 tilesW + 16).
-    var rowStride: Int { planeW + 40 }
-    /// Scratch floats the transforms need: eight rows.
-    var scratchCount: Int { 8 * rowStride }
+    /// Scratch rows: the padded width plus slack for whole-vector loops over 8 tiles (F(4x4) reads 32 + 4 lanes
+    /// from 4 (tilesW + 7), F(2x2) 16 + 2 from 2 (tilesW + 7)).
+    var rowStride: Int { planeW + 72 }
     /// Extra columns the transformed buffers' rows need after the last tile (vector loops run up to 7 tiles on).
     static let columnSlack = 8
 }
 
-extension Winograd {
+enum WinogradF2: WinogradTiles {
+    static let tile = 2
+    /// The input adjoint's eight rows (the most any transform uses).
+    static let scratchRows = 8
+
     /// weight (Cout, Cin, 3, 3) -> u (16, Cout, Cin) = G g G^T per filter.
     static func transformWeights(outChannels: Int, inChannels: Int, weight: UnsafePointer<Float>,
                                  u: UnsafeMutablePointer<Float>) {
@@ -127,7 +133,7 @@ extension Winograd {
         }
     }
 
-    /// x: one sample (C, H, W) -> v (16, C, ld) columns [col0, col0 + tiles). scratch: (geo.scratchCount).
+    /// x: one sample (C, H, W) -> v (16, C, ld) columns [col0, col0 + tiles). scratch: (scratchRows * geo.rowStride).
     /// The zero padding is never materialised: rows outside the image read a zero row, and the row
     /// combinations are written one column in, between zero borders set once.
     static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
@@ -173,7 +179,7 @@ extension Winograd {
     }
 
     /// m (16, C, ld) columns [col0, col0 + tiles) -> y: one sample (C, H, W) = A^T M A + bias + sampleBias,
-    /// overwritten; bias and sampleBias (this sample's row) are (C) or nil. scratch: (geo.scratchCount).
+    /// overwritten; bias and sampleBias (this sample's row) are (C) or nil. scratch: (scratchRows * geo.rowStride).
     static func transformOutput(_ geo: WinogradGeometry, channels: Int, m: UnsafePointer<Float>, ld: Int, col0: Int,
                                 bias: UnsafePointer<Float>?, sampleBias: UnsafePointer<Float>?,
                                 y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
@@ -206,7 +212,7 @@ extension Winograd {
     }
 
     /// Adjoint of transformOutput (without bias): dY one sample (C, H, W) -> dM (16, C, ld) columns
-    /// [col0, col0 + tiles), overwritten. scratch: (geo.scratchCount).
+    /// [col0, col0 + tiles), overwritten. scratch: (scratchRows * geo.rowStride).
     static func transformOutputAdjoint(_ geo: WinogradGeometry, channels: Int, dY: UnsafePointer<Float>,
                                        dM: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
                                        scratch: UnsafeMutablePointer<Float>) {
@@ -243,7 +249,7 @@ extension Winograd {
 
     /// Adjoint of transformInput: dV (16, C, ld) columns [col0, col0 + tiles) -> dX one sample (C, H, W) +=
     /// (or = with `overwrite`: every element of dX is written exactly once).
-    /// scratch: (geo.scratchCount). Tile rows overlap by two: padded row 2i gets rows 0 and 1 of tile row i and
+    /// scratch: (scratchRows * geo.rowStride). Tile rows overlap by two: padded row 2i gets rows 0 and 1 of tile row i and
     /// rows 2 and 3 of tile row i - 1, carried in two rows; padded row p is image row p - 1.
     static func transformInputAdjoint(_ geo: WinogradGeometry, channels: Int, dV: UnsafePointer<Float>, ld: Int,
                                       col0: Int, dX: UnsafeMutablePointer<Float>,

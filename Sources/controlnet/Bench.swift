@@ -88,7 +88,7 @@ struct Bench: ParsableCommand {
         }
         for (label, shape) in ConvBenchmark.mnistShapes(batch: batchSize) {
             var variants: [ConvShape] = []
-            for algorithm in [ConvAlgorithm.im2col, .winograd] where algorithm == .im2col || shape.defaultAlgorithm == .winograd {
+            for algorithm in shape.applicableAlgorithms {
                 for samples in convSamples.isEmpty ? [nil] : convSamples.map(Optional.some) {
                     var s = shape
                     s.algorithmChoice = algorithm

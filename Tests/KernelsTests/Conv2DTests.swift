@@ -148,14 +148,17 @@ final class Conv2DTests: XCTestCase {
         let pointwise = ConvShape(batch: 4, inChannels: 8, outChannels: 8, height: 28, width: 28, kernel: 1,
                                   padding: 0, gemmSamples: 1)
         XCTAssertEqual(pointwise.workspaceCount, 0, "a per-sample 1x1 conv needs no patch matrix")
-        // the default batching rule on the mnist levels: per sample at 28x28 and 14x14, packed at 7x7
-        XCTAssertEqual(ConvShape(batch: 64, inChannels: 32, outChannels: 32, height: 28, width: 28).samplesPerGemm, 1)
-        XCTAssertEqual(ConvShape(batch: 64, inChannels: 64, outChannels: 64, height: 14, width: 14).samplesPerGemm, 1)
-        let packed = ConvShape(batch: 64, inChannels: 64, outChannels: 64, height: 7, width: 7)
+        // im2col's default batching rule on the mnist levels: per sample at 28x28 and 14x14, packed at 7x7 (the
+        // 3x3 same convs go through Winograd by default; forced here)
+        func im2col(_ batch: Int, _ c: Int, _ hw: Int) -> ConvShape {
+            ConvShape(batch: batch, inChannels: c, outChannels: c, height: hw, width: hw, algorithm: .im2col)
+        }
+        XCTAssertEqual(im2col(64, 32, 28).samplesPerGemm, 1)
+        XCTAssertEqual(im2col(64, 64, 14).samplesPerGemm, 1)
+        let packed = im2col(64, 64, 7)
         XCTAssertEqual(packed.samplesPerGemm, 5)
         XCTAssertEqual(packed.workspaceCount, (64 * 9 + 64) * 5 * 49)
-        XCTAssertEqual(ConvShape(batch: 3, inChannels: 64, outChannels: 64, height: 7, width: 7).samplesPerGemm, 3,
-                       "never more samples than the batch")
+        XCTAssertEqual(im2col(3, 64, 7).samplesPerGemm, 3, "never more samples than the batch")
         XCTAssertEqual(ConvShape(batch: 64, inChannels: 64, outChannels: 192, height: 7, width: 7, kernel: 1,
                                  padding: 0).samplesPerGemm, 1)
     }

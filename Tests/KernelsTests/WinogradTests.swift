@@ -6,10 +6,11 @@ import Kernels
 final class WinogradTests: XCTestCase {
     typealias Case = Conv2DTests.Case
 
-    private func check(_ s: ConvShape, seed: UInt64, tolerance: Float = 1e-5, file: StaticString = #filePath,
-                       line: UInt = #line) {
-        XCTAssertEqual(s.algorithm, .winograd, file: file, line: line)
-        let label = "winograd \(s.inChannels)->\(s.outChannels) \(s.height)x\(s.width) N\(s.batch) B\(s.samplesPerGemm)"
+    /// Forward, dX, dW and dB of `s` (a Winograd algorithm) against the Double reference.
+    static func check(_ s: ConvShape, seed: UInt64, tolerance: Float = 1e-5, file: StaticString = #filePath,
+                      line: UInt = #line) {
+        XCTAssertTrue(s.algorithm.isWinograd, file: file, line: line)
+        let label = "\(s.algorithm) \(s.inChannels)->\(s.outChannels) \(s.height)x\(s.width) N\(s.batch) B\(s.samplesPerGemm)"
         let c = Case(s, seed: seed)
         let yRef = Buf(c.dY.count)
         Conv2D.forwardNaive(s, x: c.x.cp, weight: c.w.cp, bias: c.b.cp, y: yRef.p)
@@ -31,7 +32,7 @@ final class WinogradTests: XCTestCase {
         for (h, w) in [(8, 8), (7, 7), (6, 5), (5, 6), (1, 1), (1, 4), (3, 2), (2, 2)] {
             for samples in [1, 2, 3] {
                 seed += 1
-                check(ConvShape(batch: 3, inChannels: 5, outChannels: 7, height: h, width: w, gemmSamples: samples,
+                Self.check(ConvShape(batch: 3, inChannels: 5, outChannels: 7, height: h, width: w, gemmSamples: samples,
                                 algorithm: .winograd), seed: seed)
             }
         }
@@ -42,15 +43,20 @@ final class WinogradTests: XCTestCase {
         let shapes = [
             ConvShape(batch: 2, inChannels: 96, outChannels: 32, height: 28, width: 28),
             ConvShape(batch: 3, inChannels: 128, outChannels: 64, height: 14, width: 14),
-            ConvShape(batch: 5, inChannels: 64, outChannels: 64, height: 7, width: 7, algorithm: .winograd),
+            ConvShape(batch: 5, inChannels: 64, outChannels: 64, height: 7, width: 7),
             ConvShape(batch: 2, inChannels: 8, outChannels: 16, height: 8, width: 8),
         ]
-        for (i, s) in shapes.enumerated() { check(s, seed: 600 + UInt64(i), tolerance: 1e-4) }
+        for (i, s) in shapes.enumerated() { Self.check(s, seed: 600 + UInt64(i), tolerance: 1e-4) }
     }
 
     func testDefaultAlgorithmRule() {
-        XCTAssertEqual(ConvShape(batch: 1, inChannels: 32, outChannels: 32, height: 28, width: 28).algorithm, .winograd)
-        XCTAssertEqual(ConvShape(batch: 1, inChannels: 64, outChannels: 64, height: 7, width: 7).algorithm, .im2col)
+        // F(4x4) at 28x28 and up with >= 32 channels each side, F(2x2) down to 7x7 and 8 channels.
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 32, outChannels: 32, height: 28, width: 28).algorithm, .winograd4)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 96, outChannels: 32, height: 28, width: 28).algorithm, .winograd4)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 16, outChannels: 32, height: 28, width: 28).algorithm, .winograd)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 64, outChannels: 64, height: 14, width: 14).algorithm, .winograd)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 64, outChannels: 64, height: 7, width: 7).algorithm, .winograd)
+        XCTAssertEqual(ConvShape(batch: 1, inChannels: 64, outChannels: 64, height: 6, width: 7).algorithm, .im2col)
         XCTAssertEqual(ConvShape(batch: 1, inChannels: 1, outChannels: 32, height: 28, width: 28).algorithm, .im2col)
         XCTAssertEqual(ConvShape(batch: 1, inChannels: 32, outChannels: 1, height: 28, width: 28).algorithm, .im2col)
         XCTAssertEqual(ConvShape(batch: 1, inChannels: 32, outChannels: 32, height: 28, width: 28, stride: 2).algorithm,

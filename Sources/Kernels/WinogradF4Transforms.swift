@@ -270,14 +270,7 @@ enum WinogradF4: WinogradTiles {
         let out0 = carry1 + rs, out1 = out0 + rs, out2 = out1 + rs, out3 = out2 + rs
         let stride = channels * ld
         @inline(__always) func addRow(_ src: UnsafePointer<Float>, _ r: Int, _ xc: UnsafeMutablePointer<Float>) {
-            guard r >= 0 && r < h else { return }
-            let s = src + 1, dst = xc + r * w
-            if overwrite {
-                dst.update(from: s, count: w)
-                return
-            }
-            rowLoop(w, { k in store8(load8(dst + k) + load8(s + k), dst + k) },
-                    { k in store(load(dst + k, V4.self) + load(s + k, V4.self), dst + k) }, { k in dst[k] += s[k] })
+            addPaddedRow(src, row: r, height: h, width: w, into: xc, overwrite: overwrite)
         }
         for c in 0..<channels {
             let xc = dX + c * h * w

@@ -59,6 +59,20 @@ typealias V4 = SIMD4<Float>
     while k < count { body8(k); k += 8 }
 }
 
+/// A padded row (pixel column k at k + 1) into image row r of one channel plane xc (H, W): added, or copied with
+/// `overwrite`; padded rows outside the image are dropped. The input-gradient transforms' last step.
+@inline(__always) func addPaddedRow(_ src: UnsafePointer<Float>, row r: Int, height h: Int, width w: Int,
+                                    into xc: UnsafeMutablePointer<Float>, overwrite: Bool) {
+    guard r >= 0 && r < h else { return }
+    let s = src + 1, dst = xc + r * w
+    if overwrite {
+        dst.update(from: s, count: w)
+        return
+    }
+    rowLoop(w, { k in store8(load8(dst + k) + load8(s + k), dst + k) },
+            { k in store(load(dst + k, V4.self) + load(s + k, V4.self), dst + k) }, { k in dst[k] += s[k] })
+}
+
 /// One sample's tile grid for a 3x3, stride 1, pad 1 convolution by F(tile x tile, 3x3): tiles cover the output
 /// (rounded up to a multiple of `tile`), input tiles are tile + 2 wide and overlap by 2.
 struct WinogradGeometry {
@@ -259,14 +273,7 @@ enum WinogradF2: WinogradTiles {
         let carry2 = q3 + rs, carry3 = carry2 + rs, even = carry3 + rs, odd = even + rs
         let stride = channels * ld
         @inline(__always) func addRow(_ src: UnsafePointer<Float>, _ r: Int, _ xc: UnsafeMutablePointer<Float>) {
-            guard r >= 0 && r < h else { return }
-            let s = src + 1, dst = xc + r * w
-            if overwrite {
-                dst.update(from: s, count: w)
-                return
-            }
-            rowLoop(w, { k in store8(load8(dst + k) + load8(s + k), dst + k) },
-                    { k in store(load(dst + k, V4.self) + load(s + k, V4.self), dst + k) }, { k in dst[k] += s[k] })
+            addPaddedRow(src, row: r, height: h, width: w, into: xc, overwrite: overwrite)
         }
         for c in 0..<channels {
             let xc = dX + c * h * w

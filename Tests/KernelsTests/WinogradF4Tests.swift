@@ -60,16 +60,8 @@ final class WinogradF4Tests: XCTestCase {
     }
 
     func testNilGradientsAreSkippedAndOverwriteEqualsAdding() {
-        let s = ConvShape(batch: 2, inChannels: 6, outChannels: 8, height: 6, width: 7, algorithm: .winograd4)
-        let c = Case(s, seed: 1800)
-        let rX = Buf(c.x.count), rW = Buf(c.w.count)
-        Conv2D.backwardNaive(s, x: c.x.cp, weight: c.w.cp, dY: c.dY.cp, dX: rX.p, dWeight: rW.p, dBias: nil)
-        let onlyX = Buf(c.x.count)
-        c.backward(dX: onlyX, dW: nil, dB: nil)
-        assertClose(onlyX.array, rX.array, rtol: 1e-5, atol: 1e-5, "dX alone")
-        let onlyW = Buf(c.w.count)
-        c.backward(dX: nil, dW: onlyW, dB: nil)
-        assertClose(onlyW.array, rW.array, rtol: 1e-5, atol: 1e-5, "dW alone")
+        let (c, onlyX) = WinogradTests.checkGradientsAlone(.winograd4, seed: 1800)
+        let s = c.s
         // Overwriting writes every element exactly once: equal to adding into zero, over a NaN-filled buffer.
         let overwritten = Buf(c.x.count, fill: .nan), ws = Buf(s.workspaceCount, fill: .nan)
         withExtendedLifetime(ws) {

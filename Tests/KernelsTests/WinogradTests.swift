@@ -68,17 +68,24 @@ final class WinogradTests: XCTestCase {
                                  algorithm: .im2col).algorithm, .im2col)
     }
 
-    func testNilGradientsAreSkippedAndTheOthersStillRight() {
-        let s = ConvShape(batch: 2, inChannels: 6, outChannels: 8, height: 6, width: 7, algorithm: .winograd)
-        let c = Case(s, seed: 700)
+    /// One of dX, dW requested at a time (2 x 6 -> 8 channels, 6x7): each still matches the reference.
+    /// Returns the case and the dX computed alone, for further checks.
+    static func checkGradientsAlone(_ algorithm: ConvAlgorithm, seed: UInt64) -> (Case, dXAlone: Buf) {
+        let s = ConvShape(batch: 2, inChannels: 6, outChannels: 8, height: 6, width: 7, algorithm: algorithm)
+        let c = Case(s, seed: seed)
         let rX = Buf(c.x.count), rW = Buf(c.w.count)
         Conv2D.backwardNaive(s, x: c.x.cp, weight: c.w.cp, dY: c.dY.cp, dX: rX.p, dWeight: rW.p, dBias: nil)
         let onlyX = Buf(c.x.count)
         c.backward(dX: onlyX, dW: nil, dB: nil)
-        assertClose(onlyX.array, rX.array, rtol: 1e-5, atol: 1e-5, "dX alone")
+        assertClose(onlyX.array, rX.array, rtol: 1e-5, atol: 1e-5, "\(algorithm) dX alone")
         let onlyW = Buf(c.w.count)
         c.backward(dX: nil, dW: onlyW, dB: nil)
-        assertClose(onlyW.array, rW.array, rtol: 1e-5, atol: 1e-5, "dW alone")
+        assertClose(onlyW.array, rW.array, rtol: 1e-5, atol: 1e-5, "\(algorithm) dW alone")
+        return (c, onlyX)
+    }
+
+    func testNilGradientsAreSkippedAndTheOthersStillRight() {
+        _ = Self.checkGradientsAlone(.winograd, seed: 700)
         // Input gradient only: x may be anything (a frozen layer passes a stand-in), weight must be read.
         let s2 = ConvShape(batch: 1, inChannels: 8, outChannels: 8, height: 4, width: 4, algorithm: .winograd)
         let c2 = Case(s2, seed: 701)

@@ -48,6 +48,9 @@ refused "--inject-nonfinite: 'x' is not STEP or STEP:RANK" \
     "$CONTROLNET" train-base "${COMMON[@]}" --inject-nonfinite x
 refused "'tiny-huge' is neither a preset" \
     "$CONTROLNET" train-base --config tiny-huge --resize --data-dir "$REPO_ROOT/data" --max-steps 5
+# An instruction set the kernels do not have (or this CPU cannot run) stops the program before any work.
+refused "CONTROLNET_KERNEL_ISA=sse9: unknown instruction set; use one of .*generic" \
+    env CONTROLNET_KERNEL_ISA=sse9 "$CONTROLNET" train-controlnet "${COMMON[@]}" --base "$BASE"
 mpirun_for 2
 refused "--simulate-ranks is the single-process debug mode; under mpirun use real ranks" \
     "${MPIRUN[@]}" "$CONTROLNET" train-controlnet "${COMMON[@]}" --base "$BASE" --simulate-ranks 2

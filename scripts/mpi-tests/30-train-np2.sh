@@ -7,8 +7,7 @@ source "$(dirname "$0")/lib.sh"
 ensure_controlnet
 training_env
 
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch_dir
 
 train_tiny_base "$TMP/base"
 BASE=$TMP/base/unet.safetensors
@@ -18,13 +17,10 @@ TRAIN=(train-controlnet --config tiny --resize --data-dir "$REPO_ROOT/data" --ba
     --batch-size 8 --lr 1e-3 --log-every 1)
 
 mpirun_for 2
-timeout -k 5 120 "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --out "$TMP/np2" >"$TMP/np2.log" 2>&1 \
-    || { cat "$TMP/np2.log"; fail "np 2 training failed"; }
+run_logged "$TMP/np2.log" "np 2 training" "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --out "$TMP/np2"
 cat "$TMP/np2.log"
-timeout -k 5 120 "$CONTROLNET" "${TRAIN[@]}" --simulate-ranks 2 --out "$TMP/sim2" >"$TMP/sim2.log" 2>&1 \
-    || { cat "$TMP/sim2.log"; fail "--simulate-ranks 2 training failed"; }
-timeout -k 5 120 "$CONTROLNET" "${TRAIN[@]}" --out "$TMP/np1" >"$TMP/np1.log" 2>&1 \
-    || { cat "$TMP/np1.log"; fail "1-rank training failed"; }
+run_logged "$TMP/sim2.log" "--simulate-ranks 2 training" "$CONTROLNET" "${TRAIN[@]}" --simulate-ranks 2 --out "$TMP/sim2"
+run_logged "$TMP/np1.log" "1-rank training" "$CONTROLNET" "${TRAIN[@]}" --out "$TMP/np1"
 
 echo "np 2 vs --simulate-ranks 2:"
 "$CONTROLNET" diff-weights "$TMP/np2/controlnet.safetensors" "$TMP/sim2/controlnet.safetensors" --tolerance 1e-5 \
@@ -37,7 +33,5 @@ fi
 check_run_lines "$TMP/np2.log" 2
 steps=$(jq -s 'map(select(.step != null)) | length' "$TMP/np2/metrics.jsonl")
 [ "$steps" = 5 ] || fail "metrics.jsonl holds $steps step records, expected 5"
-base_sha_after=$(sha256sum "$BASE" | cut -d' ' -f1)
-[ "$base_sha_before" = "$base_sha_after" ] || fail "the base file changed on disk: $base_sha_before -> $base_sha_after"
-echo "base file sha256 unchanged: $base_sha_after"
+base_file_unchanged "$BASE" "$base_sha_before"
 echo "PASS $(basename "$0")"

@@ -6,8 +6,7 @@ source "$(dirname "$0")/lib.sh"
 ensure_controlnet
 training_env
 
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch_dir
 
 train_tiny_base "$TMP/base"
 BASE=$TMP/base/unet.safetensors
@@ -18,13 +17,10 @@ TRAIN=(train-controlnet --config tiny --resize --data-dir "$REPO_ROOT/data" --ba
 
 mpirun_for 4
 [[ " ${MPIRUN[*]} " == *" --oversubscribe "* ]] || fail "mpirun_for 4 did not add --oversubscribe"
-timeout -k 5 120 "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --out "$TMP/np4" >"$TMP/np4.log" 2>&1 \
-    || { cat "$TMP/np4.log"; fail "np 4 training failed"; }
+run_logged "$TMP/np4.log" "np 4 training" "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --out "$TMP/np4"
 cat "$TMP/np4.log"
-timeout -k 5 120 "$CONTROLNET" "${TRAIN[@]}" --simulate-ranks 4 --out "$TMP/sim4" >"$TMP/sim4.log" 2>&1 \
-    || { cat "$TMP/sim4.log"; fail "--simulate-ranks 4 training failed"; }
-timeout -k 5 120 "$CONTROLNET" "${TRAIN[@]}" --simulate-ranks 2 --out "$TMP/sim2" >"$TMP/sim2.log" 2>&1 \
-    || { cat "$TMP/sim2.log"; fail "--simulate-ranks 2 training failed"; }
+run_logged "$TMP/sim4.log" "--simulate-ranks 4 training" "$CONTROLNET" "${TRAIN[@]}" --simulate-ranks 4 --out "$TMP/sim4"
+run_logged "$TMP/sim2.log" "--simulate-ranks 2 training" "$CONTROLNET" "${TRAIN[@]}" --simulate-ranks 2 --out "$TMP/sim2"
 
 echo "np 4 vs --simulate-ranks 4:"
 "$CONTROLNET" diff-weights "$TMP/np4/controlnet.safetensors" "$TMP/sim4/controlnet.safetensors" --tolerance 1e-5 \
@@ -35,7 +31,5 @@ if "$CONTROLNET" diff-weights "$TMP/sim2/controlnet.safetensors" "$TMP/sim4/cont
 fi
 
 check_run_lines "$TMP/np4.log" 4
-base_sha_after=$(sha256sum "$BASE" | cut -d' ' -f1)
-[ "$base_sha_before" = "$base_sha_after" ] || fail "the base file changed on disk: $base_sha_before -> $base_sha_after"
-echo "base file sha256 unchanged: $base_sha_after"
+base_file_unchanged "$BASE" "$base_sha_before"
 echo "PASS $(basename "$0")"

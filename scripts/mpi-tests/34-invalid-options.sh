@@ -5,8 +5,7 @@ source "$(dirname "$0")/lib.sh"
 ensure_controlnet
 training_env
 
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch_dir
 
 train_tiny_base "$TMP/base"
 BASE=$TMP/base/unet.safetensors

@@ -44,11 +44,10 @@ for np in 1 2; do
     echo "== resume from a copied step-4 checkpoint at np $np"
     mpirun_for "$np"
     run=("${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --max-steps 8 --checkpoint-every 4)
-    timeout -k 5 120 "${run[@]}" --out "$TMP/a$np" >"$TMP/a$np.log" 2>&1 || { cat "$TMP/a$np.log"; fail "run A failed"; }
+    run_logged "$TMP/a$np.log" "run A" "${run[@]}" --out "$TMP/a$np"
     mkdir -p "$TMP/b$np/checkpoints"
     cp -a "$TMP/a$np/checkpoints/step-00000004" "$TMP/b$np/checkpoints/"
-    timeout -k 5 120 "${run[@]}" --out "$TMP/b$np" --resume latest >"$TMP/b$np.log" 2>&1 \
-        || { cat "$TMP/b$np.log"; fail "run B (resumed) failed"; }
+    run_logged "$TMP/b$np.log" "run B (resumed)" "${run[@]}" --out "$TMP/b$np" --resume latest
     grep "^resumed from" "$TMP/b$np.log"
     grep -q "^resumed from $TMP/b$np/checkpoints/step-00000004 at step 4, epoch 0$" "$TMP/b$np.log" \
         || fail "run B did not say it resumed from its step-4 checkpoint"
@@ -66,8 +65,7 @@ stop_and_resume() {
     local run=("$CONTROLNET" "${TRAIN[@]}" --max-steps "$steps" --checkpoint-every 1000)
     [ "$np" = 1 ] || run=("${MPIRUN[@]}" "${run[@]}")
     echo "== SIG$signal after a few steps at np $np, then --resume latest"
-    timeout -k 5 120 "${run[@]}" --out "$TMP/full-$name" >"$TMP/full-$name.log" 2>&1 \
-        || { cat "$TMP/full-$name.log"; fail "the uninterrupted $steps-step run failed"; }
+    run_logged "$TMP/full-$name.log" "the uninterrupted $steps-step run" "${run[@]}" --out "$TMP/full-$name"
     "${run[@]}" --out "$out" >"$out.log" 2>&1 &
     job=$!
     for _ in $(seq 600); do
@@ -91,8 +89,7 @@ stop_and_resume() {
     [ -n "$step" ] || fail "no 'stopping at step N on request' line"
     [ "$step" -lt "$steps" ] || fail "stopped at step $step: the signal came too late to test anything"
     [ -f "$out/checkpoints/$(printf 'step-%08d' "$step")/manifest.json" ] || fail "the stop checkpoint has no manifest"
-    timeout -k 5 120 "${run[@]}" --out "$out" --resume latest >"$out-resumed.log" 2>&1 \
-        || { cat "$out-resumed.log"; fail "resuming after SIG$signal failed"; }
+    run_logged "$out-resumed.log" "resuming after SIG$signal" "${run[@]}" --out "$out" --resume latest
     grep "^resumed from" "$out-resumed.log"
     grep -q "^resumed from $out/checkpoints/$(printf 'step-%08d' "$step") at step $step," "$out-resumed.log" \
         || fail "the resumed run did not start from the stop checkpoint (step $step)"

@@ -8,8 +8,7 @@ source "$(dirname "$0")/lib.sh"
 ensure_controlnet
 training_env
 
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch_dir
 
 TRAIN=(train-base --config tiny --resize --data-dir "$REPO_ROOT/data" --lr 2e-3 --log-every 1 --max-steps 30)
 CHECKPOINT=checkpoints/step-00000020
@@ -22,8 +21,8 @@ loss_at() {
 # source_run NAME NP: from-scratch training to step 30 with a checkpoint at step 20.
 source_run() {
     mpirun_for "$2"
-    timeout -k 5 120 "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --batch-size 8 --checkpoint-every 20 --out "$TMP/$1" \
-        >"$TMP/$1.log" 2>&1 || { cat "$TMP/$1.log"; fail "source run $1 (np $2) failed"; }
+    run_logged "$TMP/$1.log" "source run $1 (np $2)" \
+        "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --batch-size 8 --checkpoint-every 20 --out "$TMP/$1"
     [ -f "$TMP/$1/$CHECKPOINT/manifest.json" ] || fail "source run $1 wrote no step-20 checkpoint"
 }
 
@@ -34,8 +33,8 @@ resumed() {
     out=$TMP/$from-to-np$np-b$batch
     world_from=$(jq .world_size "$TMP/$from/$CHECKPOINT/manifest.json")
     mpirun_for "$np"
-    timeout -k 5 120 "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --batch-size "$batch" --out "$out" \
-        --resume "$TMP/$from/$CHECKPOINT" >"$out.log" 2>&1 || { cat "$out.log"; fail "resuming $from at np $np failed"; }
+    run_logged "$out.log" "resuming $from at np $np" \
+        "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --batch-size "$batch" --out "$out" --resume "$TMP/$from/$CHECKPOINT"
     local line
     line=$(grep "^resumed from" "$out.log") || fail "no 'resumed from' line"
     if [ "$world_from" != "$np" ]; then

@@ -7,8 +7,7 @@ source "$(dirname "$0")/lib.sh"
 ensure_controlnet
 training_env
 
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+scratch_dir
 
 base() {  # base NAME CONFIG SEED
     "$CONTROLNET" train-base --config "$2" --seed "$3" --resize --data-dir "$REPO_ROOT/data" --max-steps 30 \

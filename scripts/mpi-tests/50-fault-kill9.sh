@@ -192,7 +192,7 @@ round() {
     shift
     echo "== np $np: reference run, then attempts: $* none"
     command_for "$np"
-    timeout -k 5 120 "${CMD[@]}" --out "$ref" >"$ref.log" 2>&1 || { cat "$ref.log"; fail "the np $np reference run failed"; }
+    run_logged "$ref.log" "the np $np reference run" "${CMD[@]}" --out "$ref"
     for mode in "$@" none; do
         attempt "$out" "$np" "$mode"
     done

@@ -58,6 +58,29 @@ train_tiny_base() {
         --out "$1" >"$1.log" 2>&1 || { cat "$1.log"; fail "could not train the tiny base"; }
 }
 
+# scratch_dir: sets TMP to a fresh directory that is removed when the test exits (tests that must also stop
+# background jobs set their own EXIT trap instead).
+scratch_dir() {
+    TMP=$(mktemp -d)
+    trap 'rm -rf "$TMP"' EXIT
+}
+
+# run_logged LOG WHAT CMD...: runs CMD (at most 120 s) with its output in LOG; on failure shows LOG and fails with
+# "WHAT failed".
+run_logged() {
+    local log=$1 what=$2
+    shift 2
+    timeout -k 5 120 "$@" >"$log" 2>&1 || { cat "$log"; fail "$what failed"; }
+}
+
+# base_file_unchanged FILE SHA: the frozen base file on disk still has the SHA-256 it had before training.
+base_file_unchanged() {
+    local after
+    after=$(sha256sum "$1" | cut -d' ' -f1)
+    [ "$2" = "$after" ] || fail "the base file changed on disk: $2 -> $after"
+    echo "base file sha256 unchanged: $after"
+}
+
 # check_run_lines LOG NP: a ControlNet run's rank-0 log states an NP-rank MPI world, bit-identical replicas, an
 # untouched frozen base and one all-reduce of the tiny ControlNet's 22064 floats per step.
 check_run_lines() {

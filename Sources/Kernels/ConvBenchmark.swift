@@ -64,18 +64,7 @@ public enum ConvBenchmark {
         let dY = buffer(yCount), dX = buffer(xCount), dW = buffer(wCount), dB = buffer(s.outChannels)
         let ws = buffer(s.workspaceCount)
         defer { for p in [x, w, b, y, dY, dX, dW, dB, ws] { p.deallocate() } }
-        func best(_ body: () -> Void) -> Double {
-            body()
-            var t = Double.infinity
-            for _ in 0..<repeats {
-                var a = timespec(), z = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &a)
-                body()
-                clock_gettime(CLOCK_MONOTONIC, &z)
-                t = min(t, Double(z.tv_sec - a.tv_sec) + Double(z.tv_nsec - a.tv_nsec) * 1e-9)
-            }
-            return t
-        }
+        func best(_ body: () -> Void) -> Double { fastestSeconds(repeats: repeats, body) }
         let fwd = best { Conv2D.forward(s, x: x, weight: w, bias: b, y: y, workspace: ws) }
         let bwd = best { Conv2D.backward(s, x: x, weight: w, dY: dY, dX: dX, dWeight: dW, dBias: dB, workspace: ws) }
         let bwdX = best { Conv2D.backward(s, x: x, weight: w, dY: dY, dX: dX, dWeight: nil, dBias: nil, workspace: ws) }
@@ -101,18 +90,7 @@ public enum NormBenchmark {
         let dGamma = buffer(s.channels, 1), dBeta = buffer(s.channels, 1)
         let mean = buffer(s.batch * s.groups, 1), rstd = buffer(s.batch * s.groups, 1)
         defer { for p in [x, y, dY, dX, gamma, beta, dGamma, dBeta, mean, rstd] { p.deallocate() } }
-        func best(_ body: () -> Void) -> Double {
-            body()
-            var t = Double.infinity
-            for _ in 0..<repeats {
-                var a = timespec(), z = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &a)
-                body()
-                clock_gettime(CLOCK_MONOTONIC, &z)
-                t = min(t, Double(z.tv_sec - a.tv_sec) + Double(z.tv_nsec - a.tv_nsec) * 1e-9)
-            }
-            return t * 1e3
-        }
+        func best(_ body: () -> Void) -> Double { fastestSeconds(repeats: repeats, body) * 1e3 }
         let f = best { GroupNorm.forwardSiLU(s, x: x, gamma: gamma, beta: beta, y: y, mean: mean, rstd: rstd) }
         let b = best {
             GroupNorm.backwardSiLU(s, x: x, gamma: gamma, beta: beta, mean: mean, rstd: rstd, dY: dY, dX: dX,
@@ -120,4 +98,16 @@ public enum NormBenchmark {
         }
         return (f, b)
     }
+}
+
+/// Seconds of the fastest of `repeats` timed calls of `body`, after one untimed warm-up call.
+private func fastestSeconds(repeats: Int, _ body: () -> Void) -> Double {
+    body()
+    var t = Double.infinity
+    for _ in 0..<repeats {
+        let start = PhaseProfiler.nanoseconds()
+        body()
+        t = min(t, Double(PhaseProfiler.nanoseconds() - start) * 1e-9)
+    }
+    return t
 }

@@ -44,8 +44,8 @@ public enum GroupNorm {
                                 dBeta: UnsafeMutablePointer<Float>?) {
         let phase = PhaseProfiler.shared.enter(.norms)
         defer { PhaseProfiler.shared.leave(phase) }
-        // beta only enters through SiLU's pre-activation; gamma stands in for the unused pointer
-        ck_groupnorm_backward(x, gamma, gamma, mean, rstd, dY, dX, dGamma, dBeta, nil, s.batch, s.channels,
+        // beta only enters through SiLU's pre-activation
+        ck_groupnorm_backward(x, gamma, nil, mean, rstd, dY, dX, dGamma, dBeta, nil, s.batch, s.channels,
                               s.spatial, s.groups, 0, 0)
     }
 

@@ -18,8 +18,9 @@ void ck_groupnorm_forward(const float *_Nonnull x, const float *_Nonnull gamma, 
                           long batch, long channels, long spatial, long groups, float eps, int silu);
 
 /// Backward of `ck_groupnorm_forward`: dY (N, C, HW) -> dX (N, C, HW, added, or overwritten with overwrite != 0),
-/// dGamma, dBeta (C, added); each may be NULL. With silu != 0, scratch holds (C / G) * HW floats; else it may be NULL.
-void ck_groupnorm_backward(const float *_Nonnull x, const float *_Nonnull gamma, const float *_Nonnull beta,
+/// dGamma, dBeta (C, added); each may be NULL. With silu != 0, beta is the forward's and scratch holds (C / G) * HW
+/// floats; without, both may be NULL.
+void ck_groupnorm_backward(const float *_Nonnull x, const float *_Nonnull gamma, const float *_Nullable beta,
                            const float *_Nonnull mean, const float *_Nonnull rstd, const float *_Nonnull dY,
                            float *_Nullable dX, float *_Nullable dGamma, float *_Nullable dBeta,
                            float *_Nullable scratch, long batch, long channels, long spatial, long groups,

@@ -24,34 +24,43 @@ let package = Package(
         // Element-wise and GroupNorm kernels in C, built per instruction set and chosen at run time. Always
         // optimised: the debug-built tests train small models through them.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
-        // Float32 NCHW tensor kernels with forward/backward side by side and naive references.
+        // Float32 NCHW tensor kernels with forward/backward side by side and naive references; the BLAS runtime.
         .target(name: "Kernels", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
+        // The one family of counter-based random numbers (SplitMix64, xoshiro256** streams).
+        .target(name: "Randomness", swiftSettings: fast),
         // The safetensors file format (read/write), hand-written from the spec.
         .target(name: "SafeTensors", swiftSettings: fast),
-        // The UNet, the ControlNet, parameter arenas, diffusion schedule, samplers, AdamW.
-        .target(name: "Model", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
-        // Datasets (IDX, MNIST-5k CSV), hints (Canny...), the sharded sampler, PNG output.
-        .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: fast),
+        // The UNet, the ControlNet, parameter arenas, initialisation, diffusion schedule, samplers, AdamW, LR schedule.
+        .target(name: "Model", dependencies: ["Kernels", "SafeTensors", "Randomness"], swiftSettings: fast),
+        // Datasets (IDX, MNIST-5k CSV), hints (Canny...), held-out hint sets, the sharded sampler, PNG output.
+        .target(name: "Datasets", dependencies: ["CZlib", "Randomness"], swiftSettings: fast),
         // Communicators: MPI and single-process Local.
         .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: fast),
-        // The data-parallel trainer, checkpoints, metrics.
+        // The training step, the run (resume, checkpoints, validation), generation and evaluation.
         .target(name: "Training", dependencies: [
-            "Model", "Datasets", "Distributed", "SafeTensors", "Kernels",
+            "Model", "Datasets", "Distributed", "SafeTensors", "Kernels", "Randomness",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: fast),
+        // Speed measurements: the training step, convs, norms and sgemm at any config's shapes; PyTorch side by side.
+        .target(name: "Benchmarks", dependencies: ["Training", "Model", "Kernels", "Distributed", "Randomness"],
+                swiftSettings: fast),
         .executableTarget(name: "controlnet", dependencies: [
-            "Training", "Model", "Datasets", "Distributed", "Kernels", "CBLAS",
+            "Training", "Benchmarks", "Model", "Datasets", "Distributed", "Kernels", "SafeTensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 
-        // Test helpers shared by the test targets (the assertClose tolerance rule).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "SafeTensors", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], resources: [.copy("Fixtures")]),
+        // Test helpers shared by the test targets: the assertClose tolerance rule and PyTorch's reference fixtures.
+        .target(name: "TestSupport", dependencies: ["Model", "SafeTensors"], path: "Tests/TestSupport",
+                resources: [.copy("Fixtures")]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport", "Randomness"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "SafeTensors", "TestSupport", "Randomness"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Randomness"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Datasets", "Distributed", "Kernels"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Kernels", "Model"]),
+        .testTarget(name: "TrainingTests", dependencies: [
+            "Training", "Model", "Datasets", "Distributed", "Kernels", "SafeTensors", "TestSupport", "Randomness",
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -37,6 +37,17 @@ failures=()
 if [ -d scripts/mpi-tests ]; then
     # mpirun refuses to start as root without these (containers, CI).
     if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+    # The tiny base UNet the ControlNet tests train beside: trained once here, copied by each test (lib.sh).
+    shared=$(mktemp -d)
+    trap 'rm -rf "$shared"' EXIT
+    say "training the tiny base UNet the MPI tests share"
+    if OPENBLAS_NUM_THREADS=1 CONTROLNET_PROGRESS=lines .build/release/controlnet train-base --config tiny --resize \
+        --data-dir data --max-steps 30 --batch-size 16 --out "$shared/base" >"$shared/base.log" 2>&1; then
+        export CONTROLNET_TEST_TINY_BASE=$shared/base/unet.safetensors
+    else
+        cat "$shared/base.log"
+        say "could not train the shared tiny base; each test trains its own"
+    fi
     while IFS= read -r script; do
         say "$script"
         # stdin from /dev/null: mpirun reads stdin and would swallow the rest of this loop's script list.

@@ -2,6 +2,7 @@
 // modules/imgproc/src/canny.cpp: Sobel with BORDER_REPLICATE, L1 magnitude |dx|+|dy|, thresholds floored to integers,
 // non-maximum suppression with the fixed-point tan(22.5 deg) sector test and OpenCV's asymmetric tie rules, then
 // hysteresis with 8-connectivity. No pre-blur (OpenCV does none either).
+import Randomness
 public enum Canny {
     /// The thresholds of the deterministic `canny` hint (the ControlNet Canny demo's defaults).
     public static let defaultLow = 100.0, defaultHigh = 200.0

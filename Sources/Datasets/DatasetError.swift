@@ -35,6 +35,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case badPNG(path: String, offset: Int, reason: String)
     /// A split that a path-based dataset cannot provide.
     case missingSplit(path: String, split: String, fix: String)
+    /// A dataset whose images do not have the shape the model needs.
+    case shapeMismatch(dataset: String, found: String, expected: String, fix: String)
 
     public var description: String {
         switch self {
@@ -79,6 +81,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
                 + "non-interlaced PNGs are supported."
         case let .missingSplit(path, split, fix):
             return "\(path): no \(split) split. \(fix)"
+        case let .shapeMismatch(dataset, found, expected, fix):
+            return "\(dataset) has \(found) images but the model expects \(expected). \(fix)"
         }
     }
 }

@@ -2,6 +2,7 @@
 // on (seed, e); global batches are consecutive slices of it (the last incomplete one is dropped), and rank r of N
 // takes the r-th of N equal parts of each global batch, so the ranks' shards are disjoint and cover the batch.
 // The position (epoch, index) is all the state there is: saving it and resuming replays the same batches.
+import Randomness
 
 public enum SamplerError: Error, CustomStringConvertible, Equatable {
     case invalidPosition(epoch: Int, index: Int, reason: String)

@@ -1,5 +1,6 @@
 // Contact sheets for inspecting data and samples: each cell is a group of single-channel panels side by side
 // (e.g. hint | image, or hint | sample | reference), cells laid out row-major on a mid-gray background.
+import Foundation
 public enum ImageGrid {
     /// Background gray between cells and between the panels of a cell.
     public static let background: UInt8 = 128
@@ -61,5 +62,14 @@ public enum ImageGrid {
             }
         }
         return (out, outW, outH)
+    }
+
+    /// The contact sheet of `groups` enlarged `factor` times and written as a gray PNG: the one grid writer that
+    /// `sample`, `eval` and the validation previews use.
+    public static func writePNG(_ panels: [(values: [Float], range: ClosedRange<Float>)], count: Int, height: Int,
+                                width: Int, columns: Int, factor: Int = 3, to url: URL) throws {
+        let g = groups(panels, count: count, height: height, width: width, columns: columns)
+        let big = upscale(g.pixels, width: g.width, height: g.height, factor: factor)
+        try PNG.write(gray: big.pixels, width: big.width, height: big.height, to: url)
     }
 }

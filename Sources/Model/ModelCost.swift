@@ -14,6 +14,9 @@ public struct ModelCost: Sendable {
     public let unetForward: Double, controlNetForward: Double
     /// The part of the UNet forward after the encoder (decoder + output head): what the frozen backward retraces.
     public let unetDecoderForward: Double
+    /// Every distinct convolution geometry of the UNet and the ControlNet, with how often the layout lists it (the
+    /// encoder both networks share counted once): what the benchmarks time, for any config.
+    public let convolutions: [ConvGeometry: Int]
 
     public init(config c: ModelConfig) {
         self.config = c
@@ -23,7 +26,13 @@ public struct ModelCost: Sendable {
         zeroConvParameters = control.zeroConvParameterCount
         zeroConvCount = unet.residualChannels.count
         let C = c.modelChannels, E = c.embedDim, S = c.imageSize
-        func conv(_ cin: Int, _ cout: Int, _ k: Int, _ side: Int) -> Double { 2.0 * Double(cin * cout * k * k * side * side) }
+        var uses: [ConvGeometry: Int] = [:]
+        // side: the OUTPUT side; a stride-2 conv reads twice that.
+        func conv(_ cin: Int, _ cout: Int, _ k: Int, _ side: Int, stride: Int = 1) -> Double {
+            uses[ConvGeometry(inChannels: cin, outChannels: cout, kernel: k, stride: stride, inputSide: side * stride),
+                 default: 0] += 1
+            return 2.0 * Double(cin * cout * k * k * side * side)
+        }
         func res(_ cin: Int, _ cout: Int, _ side: Int) -> Double {
             conv(cin, cout, 3, side) + conv(cout, cout, 3, side) + (cin == cout ? 0 : conv(cin, cout, 1, side)) + 2.0 * Double(E * cout)
         }
@@ -41,7 +50,7 @@ public struct ModelCost: Sendable {
                 chans.append(ch); sides.append(side)
             }
             if level != c.channelMult.count - 1 {
-                side /= 2; enc += conv(ch, ch, 3, side); chans.append(ch); sides.append(side)
+                side /= 2; enc += conv(ch, ch, 3, side, stride: 2); chans.append(ch); sides.append(side)
             }
         }
         let middle = res(ch, ch, side) + attn(ch, side) + res(ch, ch, side)
@@ -59,9 +68,18 @@ public struct ModelCost: Sendable {
         var hint = 0.0, cin = c.hintChannels
         for w in c.hintBlockChannels { hint += conv(cin, w, 3, S); cin = w }
         hint += conv(cin, C, 3, S)
+        convolutions = uses
         unetForward = timeEmbed + enc + middle + dec
         unetDecoderForward = dec
         controlNetForward = timeEmbed + hint + enc + middle + zero
+    }
+
+    /// The convolutions ordered by the work they carry per forward pass of both networks, largest first.
+    public var convolutionsByWork: [(geometry: ConvGeometry, uses: Int)] {
+        convolutions.map { ($0.key, $0.value) }.sorted {
+            ($0.geometry.flopsPerSample * Double($0.uses), $0.geometry.description)
+                > ($1.geometry.flopsPerSample * Double($1.uses), $1.geometry.description)
+        }
     }
 
     /// FLOPs per sample of one ControlNet training step: ControlNet forward and backward (dX and dW, ~2x forward),
@@ -69,4 +87,18 @@ public struct ModelCost: Sendable {
     public var controlNetTrainingStep: Double { 3 * controlNetForward + unetForward + unetDecoderForward }
     /// FLOPs per sample of one base training step: forward plus backward (~2x forward).
     public var baseTrainingStep: Double { 3 * unetForward }
+}
+
+/// One convolution's geometry (padding is "same": k / 2).
+public struct ConvGeometry: Sendable, Hashable, CustomStringConvertible {
+    public var inChannels, outChannels, kernel, stride, inputSide: Int
+    public var outputSide: Int { (inputSide + 2 * (kernel / 2) - kernel) / stride + 1 }
+    public var flopsPerSample: Double {
+        2.0 * Double(inChannels * outChannels * kernel * kernel * outputSide * outputSide)
+    }
+    public var description: String {
+        let k = kernel == 3 ? "" : " \(kernel)x\(kernel)"
+        let s = stride == 1 ? " @\(inputSide)" : " s\(stride) \(inputSide)->\(outputSide)"
+        return "\(inChannels)->\(outChannels)\(k)\(s)"
+    }
 }

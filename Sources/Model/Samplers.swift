@@ -1,6 +1,7 @@
 // DDPM ancestral and DDIM (eta 0) sampling. The network is a closure so the same loop serves the base model,
 // a controlled model (one or more ControlNets, guidance windows) and classifier-free guidance.
 import Foundation
+import Randomness
 
 public enum SamplerKind: String, Sendable, CaseIterable, Codable { case ddpm, ddim }
 

@@ -1,6 +1,7 @@
 // The manifest of a sharded checkpoint: written last, by rank 0, after every shard is durable. A directory without
 // a valid manifest is not a checkpoint.
 import Foundation
+import Model
 
 public struct ShardRecord: Codable, Sendable, Equatable {
     public var file: String

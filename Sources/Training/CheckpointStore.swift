@@ -6,19 +6,35 @@
 // resumes at any world size.
 import Crypto
 import Foundation
+import Distributed
+import Model
 import SafeTensors
+
+/// What a checkpoint holds: the trainable weights and AdamW moments (full replicas; each rank writes its slice),
+/// the run's state and the options and config it was made with.
+public struct CheckpointSnapshot {
+    public let params: FloatBuffer, m: FloatBuffer, v: FloatBuffer
+    public let state: TrainState
+    public let options: TrainOptions
+    public let config: ModelConfig
+    public let totalSteps: Int
+    /// The learning rate of the last step taken.
+    public let lr: Double
+    public let baseSHA256: String?
+}
 
 public enum CheckpointStore {
     public static func root(_ out: URL) -> URL { out.appendingPathComponent("checkpoints") }
 
     // MARK: writing
 
-    /// Writes a checkpoint of `trainer` at its current step (collective: every rank must call it).
+    /// Writes a checkpoint of `snapshot` under `out` (collective: every rank must call it with its replica).
+    /// After the commit, rank 0 applies the snapshot's --checkpoints-total-limit.
     @discardableResult
-    public static func write(_ trainer: Trainer) throws -> URL {
-        let comm = trainer.comm, rank = comm.rank, world = comm.size
-        let total = trainer.model.params.count
-        let dir = root(trainer.outDirectory).appendingPathComponent(CheckpointManifest.directoryName(step: trainer.state.step))
+    public static func write(_ snapshot: CheckpointSnapshot, comm: any Communicator, out: URL, log: RunLog) throws -> URL {
+        let rank = comm.rank, world = comm.size
+        let total = snapshot.params.count
+        let dir = root(out).appendingPathComponent(CheckpointManifest.directoryName(step: snapshot.state.step))
         let fm = FileManager.default
         if rank == 0 {
             // A checkpoint of this step may exist from an earlier attempt: unpublish it before its shards change,
@@ -34,13 +50,13 @@ public enum CheckpointStore {
         }
         let slice = CheckpointManifest.slice(rank: rank, worldSize: world, count: total)
         var writer = SafeTensorsWriter()
-        for (name, buffer) in [("params", trainer.model.params), ("m", trainer.optimizerM), ("v", trainer.optimizerV)] {
+        for (name, buffer) in [("params", snapshot.params), ("m", snapshot.m), ("v", snapshot.v)] {
             try writer.add(name, shape: [slice.count],
                            floats: UnsafeBufferPointer(start: buffer.pointer + slice.lowerBound, count: slice.count))
         }
         let bytes = writer.serialized(metadata: [
             "rank": "\(rank)", "world_size": "\(world)", "offset": "\(slice.lowerBound)", "count": "\(slice.count)",
-            "step": "\(trainer.state.step)",
+            "step": "\(snapshot.state.step)",
         ])
         let name = CheckpointManifest.shardFileName(rank: rank, worldSize: world)
         try AtomicFile.write(bytes, to: dir.appendingPathComponent(name))
@@ -56,7 +72,7 @@ public enum CheckpointStore {
         try comm.barrier()
         if let pause = ProcessInfo.processInfo.environment["CONTROLNET_FAULT_PAUSE_BEFORE_MANIFEST_MS"].flatMap(Int.init) {
             // Fault-injection hook for the crash tests: widens the window between durable shards and the manifest.
-            usleep(UInt32(pause * 1000))
+            usleep(UInt32(max(0, min(pause, 600_000)) * 1000))
         }
         if rank == 0 {
             var shards: [ShardRecord] = []
@@ -67,28 +83,28 @@ public enum CheckpointStore {
                 shards.append(ShardRecord(file: CheckpointManifest.shardFileName(rank: r, worldSize: world), rank: r,
                                           offset: s.lowerBound, count: s.count, bytes: Int(table[r * 9 + 8]), sha256: hex))
             }
-            let o = trainer.options, st = trainer.state
+            let o = snapshot.options, st = snapshot.state
             let manifest = CheckpointManifest(
                 step: st.step, epoch: st.sampler.epoch, state: st, rng: .init(seed: o.seed),
-                lrSchedule: .init(kind: o.lrSchedule, base: o.lr, warmup: o.warmupSteps, total: trainer.totalSteps,
-                                  minFraction: o.minLRFraction, current: trainer.currentLR),
-                mode: o.mode, config: trainer.config.json, options: o, baseSHA256: trainer.baseSHA256,
+                lrSchedule: .init(kind: o.lrSchedule, base: o.lr, warmup: o.warmupSteps, total: snapshot.totalSteps,
+                                  minFraction: o.minLRFraction, current: snapshot.lr),
+                mode: o.mode, config: snapshot.config.json, options: o, baseSHA256: snapshot.baseSHA256,
                 worldSize: world, trainableCount: total, shards: shards,
                 createdAt: ISO8601DateFormatter().string(from: Date()))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try AtomicFile.write(Array(try encoder.encode(manifest)), to: dir.appendingPathComponent(CheckpointManifest.fileName))
-            try applyTotalLimit(trainer, newest: dir)
+            applyTotalLimit(snapshot.options.checkpointsTotalLimit, out: out, newest: dir, log: log)
         }
         try comm.barrier()
         return dir
     }
 
-    /// Keeps the newest `--checkpoints-total-limit` committed checkpoints; also clears unfinished directories
-    /// older than the one just committed (leftovers of crashes). Runs only after the new manifest is durable.
-    static func applyTotalLimit(_ trainer: Trainer, newest: URL) throws {
+    /// Keeps the newest `limit` committed checkpoints; also clears unfinished directories older than the one just
+    /// committed (leftovers of crashes). Runs only after the new manifest is durable.
+    static func applyTotalLimit(_ limit: Int?, out: URL, newest: URL, log: RunLog) {
         let fm = FileManager.default
-        let all = listStepDirectories(root(trainer.outDirectory))
+        let all = listStepDirectories(root(out))
         let newestStep = stepNumber(newest.lastPathComponent) ?? Int.max
         var committed: [URL] = []
         for dir in all {
@@ -98,10 +114,10 @@ public enum CheckpointStore {
                 try? fm.removeItem(at: dir)
             }
         }
-        if let limit = trainer.options.checkpointsTotalLimit, committed.count > limit {
+        if let limit, committed.count > limit {
             for dir in committed.prefix(committed.count - limit) where dir.path != newest.path {
                 try? fm.removeItem(at: dir)
-                trainer.log.info("removed old checkpoint \(dir.lastPathComponent) (--checkpoints-total-limit \(limit))")
+                log.info("removed old checkpoint \(dir.lastPathComponent) (--checkpoints-total-limit \(limit))")
             }
         }
     }
@@ -171,22 +187,33 @@ public enum CheckpointStore {
     }
 
     /// Resolves `--resume`: "latest" is the newest valid checkpoint under OUT/checkpoints (naming any invalid ones
-    /// skipped; nil if there is none); otherwise the given directory, which must be valid.
-    public static func resolve(_ spec: String, out: URL, log: RunLog) throws -> Loaded? {
+    /// skipped through `note`; nil if there is none); otherwise the given directory, which must be valid.
+    public static func resolve(_ spec: String, out: URL, note: (String) -> Void) throws -> Loaded? {
         guard spec == "latest" else { return try read(URL(fileURLWithPath: spec)) }
         var skipped: [String] = []
         for dir in listStepDirectories(root(out)).reversed() {
             do {
                 let loaded = try read(dir)
-                for s in skipped { log.info("resume: skipped invalid checkpoint: \(s)") }
+                for s in skipped { note("resume: skipped invalid checkpoint: \(s)") }
                 return loaded
             } catch {
                 skipped.append("\(error)")
             }
         }
-        for s in skipped { log.info("resume: skipped invalid checkpoint: \(s)") }
-        log.info("resume: no valid checkpoint under \(root(out).path); starting from scratch")
+        for s in skipped { note("resume: skipped invalid checkpoint: \(s)") }
+        note("resume: no valid checkpoint under \(root(out).path); starting from scratch")
         return nil
+    }
+
+    /// A checkpoint named on a command line: a step directory, or "latest:OUT" for the newest valid one of the run
+    /// in OUT (which must exist).
+    public static func locate(_ argument: String, note: (String) -> Void) throws -> Loaded {
+        guard argument.hasPrefix("latest:") else { return try read(URL(fileURLWithPath: argument)) }
+        let out = URL(fileURLWithPath: String(argument.dropFirst("latest:".count)))
+        guard let loaded = try resolve("latest", out: out, note: note) else {
+            throw CheckpointError(root(out).path, "holds no valid checkpoint")
+        }
+        return loaded
     }
 }
 

@@ -19,6 +19,30 @@ public struct GenerationSettings: Sendable {
     public init() {}
 }
 
+/// A ControlNet on the command line: "FILE" (scale 1) or "FILE:SCALE", parsed in this one place.
+public struct ControlSpec: Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var scale: Float
+
+    public init(path: String, scale: Float = 1) { self.path = path; self.scale = scale }
+
+    /// The text after the last colon is the scale when it reads as a number (so paths with colons still work);
+    /// a scale that is not finite is refused.
+    public init(parsing text: String) throws {
+        if let colon = text.lastIndex(of: ":"), let s = Float(text[text.index(after: colon)...]) {
+            guard s.isFinite else {
+                throw OptionsError(option: "--control", message: "\(text): the scale must be a finite number")
+            }
+            path = String(text[..<colon]); scale = s
+        } else {
+            path = text; scale = 1
+        }
+        guard !path.isEmpty else { throw OptionsError(option: "--control", message: "'\(text)' names no file") }
+    }
+
+    public var description: String { scale == 1 ? path : "\(path):\(scale)" }
+}
+
 public final class Generator {
     public struct Control {
         public let net: ControlNet
@@ -39,8 +63,8 @@ public final class Generator {
         unet = UNet(config: config)
     }
 
-    /// Loads the base from a weight file (its config from the metadata) and each ControlNet ("FILE" or "FILE:SCALE").
-    public static func load(base path: String, controls specs: [String]) throws -> Generator {
+    /// Loads the base from a weight file (its config from the metadata) and each ControlNet.
+    public static func load(base path: String, controls specs: [ControlSpec]) throws -> Generator {
         let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path))
         let config = try WeightFile.config(of: file)
         let unet = UNet(config: config)
@@ -48,15 +72,11 @@ public final class Generator {
         try WeightFile.load(file, table: unet.table, into: base.pointer, expecting: config)
         var controls: [Control] = []
         for spec in specs {
-            var filePath = spec, scale: Float = 1
-            if let colon = spec.lastIndex(of: ":"), let s = Float(spec[spec.index(after: colon)...]) {
-                filePath = String(spec[..<colon]); scale = s
-            }
-            let cf = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: filePath))
+            let cf = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: spec.path))
             let net = ControlNet(config: config)
             let params = FloatBuffer(count: net.parameterCount)
             try WeightFile.load(cf, table: net.table, into: params.pointer, expecting: config)
-            controls.append(Control(net: net, params: params, scale: scale))
+            controls.append(Control(net: net, params: params, scale: spec.scale))
         }
         return Generator(config: config, base: base, controls: controls)
     }

@@ -1,16 +1,17 @@
 // Everything a training run is configured by: a Codable value (snake_case JSON, printed at start and stored in
 // checkpoints) with a validation that rejects bad combinations before any work.
 import Foundation
+import Datasets
 import Model
-
-public enum LRScheduleKind: String, Codable, Sendable, CaseIterable { case constant, cosine }
 
 public struct TrainOptions: Codable, Sendable, Equatable {
     public var mode: TrainingMode = .controlnet
     /// Preset name or JSON path; for ControlNet training the base file's config must match it.
     public var config: String = "mnist"
-    /// Base UNet weights (required for ControlNet training; optional initial weights for base training).
+    /// The frozen base UNet's weights (ControlNet training).
     public var base: String?
+    /// Weights base training starts from instead of a fresh initialisation.
+    public var initFrom: String?
     public var data: String = "mnist5k"
     public var dataDir: String = "data"
     /// Resample dataset images to the config's image size.
@@ -42,6 +43,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case mode, config, base, data, hint, lr, epochs, seed, out, resume, resize
+        case initFrom = "init_from"
         case dataDir = "data_dir", batchSize = "batch_size", gradAccum = "grad_accum", maxGradNorm = "max_grad_norm"
         case warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", minLRFraction = "min_lr_fraction"
         case weightDecay = "weight_decay", maxSteps = "max_steps", promptDropout = "prompt_dropout"
@@ -80,16 +82,41 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         if mode == .controlnet && base == nil {
             try fail("--base", "ControlNet training needs the frozen base UNet's weights (e.g. models/mnist-base.safetensors)")
         }
+        if mode == .controlnet && initFrom != nil { try fail("--init-from", "is for base training; a ControlNet starts from --base") }
+        if mode == .base && base != nil { try fail("--base", "is for ControlNet training; base training starts from --init-from") }
         for spec in injectNonfinite where Int(spec.split(separator: ":").first ?? "") == nil {
             try fail("--inject-nonfinite", "'\(spec)' is not STEP or STEP:RANK")
         }
     }
 
+    /// The options as pretty, sorted JSON (printed at start, stored in weight files and checkpoints). Non-finite
+    /// numbers, which validation refuses anyway, are written as strings rather than failing.
     public var jsonDescription: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard let data = try? encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
     }
+
+    /// The step's settings these options give, for a run of `totalSteps` steps.
+    public func stepSettings(totalSteps: Int) -> StepSettings {
+        var s = StepSettings(schedule: LRSchedule(base: lr, warmup: warmupSteps, total: totalSteps, kind: lrSchedule,
+                                                  minFraction: minLRFraction))
+        s.gradAccum = gradAccum
+        s.ranksPerProcess = simulateRanks
+        s.maxGradNorm = maxGradNorm
+        s.adam = AdamWConfig(weightDecay: Float(weightDecay))
+        s.injectNonfinite = injectNonfinite.compactMap { spec in
+            let parts = spec.split(separator: ":").map { Int($0) }
+            guard let first = parts.first, let step = first else { return nil }
+            return (step, parts.count > 1 ? parts[1] : nil)
+        }
+        return s
+    }
+
+    /// The data these options read.
+    public var dataSpec: DataSpec { DataSpec(source: data, directory: dataDir, resize: resize) }
 }
 
 public struct OptionsError: Error, CustomStringConvertible {
@@ -97,23 +124,4 @@ public struct OptionsError: Error, CustomStringConvertible {
     public let message: String
     public init(option: String, message: String) { self.option = option; self.message = message }
     public var description: String { "\(option): \(message)" }
-}
-
-/// Learning rate at an optimizer step (1-based): linear warmup, then constant or cosine decay to
-/// min_lr_fraction * lr at the last step.
-public struct LRSchedule: Sendable {
-    public let base: Double, warmup: Int, total: Int, kind: LRScheduleKind, minFraction: Double
-    public init(base: Double, warmup: Int, total: Int, kind: LRScheduleKind, minFraction: Double) {
-        self.base = base; self.warmup = warmup; self.total = total; self.kind = kind; self.minFraction = minFraction
-    }
-    public func lr(at step: Int) -> Double {
-        if warmup > 0 && step <= warmup { return base * Double(step) / Double(warmup) }
-        switch kind {
-        case .constant: return base
-        case .cosine:
-            let span = max(total - warmup, 1)
-            let progress = min(max(Double(step - warmup) / Double(span), 0), 1)
-            return base * (minFraction + (1 - minFraction) * 0.5 * (1 + cos(.pi * progress)))
-        }
-    }
 }

@@ -1,19 +1,11 @@
 // What the trainer trains: either the whole UNet (base training) or a ControlNet beside a frozen UNet. Both expose
-// one flat trainable arena (params, grads) so the all-reduce and the optimizer never need to know which.
+// one flat trainable arena (params, grads), so the all-reduce and the optimizer never need to know which, and a
+// network pass (forward, then backward from the gradient of the prediction); the loss around it is the
+// objective's (DiffusionObjective), the same for both.
 import Foundation
 import Kernels
 import Model
 import SafeTensors
-
-/// One micro-batch of training inputs on this rank. All buffers are (N, C, S, S) flat, owned by the caller.
-public struct TrainingBatch {
-    public var x0: UnsafeMutablePointer<Float>      // (N, in, S, S) clean images in [-1, 1]
-    public var eps: UnsafeMutablePointer<Float>     // (N, in, S, S) the noise to predict
-    public var xT: UnsafeMutablePointer<Float>      // (N, in, S, S) filled by the model: q_sample(x0, t, eps)
-    public var hint: UnsafeMutablePointer<Float>    // (N, hint, S, S) in [0, 1] (unused by base training)
-    public var t: [Int]                             // (N)
-    public var labels: [Int]?                       // (N) or nil
-}
 
 public enum TrainingMode: String, Codable, Sendable { case base, controlnet }
 
@@ -27,9 +19,10 @@ public protocol TrainingModel: AnyObject {
     /// Frozen weights (the base UNet in ControlNet training), never written.
     var frozen: FloatBuffer? { get }
     var arenas: StepArenas { get }
-    /// Forward + backward of one micro-batch; gradients (of loss * lossScale) are ADDED into `grads`.
-    /// Returns the unscaled mean loss.
-    func accumulate(_ batch: TrainingBatch, lossScale: Float) -> Float
+    /// The network's prediction for `batch.xT` (N, in, S, S), in `arenas`; keeps what backward needs.
+    func forward(_ batch: TrainingBatch) -> UnsafeMutablePointer<Float>
+    /// Backward of the last forward from dPrediction (N, in, S, S): weight gradients are ADDED into `grads`.
+    func backward(dPrediction: UnsafeMutablePointer<Float>)
     /// Writes the trainable weights as a standalone weight file (spec names, config in metadata).
     func saveTrainable(to url: URL, metadata: [String: String]) throws
 }
@@ -43,8 +36,8 @@ public final class BaseTraining: TrainingModel {
     public let arenas = StepArenas()
     public var frozen: FloatBuffer? { nil }
     public var trainableTable: ParameterTable { unet.table }
-    let schedule = NoiseSchedule()
 
+    /// Zero weights: the caller loads or initialises `params`.
     public init(config: ModelConfig) {
         self.config = config
         unet = UNet(config: config)
@@ -52,17 +45,14 @@ public final class BaseTraining: TrainingModel {
         grads = FloatBuffer(count: unet.parameterCount)
     }
 
-    public func accumulate(_ b: TrainingBatch, lossScale: Float) -> Float {
-        arenas.reset()
-        let per = config.inChannels * config.imageSize * config.imageSize, n = b.t.count * per
-        schedule.qSample(x0: b.x0, eps: b.eps, t: b.t, perSample: per, into: b.xT)
-        let ws = WeightSource(params: params.pointer, grads: grads.pointer)
-        let out = unet.forward(ws, x: b.xT, t: b.t, labels: b.labels, arenas: arenas)
-        let loss = MSELoss.forward(count: n, prediction: out, target: b.eps)
-        let dOut = arenas.grads.takeZeroed(n)
-        MSELoss.backward(count: n, prediction: out, target: b.eps, scale: lossScale, dPrediction: dOut)
-        unet.backward(ws, dOut: dOut, arenas: arenas)
-        return loss
+    private var weights: WeightSource { WeightSource(params: params.pointer, grads: grads.pointer) }
+
+    public func forward(_ b: TrainingBatch) -> UnsafeMutablePointer<Float> {
+        unet.forward(weights, x: b.xT, t: b.t, labels: b.labels, arenas: arenas)
+    }
+
+    public func backward(dPrediction: UnsafeMutablePointer<Float>) {
+        unet.backward(weights, dOut: dPrediction, arenas: arenas)
     }
 
     public func saveTrainable(to url: URL, metadata: [String: String]) throws {
@@ -84,7 +74,6 @@ public final class ControlNetTraining: TrainingModel {
     public var trainableTable: ParameterTable { control.table }
     /// Conditioning scale used in training (1, as the reference).
     public var scale: Float = 1
-    let schedule = NoiseSchedule()
 
     /// `base` holds the UNet weights (already loaded). The ControlNet starts as a copy of it (zero convs zero,
     /// hint convs from `seed`, PyTorch's default conv init).
@@ -100,21 +89,18 @@ public final class ControlNetTraining: TrainingModel {
         control.initialize(params: params.pointer, from: unet, unetParams: base.pointer)
     }
 
-    public func accumulate(_ b: TrainingBatch, lossScale: Float) -> Float {
-        arenas.reset()
-        let per = config.inChannels * config.imageSize * config.imageSize, n = b.t.count * per
-        schedule.qSample(x0: b.x0, eps: b.eps, t: b.t, perSample: per, into: b.xT)
-        let frozenWS = WeightSource(params: base.pointer, grads: nil)
-        let ws = WeightSource(params: params.pointer, grads: grads.pointer)
-        let residuals = control.forward(ws, x: b.xT, hint: b.hint, t: b.t, labels: b.labels, arenas: arenas)
-        let out = unet.forward(frozenWS, x: b.xT, t: b.t, labels: b.labels,
-                               controls: [ControlResiduals(residuals: residuals, scale: scale)], arenas: arenas)
-        let loss = MSELoss.forward(count: n, prediction: out, target: b.eps)
-        let dOut = arenas.grads.takeZeroed(n)
-        MSELoss.backward(count: n, prediction: out, target: b.eps, scale: lossScale, dPrediction: dOut)
-        let dRes = unet.backward(frozenWS, dOut: dOut, arenas: arenas)
-        control.backward(ws, dResiduals: dRes.all, scale: scale, arenas: arenas)
-        return loss
+    private var frozenWeights: WeightSource { WeightSource(params: base.pointer, grads: nil) }
+    private var weights: WeightSource { WeightSource(params: params.pointer, grads: grads.pointer) }
+
+    public func forward(_ b: TrainingBatch) -> UnsafeMutablePointer<Float> {
+        let residuals = control.forward(weights, x: b.xT, hint: b.hint, t: b.t, labels: b.labels, arenas: arenas)
+        return unet.forward(frozenWeights, x: b.xT, t: b.t, labels: b.labels,
+                            controls: [ControlResiduals(residuals: residuals, scale: scale)], arenas: arenas)
+    }
+
+    public func backward(dPrediction: UnsafeMutablePointer<Float>) {
+        let dRes = unet.backward(frozenWeights, dOut: dPrediction, arenas: arenas)
+        control.backward(weights, dResiduals: dRes.all, scale: scale, arenas: arenas)
     }
 
     public func saveTrainable(to url: URL, metadata: [String: String]) throws {
@@ -123,24 +109,38 @@ public final class ControlNetTraining: TrainingModel {
     }
 }
 
-/// Parameter initialisation as PyTorch's defaults, so a freshly built network trains like the reference:
-/// conv/linear weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a = sqrt(5)),
-/// GroupNorm weight 1 and bias 0, embeddings N(0, 1). Each tensor draws from its own seeded stream.
-public enum Initializers {
-    public static func initialize(_ table: ParameterTable, _ params: UnsafeMutablePointer<Float>, seed: UInt64) {
-        var fanIn = 1    // a bias follows its weight in registration order and shares its fan-in
-        for e in table.entries {
-            let p = params + e.offset
-            var rng = RandomStream(seed, RandomPurpose.initialization.rawValue, UInt64(e.offset))
-            if e.name.hasPrefix("label_embed") {
-                for i in 0..<e.count { p[i] = rng.normal() }
-            } else if e.name.contains("norm") {
-                p.update(repeating: e.name.hasSuffix(".weight") ? 1 : 0, count: e.count)
+/// Builds the model a run trains, with its weights: base training from --init-from or a fresh initialisation
+/// (seeded); ControlNet training from the frozen base in --base, the ControlNet copied from it.
+public enum TrainingModels {
+    public static func make(_ options: TrainOptions, config: ModelConfig) throws -> TrainingModel {
+        switch options.mode {
+        case .base:
+            let base = BaseTraining(config: config)
+            if let path = options.initFrom {
+                try load(path, option: "--init-from", table: base.unet.table, into: base.params, config: config)
             } else {
-                if e.shape.count > 1 { fanIn = e.shape.dropFirst().reduce(1, *) }
-                let bound = 1 / Double(fanIn).squareRoot()
-                for i in 0..<e.count { p[i] = Float((rng.uniform() * 2 - 1) * bound) }
+                Initializers.initialize(base.unet.table, base.params.pointer, seed: options.seed)
             }
+            return base
+        case .controlnet:
+            guard let path = options.base else {
+                throw OptionsError(option: "--base", message: "ControlNet training needs the frozen base UNet's weights")
+            }
+            let unet = UNet(config: config)
+            let weights = FloatBuffer(count: unet.parameterCount)
+            try load(path, option: "--base", table: unet.table, into: weights, config: config)
+            return ControlNetTraining(config: config, base: weights, seed: options.seed)
+        }
+    }
+
+    /// Reads a UNet weight file into `buffer`, the error naming the option that gave the path.
+    static func load(_ path: String, option: String, table: ParameterTable, into buffer: FloatBuffer,
+                     config: ModelConfig) throws {
+        do {
+            let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path))
+            try WeightFile.load(file, table: table, into: buffer.pointer, expecting: config)
+        } catch {
+            throw OptionsError(option: option, message: "\(error)")
         }
     }
 }

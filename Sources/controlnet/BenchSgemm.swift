@@ -1,19 +1,19 @@
-// `controlnet bench-sgemm`: how fast is this machine's sgemm at the shapes the UNet's convs use? Prints JSON.
+// `controlnet bench-sgemm`: how fast is this machine's sgemm at the GEMM shapes a config's convs issue? JSON.
 import ArgumentParser
 import Foundation
+import Benchmarks
 import Kernels
 
 struct BenchSgemm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-sgemm",
-        abstract: "Measure OpenBLAS sgemm GFLOP/s at the mnist UNet's conv GEMM shapes (batch 64), print JSON.")
+        abstract: "Measure OpenBLAS sgemm GFLOP/s at a config's conv GEMM shapes, print JSON.")
 
+    @OptionGroup var model: ModelFlags
     @Option(help: "OpenBLAS threads (openblas_set_num_threads).")
     var threads: Int = 1
-
     @Option(help: "Timed repetitions of each OpenBLAS GEMM (the naive GEMM always runs once).")
     var repeats: Int = 5
-
     @Option(help: "Batch size of the conv shapes.")
     var batch: Int = 64
 
@@ -30,11 +30,12 @@ struct BenchSgemm: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
+        _ = try model.load()
     }
 
     func run() throws {
         BLASRuntime.setThreads(threads)
-        let cases = SgemmBenchmark.convCases(batch: batch)
+        let cases = SgemmBenchmark.convCases(config: try model.load(), batch: batch)
         let ceiling = SgemmBenchmark.measure(SgemmCase(name: "square 2048", m: 2048, n: 2048, k: 2048),
                                              repeats: max(1, min(repeats, 3)))
         let conv = cases.map { SgemmBenchmark.measure($0, repeats: repeats) }

@@ -15,18 +15,8 @@ struct Export: ParsableCommand {
     var out: String
 
     func run() throws {
-        let dir: URL
-        if checkpoint.hasPrefix("latest:") {
-            let root = CheckpointStore.root(URL(fileURLWithPath: String(checkpoint.dropFirst(7))))
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter { $0.hasPrefix("step-") }.sorted()
-            guard let last = names.last(where: { FileManager.default.fileExists(atPath: root.appendingPathComponent($0).appendingPathComponent(CheckpointManifest.fileName).path) }) else {
-                throw ValidationError("no committed checkpoint under \(root.path)")
-            }
-            dir = root.appendingPathComponent(last)
-        } else {
-            dir = URL(fileURLWithPath: checkpoint)
-        }
-        let loaded = try CheckpointStore.read(dir)
+        let loaded = try CheckpointStore.locate(checkpoint) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+        let dir = loaded.directory
         let config = try ModelConfig.decode(json: Data(loaded.manifest.config.utf8), source: dir.path)
         let table = loaded.manifest.mode == .base ? UNet(config: config).table : ControlNet(config: config).table
         guard table.count == loaded.params.count else {

@@ -12,10 +12,10 @@ struct ControlNetCommand: ParsableCommand {
                       Info.self, Bench.self, BenchSgemm.self, CommCheck.self])
 
     /// Runs before argument parsing: OpenBLAS picks its kernels when the library loads, so a wrong pick can
-    /// only be fixed by re-executing this process with OPENBLAS_CORETYPE set (see BLASEnvironment).
+    /// only be fixed by re-executing this process with OPENBLAS_CORETYPE set (see BLASRuntime).
     /// CONTROLNET_KERNEL_ISA is checked here too, so a bad value stops every command before any work.
     static func main() {
-        BLASEnvironment.ensureFastKernels()
+        BLASRuntime.ensureFastKernels()
         do {
             try KernelISA.selectFromEnvironment(ProcessInfo.processInfo.environment)
         } catch {

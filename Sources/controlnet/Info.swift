@@ -22,7 +22,7 @@ struct Info: ParsableCommand {
 
     func run() throws {
         if blasCoretype {
-            if let value = BLASEnvironment.coreTypeForOtherProcesses { print(value) }
+            if let value = BLASRuntime.coreTypeForOtherProcesses { print(value) }
             return
         }
         printBLAS()
@@ -46,10 +46,10 @@ struct Info: ParsableCommand {
     }
 
     private func printBLAS() {
-        let core = BLASEnvironment.coreName
-        let variable = BLASEnvironment.coreTypeVariable
+        let core = BLASRuntime.coreName
+        let variable = BLASRuntime.coreTypeVariable
         let how: String
-        switch BLASEnvironment.choice {
+        switch BLASRuntime.coreChoice {
         case .openBLAS:
             how = "OpenBLAS's own detection"
         case .automatic(let detected):
@@ -58,17 +58,17 @@ struct Info: ParsableCommand {
             how = "\(variable)=\(ProcessInfo.processInfo.environment[variable] ?? "") set by the user"
         }
         print("BLAS core:     \(core) (\(how))")
-        if case .automatic(let detected) = BLASEnvironment.choice, core == detected {
+        if case .automatic(let detected) = BLASRuntime.coreChoice, core == detected {
             print("warning:       OpenBLAS ignored \(variable); matrix products run on the slow \(core) kernels")
         }
 
-        let threads = BLASEnvironment.threadCount
-        let source = BLASEnvironment.threadCountSource.map { "from \($0.name)=\($0.value)" }
+        let threads = BLASRuntime.threads
+        let source = BLASRuntime.threadCountVariable(environment: ProcessInfo.processInfo.environment).map { "from \($0.name)=\($0.value)" }
             ?? "OpenBLAS default: one per available core; set OPENBLAS_NUM_THREADS to change"
         print("BLAS threads:  \(threads) (\(source))")
-        print("BLAS build:    \(BLASEnvironment.configuration)")
+        print("BLAS build:    \(BLASRuntime.configuration)")
 
-        let flags = BLASEnvironment.cpuFlags()
+        let flags = BLASRuntime.cpuFlags()
         let isa = ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx2", "fma", "avx"].filter(flags.contains)
         let processors = ProcessInfo.processInfo.activeProcessorCount
         print("CPU:           \(processors) cores; \(isa.isEmpty ? "no AVX" : isa.joined(separator: " "))")

@@ -12,7 +12,7 @@ struct GenerationFlags: ParsableArguments {
     @Option(help: "Base UNet weights (safetensors, config in its metadata).")
     var base = "models/mnist-base.safetensors"
     @Option(name: .customLong("control"), help: "A ControlNet, FILE or FILE:SCALE; repeat for several.")
-    var controls: [String] = []
+    var controlTexts: [String] = []
     @Option(help: "ddpm (all 1000 steps) or ddim.")
     var sampler: SamplerKind = .ddim
     @Option(help: "DDIM steps.")
@@ -30,18 +30,23 @@ struct GenerationFlags: ParsableArguments {
     @Option(help: "Samples per forward pass.")
     var batchSize = 64
 
+    /// The --control values, parsed.
+    func controls() throws -> [ControlSpec] {
+        do { return try controlTexts.map(ControlSpec.init(parsing:)) } catch { throw ValidationError("\(error)") }
+    }
+
     func validate() throws {
         guard steps >= 1 && steps <= 1000 else { throw ValidationError("--steps must be in 1...1000, got \(steps)") }
         guard (0...1).contains(guidanceStart), (0...1).contains(guidanceEnd), guidanceStart <= guidanceEnd else {
             throw ValidationError("--guidance-start and --guidance-end must satisfy 0 <= start <= end <= 1")
         }
+        guard cfgScale.isFinite else { throw ValidationError("--cfg-scale must be a finite number, got \(cfgScale)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard FileManager.default.fileExists(atPath: base) else {
             throw ValidationError("--base \(base) does not exist (the shipped base is models/mnist-base.safetensors)")
         }
-        for c in controls {
-            let path = c.lastIndex(of: ":").map { Float(c[c.index(after: $0)...]) != nil ? String(c[..<$0]) : c } ?? c
-            guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("--control \(path) does not exist") }
+        for c in try controls() where !FileManager.default.fileExists(atPath: c.path) {
+            throw ValidationError("--control \(c.path) does not exist")
         }
     }
 
@@ -52,32 +57,20 @@ struct GenerationFlags: ParsableArguments {
         s.cfgScale = cfgScale; s.guessMode = guessMode; s.batchSize = batchSize
         return s
     }
-}
 
-extension SamplerKind: ExpressibleByArgument {}
-
-/// "what done/total" progress on stderr: redrawn in place on a terminal, one final line otherwise.
-func reportProgress(_ what: String, _ done: Int, _ total: Int) {
-    if isatty(STDERR_FILENO) != 0 {
-        FileHandle.standardError.write(Data("\r\(what) \(done)/\(total)\(done == total ? "\n" : "")".utf8))
-    } else if done == total {
-        FileHandle.standardError.write(Data("\(what) \(done)/\(total)\n".utf8))
-    }
+    func loadGenerator() throws -> Generator { try Generator.load(base: base, controls: try controls()) }
 }
-extension DatasetSplit: ExpressibleByArgument {}
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Generate images with the base model and optional ControlNets.")
     @OptionGroup var gen: GenerationFlags
+    @OptionGroup var dataFlags: DataFlags
     @Option(help: "Take hints from this split of --data (e.g. test: the held-out digits).")
     var hintsFrom: DatasetSplit?
     @Option(help: "Read hints from a safetensors file (tensor `hints`, [N, 1, H, W] in [0, 1]).")
     var hints: String?
     @Option(help: "Hint kind computed from the dataset images.")
     var hint = "canny"
-    @Option(help: "Dataset for --hints-from: mnist5k, fashion or a path.")
-    var data = "mnist5k"
-    @Option var dataDir = "data"
     @Option(help: "Number of samples.")
     var count = 64
     @Option(help: "Class label for every sample (class configs; default: the held-out images' labels, else none).")
@@ -91,8 +84,9 @@ struct Sample: ParsableCommand {
 
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+        guard columns >= 1 else { throw ValidationError("--columns must be at least 1, got \(columns)") }
         if hintsFrom != nil && hints != nil { throw ValidationError("give --hints-from or --hints, not both") }
-        if !gen.controls.isEmpty && hintsFrom == nil && hints == nil {
+        if !gen.controlTexts.isEmpty && hintsFrom == nil && hints == nil {
             throw ValidationError("ControlNets need hints: --hints-from test (held-out images) or --hints FILE")
         }
         guard HintKind(rawValue: hint) != nil else {
@@ -101,22 +95,22 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
-        let generator = try Generator.load(base: gen.base, controls: gen.controls)
+        let generator = try gen.loadGenerator()
         let config = generator.config, S = config.imageSize
         var hintValues: [Float]?, labels: [Int]?, n = count
-        if let split = hintsFrom {
-            let set = try HeldOutHints.load(data: data, dataDir: dataDir, split: split, kind: HintKind(rawValue: hint)!,
-                                            count: count, config: config, resize: true, seed: gen.seed)
+        if let split = hintsFrom, let kind = HintKind(rawValue: hint) {
+            let set = try HeldOutHints.load(dataFlags.spec(resize: true), split: split, kind: kind, count: count,
+                                            imageSize: S, channels: config.inChannels, seed: gen.seed)
             hintValues = set.hints; n = set.count
             labels = config.numClasses > 0 ? set.labels : nil
         } else if let path = hints {
             let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path))
             guard let info = file.info("hints"), info.shape.count == 4, info.shape[1] == config.hintChannels,
-                  info.shape[2] == S, info.shape[3] == S else {
-                throw ValidationError("\(path): needs a tensor `hints` of shape [N, \(config.hintChannels), \(S), \(S)]")
+                  info.shape[2] == S, info.shape[3] == S, info.shape[0] >= 1 else {
+                throw ValidationError("\(path): needs a tensor `hints` of shape [N >= 1, \(config.hintChannels), \(S), \(S)]")
             }
-            hintValues = try file.floats("hints"); n = min(count, info.shape[0])
-            hintValues = Array(hintValues!.prefix(n * config.hintChannels * S * S))
+            n = min(count, info.shape[0])
+            hintValues = Array(try file.floats("hints").prefix(n * config.hintChannels * S * S))
         }
         if let label {
             guard config.numClasses > 0, (0...config.numClasses).contains(label) else {
@@ -130,9 +124,7 @@ struct Sample: ParsableCommand {
         }
         let panels: [(values: [Float], range: ClosedRange<Float>)] =
             hintValues.map { [($0, 0...1), (images, -1...1)] } ?? [(images, -1...1)]
-        let g = ImageGrid.groups(panels, count: n, height: S, width: S, columns: columns)
-        let big = ImageGrid.upscale(g.pixels, width: g.width, height: g.height, factor: 3)
-        try PNG.write(gray: big.pixels, width: big.width, height: big.height, to: URL(fileURLWithPath: grid))
+        try ImageGrid.writePNG(panels, count: n, height: S, width: S, columns: columns, to: URL(fileURLWithPath: grid))
         if let out {
             var w = SafeTensorsWriter()
             try w.add("images", shape: [n, config.inChannels, S, S], floats: images)

@@ -1,5 +1,5 @@
-// `controlnet train-base` and `controlnet train-controlnet`: the trainer's command line. Both share one option
-// group; validate() rejects bad combinations before any file is read.
+// `controlnet train-base` and `controlnet train-controlnet`: parse the flags into TrainOptions, check them before
+// any file is read, make the communicator, install the stop signals and hand the run to the library's Trainer.
 import ArgumentParser
 import Foundation
 import Synchronization
@@ -10,12 +10,8 @@ import Model
 import Training
 
 struct TrainingFlags: ParsableArguments {
-    @Option(help: "Model config: a preset (mnist, mnist-class, tiny, tiny-class) or a JSON file.")
-    var config = "mnist"
-    @Option(help: "Dataset: mnist5k, fashion, or a path (IDX images file or .csv/.csv.gz).")
-    var data = "mnist5k"
-    @Option(help: "Directory holding downloaded data (mnist_5k.csv.gz).")
-    var dataDir = "data"
+    @OptionGroup var model: ModelFlags
+    @OptionGroup var dataFlags: DataFlags
     @Flag(help: "Resample the dataset's images to the config's image size.")
     var resize = false
     @Option(name: .customLong("batch-size"), help: "Samples per rank per micro-step.")
@@ -63,36 +59,34 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Testing aid: make gradients non-finite at STEP[:RANK].", visibility: .hidden))
     var injectNonfinite: [String] = []
 
-    func options(mode: TrainingMode, base: String?, hint: String) -> TrainOptions {
+    /// The options of a run in `mode`; `base` is the frozen base (ControlNet) and `initFrom` base training's start.
+    func options(mode: TrainingMode, base: String? = nil, initFrom: String? = nil, hint: String = "canny") -> TrainOptions {
         var o = TrainOptions()
-        o.mode = mode; o.config = config; o.base = base; o.data = data; o.dataDir = dataDir; o.resize = resize; o.hint = hint
+        o.mode = mode; o.config = model.config; o.base = base; o.initFrom = initFrom
+        o.data = dataFlags.data; o.dataDir = dataFlags.dataDir; o.resize = resize; o.hint = hint
         o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
         o.lr = lr; o.warmupSteps = warmupSteps; o.lrSchedule = lrSchedule; o.minLRFraction = minLrFraction
         o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed
         o.promptDropout = promptDropout; o.out = out; o.simulateRanks = simulateRanks; o.logEvery = logEvery
         o.checksumEvery = checksumEvery; o.checkpointEvery = checkpointEvery
-        o.checkpointsTotalLimit = checkpointsTotalLimit; o.resume = resume; o.validationSteps = validationSteps; o.validationCount = validationCount
-        o.injectNonfinite = injectNonfinite
+        o.checkpointsTotalLimit = checkpointsTotalLimit; o.resume = resume; o.validationSteps = validationSteps
+        o.validationCount = validationCount; o.injectNonfinite = injectNonfinite
         return o
     }
 
+    /// Checks that need no more than the file system's word that a path exists.
     func check(_ options: TrainOptions) throws {
-        for (flag, path) in [("--base", options.mode == .controlnet ? options.base : nil),
-                             ("--init-from", options.mode == .base ? options.base : nil)] {
+        for (flag, path) in [("--base", options.base), ("--init-from", options.initFrom)] {
             if let path, !FileManager.default.fileExists(atPath: path) {
                 throw ValidationError("\(flag): \(path) does not exist")
             }
         }
-        let model: ModelConfig
-        do { model = try ModelConfig.named(config) } catch { throw ValidationError("\(error)") }
-        do { try options.validate(config: model) } catch { throw ValidationError("\(error)") }
+        do { try options.validate(config: try model.load()) } catch { throw ValidationError("\(error)") }
         if simulateRanks > 1 && Communicators.launchedByMPI {
             throw ValidationError("--simulate-ranks is the single-process debug mode; under mpirun use real ranks")
         }
     }
 }
-
-extension LRScheduleKind: ExpressibleByArgument {}
 
 struct TrainBase: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -101,8 +95,9 @@ struct TrainBase: ParsableCommand {
     @Option(help: "Start from these UNet weights instead of a fresh initialisation.")
     var initFrom: String?
 
-    func validate() throws { try flags.check(flags.options(mode: .base, base: initFrom, hint: "canny")) }
-    func run() throws { try TrainRunner.run(flags.options(mode: .base, base: initFrom, hint: "canny")) }
+    var options: TrainOptions { flags.options(mode: .base, initFrom: initFrom) }
+    func validate() throws { try flags.check(options) }
+    func run() throws { try TrainRunner.run(options) }
 }
 
 struct TrainControlNet: ParsableCommand {
@@ -114,42 +109,24 @@ struct TrainControlNet: ParsableCommand {
     @Option(help: ArgumentHelp("Hint kind: " + HintKind.allCases.map(\.rawValue).joined(separator: ", ") + "."))
     var hint = "canny"
 
-    func validate() throws { try flags.check(flags.options(mode: .controlnet, base: base, hint: hint)) }
-    func run() throws { try TrainRunner.run(flags.options(mode: .controlnet, base: base, hint: hint)) }
+    var options: TrainOptions { flags.options(mode: .controlnet, base: base, hint: hint) }
+    func validate() throws { try flags.check(options) }
+    func run() throws { try TrainRunner.run(options) }
 }
 
-/// Sets up the communicator, runs the trainer and turns failures into one clear message per rank.
+/// Makes the communicator and the BLAS threads, installs the stop signals, runs the trainer, and turns a failure
+/// into one clear message per rank (and the job's end under MPI).
 enum TrainRunner {
     static func run(_ options: TrainOptions) throws {
         let comm = try Communicators.makeDefault()
         defer { comm.finalize() }
         // Ranks sharing a node split its cores between their OpenBLAS threads (unless OPENBLAS_NUM_THREADS is set).
-        let environment = ProcessInfo.processInfo.environment
-        let blas = BLASRuntime.configureThreads(ranksOnThisNode: BLASRuntime.ranksOnThisNode(environment: environment),
-                                                environment: environment)
+        let blas = BLASRuntime.configureThreadsForThisProcess()
         StopSignals.install()
         do {
             let trainer = try Trainer(options: options, comm: comm)
             trainer.log.info("OpenBLAS: \(BLASRuntime.coreName) kernels, \(blas.threads) thread(s) per rank (\(blas.source))")
-            trainer.stopRequested = { StopSignals.requested }
-            if options.validationSteps != nil && comm.rank == 0 {
-                let preview = try ValidationPreview(trainer: trainer)
-                trainer.validation = { t, step in
-                    let r = try preview.run(step: step)
-                    let f1 = r.exactF1.map { String(format: "; edge F1 exact %.3f, 1-px %.3f", $0, r.onePixelF1 ?? 0) } ?? ""
-                    t.log.info("validation: \(r.url.path)\(f1)")
-                    t.log.metric(["step": step, "validation_png": r.url.path, "edge_f1_exact": r.exactF1 ?? -1,
-                                  "edge_f1_1px": r.onePixelF1 ?? -1])
-                }
-            }
-            if let spec = options.resume {
-                let started = Date()
-                if let loaded = try CheckpointStore.resolve(spec, out: trainer.outDirectory, log: trainer.log) {
-                    try trainer.resume(from: loaded)
-                    trainer.log.info(String(format: "checkpoint read, verified and loaded in %.2f s", Date().timeIntervalSince(started)))
-                }
-            }
-            _ = try trainer.run()
+            _ = try trainer.run(stopRequested: { StopSignals.requested })
         } catch {
             FileHandle.standardError.write(Data("[rank \(comm.rank)] error: \(error)\n".utf8))
             if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }

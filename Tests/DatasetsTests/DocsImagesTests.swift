@@ -1,18 +1,34 @@
-// Renders the documentation images from real data: MNIST-5k test digits beside their Canny hints, every hint kind
-// on a few digits, and an example loss plot. They always go to a scratch directory and are decoded back; with
-// DATASETS_DOCS_DIR set (e.g. DATASETS_DOCS_DIR=$PWD/docs) they are also written there for committing.
+// Renders the documentation images from real data - MNIST-5k test digits beside their Canny hints, every hint kind
+// on a few digits, and an example loss plot - and checks that the committed docs/*.png are exactly what the code
+// renders today: a change to Canny, a hint kind, the grid or the plot shows up here. With DATASETS_DOCS_DIR set
+// (e.g. DATASETS_DOCS_DIR=$PWD/docs) the images are written there instead, to update the docs.
 import Datasets
 import Foundation
 import XCTest
+import Randomness
 
 final class DocsImagesTests: XCTestCase {
-    private func outputDirectories() throws -> [URL] {
-        var dirs = [try makeScratchDirectory(self)]
+    /// The repository's docs directory (this file is Tests/DatasetsTests/DocsImagesTests.swift).
+    private let docsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs")
+
+    /// Writes the image (a PNG round trip in a scratch directory), then either updates docs/ (DATASETS_DOCS_DIR) or
+    /// compares the committed docs/<name> pixel for pixel.
+    private func check(pixels: [UInt8], channels: Int, width: Int, height: Int, name: String) throws {
+        let scratch = try makeScratchDirectory(self).appendingPathComponent(name)
+        if channels == 1 { try PNG.write(gray: pixels, width: width, height: height, to: scratch) }
+        else { try PNG.write(rgb: pixels, width: width, height: height, to: scratch) }
+        XCTAssertEqual(try PNG.decode([UInt8](Data(contentsOf: scratch))).pixels, pixels, "PNG round trip of \(name)")
         if let docs = ProcessInfo.processInfo.environment["DATASETS_DOCS_DIR"] {
             try FileManager.default.createDirectory(atPath: docs, withIntermediateDirectories: true)
-            dirs.append(URL(fileURLWithPath: docs))
+            try? FileManager.default.removeItem(atPath: docs + "/" + name)
+            try FileManager.default.copyItem(at: scratch, to: URL(fileURLWithPath: docs).appendingPathComponent(name))
+            return
         }
-        return dirs
+        let committed = try PNG.decode([UInt8](Data(contentsOf: docsDirectory.appendingPathComponent(name))))
+        XCTAssertEqual(committed.width, width, name); XCTAssertEqual(committed.height, height, name)
+        XCTAssertTrue(committed.pixels == pixels, "docs/\(name) is no longer what the code renders: if the change is "
+                      + "intended, regenerate it with DATASETS_DOCS_DIR=$PWD/docs swift test --filter DocsImagesTests")
     }
 
     /// MNIST-5k as stored in the fixtures (file order: 500 rows per digit 0...9); indices of test-split digits.
@@ -25,12 +41,7 @@ final class DocsImagesTests: XCTestCase {
     }
 
     private func save(gray: [UInt8], width: Int, height: Int, name: String) throws {
-        for dir in try outputDirectories() {
-            let url = dir.appendingPathComponent(name)
-            try PNG.write(gray: gray, width: width, height: height, to: url)
-            let back = try PNG.decode([UInt8](Data(contentsOf: url)))
-            XCTAssertEqual(back.pixels, gray)
-        }
+        try check(pixels: gray, channels: 1, width: width, height: height, name: name)
     }
 
     func testMNISTCannyGrid() throws {
@@ -72,10 +83,6 @@ final class DocsImagesTests: XCTestCase {
             0.035 + 0.25 * exp(-Double(s) / 2500) + 0.03 * (Double(rng.next() >> 11) / Double(1 << 53) - 0.5)
         }
         let plot = LossPlot.render(steps: steps, losses: losses, width: 640, height: 400)
-        for dir in try outputDirectories() {
-            let url = dir.appendingPathComponent("loss-plot-example.png")
-            try PNG.write(rgb: plot.rgb, width: plot.width, height: plot.height, to: url)
-            XCTAssertEqual(try PNG.decode([UInt8](Data(contentsOf: url))).pixels, plot.rgb)
-        }
+        try check(pixels: plot.rgb, channels: 3, width: plot.width, height: plot.height, name: "loss-plot-example.png")
     }
 }

@@ -39,27 +39,3 @@ final class GemmTests: XCTestCase {
         XCTAssertEqual(fast.array, [19, 22, 43, 50], "beta 0 must ignore (NaN) contents of C")
     }
 }
-
-final class SgemmBenchmarkTests: XCTestCase {
-    func testConvCasesFollowTheMnistLayers() {
-        let cases = SgemmBenchmark.convCases(batch: 64)
-        XCTAssertEqual(cases.count, 3 * SgemmBenchmark.mnistConvLayers.count)
-        // res 32->32 at 28x28: W (32, 288) x cols (288, 64*784), then dW (32, 288) and dCols (288, 64*784)
-        XCTAssertEqual(cases[0], SgemmCase(name: "res 32->32 @28 forward", m: 32, n: 50_176, k: 288))
-        XCTAssertEqual(cases[1], SgemmCase(name: "res 32->32 @28 dWeight", transB: true, m: 32, n: 288, k: 50_176))
-        XCTAssertEqual(cases[2], SgemmCase(name: "res 32->32 @28 dInput", transA: true, m: 288, n: 50_176, k: 32))
-        XCTAssertEqual(cases[0].flops, 2 * 32 * 50_176 * 288)
-    }
-
-    func testMeasureReportsAThroughput() {
-        let small = SgemmCase(name: "small", transB: true, m: 8, n: 12, k: 16)
-        for naive in [false, true] {
-            let m = SgemmBenchmark.measure(small, repeats: 2, naive: naive)
-            XCTAssertEqual(m.implementation, naive ? "naive" : "openblas")
-            XCTAssertTrue(m.bestGflops.isFinite && m.bestGflops > 0)
-            XCTAssertGreaterThanOrEqual(m.bestGflops, m.meanGflops * 0.999_999)
-        }
-        XCTAssertFalse(BLASRuntime.coreName.isEmpty)
-        XCTAssertGreaterThanOrEqual(BLASRuntime.threads, 1)
-    }
-}

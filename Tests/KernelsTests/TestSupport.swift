@@ -1,5 +1,6 @@
 // Shared test fixtures: seeded random buffers, and the central finite-difference gradient check.
 import XCTest
+import Randomness
 import Kernels
 
 /// SplitMix64: deterministic across runs and platforms, so failures reproduce.

@@ -1,5 +1,7 @@
-// Every forward value, every gradient and one AdamW step against PyTorch's reference (rtol 1e-4, atol 1e-5),
-// for the tiny and tiny-class configs. Each test prints the worst mismatch it saw.
+// The networks' forward values against PyTorch's reference (rtol 1e-4, atol 1e-5), for the tiny and tiny-class
+// configs: schedule, timestep embedding, q_sample, the UNet's output, every ControlNet residual and the controlled
+// output at scales 1 and 0.5. The loss, every gradient and the optimizer are checked through the real training
+// step in TrainingTests (StepReferenceTests, TrajectoryTests). Each test prints the worst mismatch it saw.
 import XCTest
 import Kernels
 import Model
@@ -19,9 +21,7 @@ final class ReferenceTests: XCTestCase {
                 var reports: [CloseReport] = []
                 try body(f, &reports)
                 let worst = reports.max { $0.worstRatio < $1.worstRatio }!
-                let worstRel = reports.map(\.maxRelError).max()!
                 print("[\(name), \(isa)] \(reports.count) tensors compared; worst: \(worst)")
-                print("[\(name), \(isa)] largest relative error over all tensors: \(worstRel)")
             }
         }
     }
@@ -43,75 +43,58 @@ final class ReferenceTests: XCTestCase {
         }
     }
 
-    func testBaseTrainingStepMatchesPyTorch() throws {
+    func testUNetForwardMatchesPyTorch() throws {
         try eachFixture { f, reports in
-            let grads = FloatBuffer(count: f.unet.parameterCount)
-            let arenas = StepArenas()
-            let xb = FloatBuffer(xT(f)); let x = xb.pointer
-            defer { withExtendedLifetime(xb) {} }
-            let ws = WeightSource(params: f.unetParams.pointer, grads: grads.pointer)
-            let out = f.unet.forward(ws, x: x, t: f.t, labels: f.labels, arenas: arenas)
+            let xb = FloatBuffer(xT(f)), arenas = StepArenas()   // the output lives in the arenas
+            defer { withExtendedLifetime((xb, arenas)) {} }
+            let ws = WeightSource(params: f.unetParams.pointer, grads: nil)
+            let out = f.unet.forward(ws, x: xb.pointer, t: f.t, labels: f.labels, arenas: arenas)
             let n = f.batch * f.perSample
             reports.append(assertClose(Array(UnsafeBufferPointer(start: out, count: n)), try f.expect("unet_out"), "unet_out"))
-            let loss = MSELoss.forward(count: n, prediction: out, target: f.eps)
-            reports.append(assertClose([loss], try f.expect("base_loss"), "base_loss"))
-            let dOut = arenas.grads.takeZeroed(n)
-            MSELoss.backward(count: n, prediction: out, target: f.eps, scale: 1, dPrediction: dOut)
-            f.unet.backward(ws, dOut: dOut, arenas: arenas)
-            for e in f.unet.table.entries {
-                let got = Array(UnsafeBufferPointer(start: grads.pointer + e.offset, count: e.count))
-                reports.append(assertClose(got, try f.expect("grad.unet." + e.name), "grad.unet." + e.name))
+        }
+    }
+
+    func testControlNetResidualsAndControlledOutputMatchPyTorch() throws {
+        try eachFixture { f, reports in
+            let xb = FloatBuffer(xT(f)), hb = FloatBuffer(f.hint)
+            defer { withExtendedLifetime((xb, hb)) {} }
+            let n = f.batch * f.perSample
+            let frozen = WeightSource(params: f.unetParams.pointer, grads: nil)
+            let cws = WeightSource(params: f.controlParams.pointer, grads: nil)
+            for scale in [Float(1), 0.5] {
+                let arenas = StepArenas()
+                defer { withExtendedLifetime(arenas) {} }
+                let residuals = f.control.forward(cws, x: xb.pointer, hint: hb.pointer, t: f.t, labels: f.labels,
+                                                  arenas: arenas)
+                if scale == 1 {
+                    for (k, r) in residuals.enumerated() {
+                        let expected = try f.expect("residual.\(k)")
+                        reports.append(assertClose(Array(UnsafeBufferPointer(start: r, count: expected.count)), expected,
+                                                   "residual.\(k)"))
+                    }
+                }
+                let out = f.unet.forward(frozen, x: xb.pointer, t: f.t, labels: f.labels,
+                                         controls: [ControlResiduals(residuals: residuals, scale: scale)], arenas: arenas)
+                let name = scale == 1 ? "controlled_out" : "controlled_out_scale_0.5"
+                reports.append(assertClose(Array(UnsafeBufferPointer(start: out, count: n)), try f.expect(name), name))
             }
         }
     }
 
-    func testControlNetStepAndAdamWMatchPyTorch() throws {
+    /// AdamW's update on its own, fed PyTorch's gradients as the reference was. (Ours match them to 1e-5, but
+    /// Adam's first step moves each weight by lr * g / (|g| + eps), which for the exactly-zero gradients of the
+    /// key biases - softmax ignores a per-query constant - amplifies rounding noise; the trajectory test runs the
+    /// optimizer on our own gradients with that in mind.)
+    func testAdamWStepMatchesPyTorch() throws {
         try eachFixture { f, reports in
-            let grads = FloatBuffer(count: f.control.parameterCount)
-            let arenas = StepArenas()
-            let xb = FloatBuffer(xT(f)), hb = FloatBuffer(f.hint); let x = xb.pointer, hint = hb.pointer
-            defer { withExtendedLifetime((xb, hb)) {} }
-            let n = f.batch * f.perSample
-            let frozen = WeightSource(params: f.unetParams.pointer, grads: nil)
-            let cws = WeightSource(params: f.controlParams.pointer, grads: grads.pointer)
-            let residuals = f.control.forward(cws, x: x, hint: hint, t: f.t, labels: f.labels, arenas: arenas)
-            for (k, r) in residuals.enumerated() {
-                let expected = try f.expect("residual.\(k)")
-                reports.append(assertClose(Array(UnsafeBufferPointer(start: r, count: expected.count)), expected, "residual.\(k)"))
-            }
-            let out = f.unet.forward(frozen, x: x, t: f.t, labels: f.labels,
-                                     controls: [ControlResiduals(residuals: residuals, scale: 1)], arenas: arenas)
-            let outCopy = Array(UnsafeBufferPointer(start: out, count: n))
-            reports.append(assertClose(outCopy, try f.expect("controlled_out"), "controlled_out"))
-            let loss = MSELoss.forward(count: n, prediction: out, target: f.eps)
-            reports.append(assertClose([loss], try f.expect("loss"), "loss"))
-            let dOut = arenas.grads.takeZeroed(n)
-            MSELoss.backward(count: n, prediction: out, target: f.eps, scale: 1, dPrediction: dOut)
-            let dRes = f.unet.backward(frozen, dOut: dOut, arenas: arenas)
-            f.control.backward(cws, dResiduals: dRes.all, scale: 1, arenas: arenas)
+            let count = f.control.parameterCount
+            let m = FloatBuffer(count: count), v = FloatBuffer(count: count), grads = FloatBuffer(count: count)
             for e in f.control.table.entries {
-                let got = Array(UnsafeBufferPointer(start: grads.pointer + e.offset, count: e.count))
-                reports.append(assertClose(got, try f.expect("grad.control." + e.name), "grad.control." + e.name))
+                (grads.pointer + e.offset).update(from: try f.expect("grad.control." + e.name), count: e.count)
             }
-            // Scale 0.5 (a fresh pass: forward state belongs to the last call).
-            let half = StepArenas()
-            let r2 = f.control.forward(WeightSource(params: f.controlParams.pointer, grads: nil), x: x, hint: hint,
-                                       t: f.t, labels: f.labels, arenas: half)
-            let out2 = f.unet.forward(frozen, x: x, t: f.t, labels: f.labels,
-                                      controls: [ControlResiduals(residuals: r2, scale: 0.5)], arenas: half)
-            reports.append(assertClose(Array(UnsafeBufferPointer(start: out2, count: n)),
-                                       try f.expect("controlled_out_scale_0.5"), "controlled_out_scale_0.5"))
-            // One AdamW step on the flat arena, fed PyTorch's gradients as the reference was. (Ours match them to
-            // 1e-5, but Adam's first step moves each weight by lr * g / (|g| + eps), which for the exactly-zero
-            // gradients of the key biases - softmax ignores a per-query constant - amplifies rounding noise.)
-            let m = FloatBuffer(count: grads.count), v = FloatBuffer(count: grads.count)
-            let reference = FloatBuffer(count: grads.count)
-            for e in f.control.table.entries {
-                let g = try f.expect("grad.control." + e.name)
-                (reference.pointer + e.offset).update(from: g, count: e.count)
-            }
-            AdamW.step(count: grads.count, params: f.controlParams.pointer, grads: reference.pointer, m: m.pointer,
-                       v: v.pointer, lr: 1e-3, step: 1, config: AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2))
+            AdamW.step(count: count, params: f.controlParams.pointer, grads: grads.pointer, m: m.pointer,
+                       v: v.pointer, lr: 1e-3, step: 1,
+                       config: AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2))
             for e in f.control.table.entries {
                 let got = Array(UnsafeBufferPointer(start: f.controlParams.pointer + e.offset, count: e.count))
                 reports.append(assertClose(got, try f.expect("adamw.control." + e.name), "adamw.control." + e.name))

@@ -1,6 +1,8 @@
 // Structure of the networks: parameter counts of every preset, names, zero initialisation, the frozen base,
 // config validation and weight-file checks.
 import XCTest
+import TestSupport
+import Randomness
 import Foundation
 import Kernels
 import Model

@@ -1,6 +1,7 @@
 // Helpers shared by the SafeTensors tests: temporary directories and hand-built (possibly broken) files.
 import Foundation
 import XCTest
+import TestSupport
 @testable import SafeTensors
 
 /// A fresh directory under the system temporary directory, removed when the test ends.
@@ -39,7 +40,7 @@ func safeTensorsError(_ body: () throws -> Void, file: StaticString = #filePath,
     return nil
 }
 
-/// The reference file made by PyTorch (see /work/shared/reference).
+/// The reference file made by PyTorch (a copy of shared/reference/tiny.safetensors, in TestSupport's fixtures).
 func referenceURL() throws -> URL {
-    try XCTUnwrap(Bundle.module.url(forResource: "tiny", withExtension: "safetensors", subdirectory: "Fixtures"))
+    try ReferenceFixtures.url("tiny")
 }

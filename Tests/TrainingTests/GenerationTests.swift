@@ -1,6 +1,7 @@
 // Sampling and evaluation: scale 0 reproduces the base model exactly, a trained control changes the samples, the
 // edge metrics score known cases right, and resampling keeps image content.
 import XCTest
+import Randomness
 import Foundation
 import Datasets
 import Model

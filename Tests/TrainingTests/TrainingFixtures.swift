@@ -1,6 +1,7 @@
 // Small, self-contained training setups: a synthetic 8x8 labelled dataset written as CSV (no downloads needed), a
 // tiny base UNet, and option presets, each in its own temporary directory.
 import Foundation
+import Randomness
 import Distributed
 import Model
 import Training

@@ -53,7 +53,14 @@ training_env() {
 }
 
 # train_tiny_base DIR: a 30-step tiny base UNet (8x8 MNIST-5k) in DIR/unet.safetensors, for ControlNet runs.
+# scripts/test.sh trains it once per test run and exports CONTROLNET_TEST_TINY_BASE; each test gets its own copy
+# (so no test can disturb another's base), and a script run on its own trains one.
 train_tiny_base() {
+    mkdir -p "$1"
+    if [ -n "${CONTROLNET_TEST_TINY_BASE:-}" ] && [ -f "$CONTROLNET_TEST_TINY_BASE" ]; then
+        cp "$CONTROLNET_TEST_TINY_BASE" "$1/unet.safetensors"
+        return
+    fi
     "$CONTROLNET" train-base --config tiny --resize --data-dir "$REPO_ROOT/data" --max-steps 30 --batch-size 16 \
         --out "$1" >"$1.log" 2>&1 || { cat "$1.log"; fail "could not train the tiny base"; }
 }

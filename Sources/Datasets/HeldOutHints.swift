@@ -2,14 +2,12 @@
 // validation previews condition on. The test split of MNIST-5k is sorted by label, so the selection strides
 // through it instead of taking the first N.
 import Foundation
-import Datasets
-import Model
 
 public struct HintSet {
     public let count: Int
     public let height: Int, width: Int
     public let hints: [Float]              // (N, 1, H, W) in [0, 1]
-    public let images: [Float]?            // (N, 1, H, W) in [-1, 1], the images the hints came from
+    public let images: [Float]             // (N, 1, H, W) in [-1, 1], the images the hints came from
     public let labels: [Int]?              // (N)
     /// For each image, another image of the same label from the same split (another writer), in [-1, 1].
     public let sameLabelOthers: [Float]?
@@ -21,12 +19,11 @@ public enum HeldOutHints {
         (0..<min(count, total)).map { $0 * total / min(count, total) }
     }
 
-    /// `count` images of `split` of the dataset and their `kind` hints (deterministic kinds; random ones use `seed`).
-    public static func load(data: String, dataDir: String, split: DatasetSplit, kind: HintKind, count: Int,
-                            config: ModelConfig, resize: Bool, seed: UInt64 = 0) throws -> HintSet {
-        var options = TrainOptions()
-        options.data = data; options.dataDir = dataDir; options.resize = resize; options.config = "-"
-        let dataset = try Trainer.loadDataset(options, config: config, split: split)
+    /// `count` images of `split` of the dataset and their `kind` hints (deterministic kinds; random ones use `seed`),
+    /// images of `split` shaped (channels, imageSize, imageSize) and their hints.
+    public static func load(_ spec: DataSpec, split: DatasetSplit, kind: HintKind, count: Int, imageSize: Int,
+                            channels: Int, seed: UInt64 = 0) throws -> HintSet {
+        let dataset = try DatasetCatalog.load(spec, split: split, imageSize: imageSize, channels: channels)
         let indices = selection(count: count, of: dataset.count)
         let provider = HintProvider(dataset: dataset, kind: kind)
         let per = dataset.channels * dataset.height * dataset.width

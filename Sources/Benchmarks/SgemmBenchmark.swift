@@ -1,22 +1,8 @@
-// Measures sgemm throughput at the GEMM shapes the UNet's convolutions issue (the `bench-sgemm` command and any
-// other command that wants to know how fast this machine's BLAS is), plus OpenBLAS's runtime controls.
-import CBLAS
-
-/// OpenBLAS's process-wide runtime state: the kernel set it picked for this CPU and its thread count.
-public enum BLASRuntime {
-    /// The kernel set OpenBLAS loaded, e.g. "SkylakeX" or "Haswell" (set by OPENBLAS_CORETYPE or detected).
-    public static var coreName: String {
-        guard let name = openblas_get_corename() else { return "unknown" }
-        return String(cString: name)
-    }
-
-    public static var threads: Int { Int(openblas_get_num_threads()) }
-
-    public static func setThreads(_ n: Int) {
-        precondition(n >= 1, "OpenBLAS thread count must be >= 1")
-        openblas_set_num_threads(Int32(n))
-    }
-}
+// Measures sgemm throughput at the GEMM shapes a model config's convolutions issue (the `bench-sgemm` command and
+// the step benchmark's ceiling figure): how fast this machine's BLAS is where it matters.
+import Foundation
+import Kernels
+import Model
 
 /// One GEMM shape: C (m, n) = op(A) (m, k) x op(B) (k, n).
 public struct SgemmCase: Sendable, Codable, Hashable {
@@ -41,38 +27,16 @@ public struct SgemmMeasurement: Sendable, Codable {
 }
 
 public enum SgemmBenchmark {
-    /// A 3x3 conv layer of the mnist UNet: `inChannels` -> `outChannels` at `size`x`size` output pixels.
-    public struct ConvLayer: Sendable {
-        public var label: String
-        public var inChannels, outChannels, size: Int
-        public init(_ label: String, _ inChannels: Int, _ outChannels: Int, _ size: Int) {
-            self.label = label; self.inChannels = inChannels; self.outChannels = outChannels; self.size = size
-        }
-    }
-
-    /// The distinct 3x3 conv shapes of the mnist config (C = 32, mult [1, 2, 2]); decoder convs see the skip
-    /// concatenations (96 and 128 input channels), downsamples are listed by their output size.
-    public static let mnistConvLayers: [ConvLayer] = [
-        ConvLayer("res 32->32 @28", 32, 32, 28),
-        ConvLayer("dec cat 96->32 @28", 96, 32, 28),
-        ConvLayer("up 64->64 @28", 64, 64, 28),
-        ConvLayer("down 32->32 28->14", 32, 32, 14),
-        ConvLayer("res 64->64 @14", 64, 64, 14),
-        ConvLayer("dec cat 128->64 @14", 128, 64, 14),
-        ConvLayer("res 64->64 @7", 64, 64, 7),
-        ConvLayer("dec cat 128->64 @7", 128, 64, 7),
-    ]
-
-    /// For each layer with batch N and P = N*Ho*Wo output pixels, the three GEMMs of a conv step:
-    /// forward W (Cout, Cin*9) x cols (Cin*9, P); backward dW += dY (Cout, P) x cols^T (P, Cin*9);
-    /// backward dCols = W^T (Cin*9, Cout) x dY (Cout, P).
-    public static func convCases(batch: Int, layers: [ConvLayer] = mnistConvLayers) -> [SgemmCase] {
-        layers.flatMap { l -> [SgemmCase] in
-            let kk = l.inChannels * 9, p = batch * l.size * l.size
+    /// For each 3x3 conv of the config (largest work first) at batch N with P = N*Ho*Wo output pixels, the three
+    /// GEMMs of an im2col conv step: forward W (Cout, Cin*9) x cols (Cin*9, P); backward dW += dY (Cout, P) x
+    /// cols^T (P, Cin*9); backward dCols = W^T (Cin*9, Cout) x dY (Cout, P).
+    public static func convCases(config: ModelConfig, batch: Int) -> [SgemmCase] {
+        ModelCost(config: config).convolutionsByWork.filter { $0.geometry.kernel == 3 }.flatMap { g, _ -> [SgemmCase] in
+            let kk = g.inChannels * 9, p = batch * g.outputSide * g.outputSide, label = g.description
             return [
-                SgemmCase(name: "\(l.label) forward", m: l.outChannels, n: p, k: kk),
-                SgemmCase(name: "\(l.label) dWeight", transB: true, m: l.outChannels, n: kk, k: p),
-                SgemmCase(name: "\(l.label) dInput", transA: true, m: kk, n: p, k: l.outChannels),
+                SgemmCase(name: "\(label) forward", m: g.outChannels, n: p, k: kk),
+                SgemmCase(name: "\(label) dWeight", transB: true, m: g.outChannels, n: kk, k: p),
+                SgemmCase(name: "\(label) dInput", transA: true, m: kk, n: p, k: g.outChannels),
             ]
         }
     }

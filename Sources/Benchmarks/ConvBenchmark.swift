@@ -1,10 +1,9 @@
-// Times Conv2D forward and backward at the mnist UNet's conv shapes with each algorithm (`controlnet bench --convs`),
-// so the algorithm rule in ConvShape and the chunk sizes can be checked on the machine at hand.
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+// Times Conv2D forward and backward at a model config's conv shapes with each algorithm, and the fused
+// GroupNorm+SiLU at its widest maps (`controlnet bench --convs`), so the algorithm rule in ConvShape and the chunk
+// sizes can be checked on the machine at hand for any config.
+import Foundation
+import Kernels
+import Model
 
 public struct ConvMeasurement: Sendable, Codable {
     public var label: String
@@ -17,33 +16,13 @@ public struct ConvMeasurement: Sendable, Codable {
 }
 
 public enum ConvBenchmark {
-    /// The mnist config's conv shapes that carry most of the work (3x3 same convs at each resolution, the widest
-    /// decoder inputs, a downsample and a 1x1).
-    public static func mnistShapes(batch: Int) -> [(String, ConvShape)] {
-        [
-            ("32->32 @28", ConvShape(batch: batch, inChannels: 32, outChannels: 32, height: 28, width: 28)),
-            ("96->32 @28", ConvShape(batch: batch, inChannels: 96, outChannels: 32, height: 28, width: 28)),
-            ("64->64 @28", ConvShape(batch: batch, inChannels: 64, outChannels: 64, height: 28, width: 28)),
-            ("64->64 @14", ConvShape(batch: batch, inChannels: 64, outChannels: 64, height: 14, width: 14)),
-            ("128->64 @14", ConvShape(batch: batch, inChannels: 128, outChannels: 64, height: 14, width: 14)),
-            ("64->64 @7", ConvShape(batch: batch, inChannels: 64, outChannels: 64, height: 7, width: 7)),
-            ("128->64 @7", ConvShape(batch: batch, inChannels: 128, outChannels: 64, height: 7, width: 7)),
-            ("16->16 @28", ConvShape(batch: batch, inChannels: 16, outChannels: 16, height: 28, width: 28)),
-            ("16->32 @28", ConvShape(batch: batch, inChannels: 16, outChannels: 32, height: 28, width: 28)),
-            ("1->16 @28", ConvShape(batch: batch, inChannels: 1, outChannels: 16, height: 28, width: 28)),
-            ("32->32 s2 28->14", ConvShape(batch: batch, inChannels: 32, outChannels: 32, height: 28, width: 28,
-                                           stride: 2)),
-            ("96->32 1x1 @28", ConvShape(batch: batch, inChannels: 96, outChannels: 32, height: 28, width: 28,
-                                         kernel: 1, padding: 0)),
-            ("32->32 1x1 @28", ConvShape(batch: batch, inChannels: 32, outChannels: 32, height: 28, width: 28,
-                                         kernel: 1, padding: 0)),
-            ("64->64 1x1 @14", ConvShape(batch: batch, inChannels: 64, outChannels: 64, height: 14, width: 14,
-                                         kernel: 1, padding: 0)),
-            ("64->192 1x1 @7", ConvShape(batch: batch, inChannels: 64, outChannels: 192, height: 7, width: 7,
-                                         kernel: 1, padding: 0)),
-            ("64->64 1x1 @7", ConvShape(batch: batch, inChannels: 64, outChannels: 64, height: 7, width: 7,
-                                        kernel: 1, padding: 0)),
-        ]
+    /// Every distinct conv of the config (UNet and ControlNet) at batch `batch`, largest work first.
+    public static func shapes(config: ModelConfig, batch: Int) -> [(String, ConvShape)] {
+        ModelCost(config: config).convolutionsByWork.map { g, _ in
+            (g.description, ConvShape(batch: batch, inChannels: g.inChannels, outChannels: g.outChannels,
+                                      height: g.inputSide, width: g.inputSide, kernel: g.kernel, stride: g.stride,
+                                      padding: g.kernel / 2))
+        }
     }
 
     /// Best of `repeats` (after one warm-up) for each pass, on seeded data.
@@ -75,8 +54,23 @@ public enum ConvBenchmark {
     }
 }
 
-/// Fused GroupNorm+SiLU forward and backward at the mnist shapes (`controlnet bench --convs` prints them too).
+/// Fused GroupNorm+SiLU forward and backward (`controlnet bench --convs` prints them too).
 public enum NormBenchmark {
+    /// The GroupNorm+SiLU in front of the config's 3x3 convs with the most elements (the two largest), at `batch`.
+    public static func shapes(config: ModelConfig, batch: Int) -> [(String, GroupNormShape)] {
+        let geometries = ModelCost(config: config).convolutionsByWork.map(\.geometry)
+            .filter { $0.kernel == 3 && $0.stride == 1 && $0.inChannels % config.normGroups == 0 }
+        var seen = Set<[Int]>(), out: [(String, GroupNormShape)] = []
+        for g in geometries.sorted(by: { $0.inChannels * $0.inputSide * $0.inputSide > $1.inChannels * $1.inputSide * $1.inputSide }) {
+            guard seen.insert([g.inChannels, g.inputSide]).inserted else { continue }
+            out.append(("groupnorm+silu \(g.inChannels)ch @\(g.inputSide)",
+                        GroupNormShape(batch: batch, channels: g.inChannels, spatial: g.inputSide * g.inputSide,
+                                       groups: config.normGroups)))
+            if out.count == 2 { break }
+        }
+        return out
+    }
+
     /// Milliseconds of the fastest of `repeats`: forwardSiLU, backwardSiLU (dX, dGamma, dBeta).
     public static func measure(_ s: GroupNormShape, repeats: Int) -> (forwardMs: Double, backwardMs: Double) {
         let count = s.batch * s.channels * s.spatial
@@ -105,9 +99,9 @@ private func fastestSeconds(repeats: Int, _ body: () -> Void) -> Double {
     body()
     var t = Double.infinity
     for _ in 0..<repeats {
-        let start = PhaseProfiler.nanoseconds()
+        let start = DispatchTime.now().uptimeNanoseconds
         body()
-        t = min(t, Double(PhaseProfiler.nanoseconds() - start) * 1e-9)
+        t = min(t, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
     }
     return t
 }

@@ -35,6 +35,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case badPNG(path: String, offset: Int, reason: String)
     /// A split that a path-based dataset cannot provide.
     case missingSplit(path: String, split: String, fix: String)
+    /// Data that inflates past what its header declares (or past the general cap): e.g. a gzip bomb.
+    case tooLarge(path: String, limit: Int)
     /// A dataset whose images do not have the shape the model needs.
     case shapeMismatch(dataset: String, found: String, expected: String, fix: String)
 
@@ -81,6 +83,9 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
                 + "non-interlaced PNGs are supported."
         case let .missingSplit(path, split, fix):
             return "\(path): no \(split) split. \(fix)"
+        case let .tooLarge(path, limit):
+            return "\(path): the data is larger than the \(limit) bytes its header declares (or than this machine's "
+                + "read limit); the file is corrupt or not what it claims to be."
         case let .shapeMismatch(dataset, found, expected, fix):
             return "\(dataset) has \(found) images but the model expects \(expected). \(fix)"
         }

@@ -4,8 +4,18 @@ import CZlib
 import Foundation
 
 public enum Gzip {
-    /// The (decompressed) contents of `url`. A missing file throws `missingFile` carrying `fixIfMissing`.
-    public static func read(_ url: URL, fixIfMissing: String = "Check the path.") throws -> [UInt8] {
+    /// The most any read may inflate to without a format's own limit: a quarter of physical memory, at most 8 GiB.
+    /// (A 2 MB gzip bomb inflates to 2 GiB; stopping at a cap refuses it before it can exhaust the machine.)
+    public static var defaultLimit: Int {
+        let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+        return min(physical / 4, 8 << 30)
+    }
+
+    /// The (decompressed) contents of `url`, refused past `limit` bytes; `limit` may depend on the first
+    /// `headerBytes` bytes (formats whose header declares the size cap the read at what it declares, plus one
+    /// byte so that trailing data is still noticed). A missing file throws `missingFile` carrying `fixIfMissing`.
+    public static func read(_ url: URL, fixIfMissing: String = "Check the path.", headerBytes: Int = 0,
+                            limit: ([UInt8]) throws -> Int = { _ in Gzip.defaultLimit }) throws -> [UInt8] {
         let path = url.path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -22,8 +32,20 @@ public enum Gzip {
         let chunk = 1 << 20
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
         defer { scratch.deallocate() }
+        var cap = headerBytes > 0 ? headerBytes : try limit([])
+        var capped = headerBytes > 0
         while true {
-            let got = Int(gzread(file, scratch, UInt32(chunk)))
+            let want = max(0, min(chunk, cap - bytes.count))
+            if want == 0 {
+                if capped { cap = try limit(bytes); capped = false; continue }
+                // At the cap: one more byte means the data is larger than allowed.
+                var probe: UInt8 = 0
+                if gzread(file, &probe, 1) > 0 {
+                    throw DatasetError.tooLarge(path: path, limit: cap)
+                }
+                break
+            }
+            let got = Int(gzread(file, scratch, UInt32(want)))
             if got < 0 {
                 throw DatasetError.corruptGzip(path: path, decompressedBytes: bytes.count, reason: errorText(file))
             }

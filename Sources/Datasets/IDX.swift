@@ -12,15 +12,31 @@ public enum IDX {
                                   fixIfMissing: String = "Check the path.") throws
         -> (count: Int, height: Int, width: Int, pixels: [UInt8])
     {
-        let bytes = try Gzip.read(url, fixIfMissing: fixIfMissing)
+        let bytes = try Gzip.read(url, fixIfMissing: fixIfMissing, headerBytes: 16) { try declaredSize($0, path: url.path) }
         return try parseImages(bytes, path: url.path, expectedSize: expectedSize)
     }
 
     /// Reads an idx1-ubyte labels file; labels above `maxLabel` (when given) are rejected. Returns labels: (count).
     public static func readLabels(_ url: URL, maxLabel: Int? = nil,
                                   fixIfMissing: String = "Check the path.") throws -> [Int32] {
-        let bytes = try Gzip.read(url, fixIfMissing: fixIfMissing)
+        let bytes = try Gzip.read(url, fixIfMissing: fixIfMissing, headerBytes: 8) { try declaredSize($0, path: url.path) }
         return try parseLabels(bytes, path: url.path, maxLabel: maxLabel)
+    }
+
+    /// The file size an IDX header declares (header plus the product of its dimensions), plus 1 MiB so that
+    /// modest trailing data is still reported exactly by the parser; a short or foreign header gets the header's
+    /// size back and fails parsing.
+    static func declaredSize(_ head: [UInt8], path: String) throws -> Int {
+        guard head.count >= 4, head[0] == 0, head[1] == 0 else { return head.count }
+        let ndims = Int(head[3])
+        guard head.count >= 4 + 4 * ndims else { return head.count }
+        var size = 1
+        for d in 0..<ndims {
+            let (product, overflow) = size.multipliedReportingOverflow(by: Int(be32(head, 4 + 4 * d)))
+            guard !overflow, product <= Gzip.defaultLimit else { throw DatasetError.tooLarge(path: path, limit: Gzip.defaultLimit) }
+            size = product
+        }
+        return 4 + 4 * ndims + size + (1 << 20)
     }
 
     static func parseImages(_ bytes: [UInt8], path: String, expectedSize: (height: Int, width: Int)?) throws

@@ -8,13 +8,20 @@ public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
 
+    /// Memory that cannot be had ends the program with a message naming the size and the limits (callers
+    /// check the sizes that input decides - configs, batch sizes - before they get here).
     public init(count: Int) {
+        precondition(count >= 0, "FloatBuffer count must be >= 0")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        var raw: UnsafeMutableRawPointer?
+        let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: 4)
+        guard !overflow, posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            MemoryLimits.exitOutOfMemory(requestedBytes: overflow ? Int.max : bytes, what: "a buffer of \(count) floats")
+        }
         raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
         pointer = raw.assumingMemoryBound(to: Float.self)
     }
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { free(pointer) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public func zero() { pointer.update(repeating: 0, count: count) }

@@ -15,7 +15,7 @@ public struct ModelConfig: Codable, Sendable, Hashable {
     public var hintChannels: Int
     public var hintBlockChannels: [Int]
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case imageSize = "image_size", inChannels = "in_channels", modelChannels = "model_channels"
         case channelMult = "channel_mult", numResBlocks = "num_res_blocks", attentionLevels = "attention_levels"
         case numHeads = "num_heads", normGroups = "norm_groups", numClasses = "num_classes"
@@ -65,6 +65,15 @@ public struct ModelConfig: Codable, Sendable, Hashable {
     }
 
     public static func decode(json: Foundation.Data, source: String) throws -> ModelConfig {
+        // Unknown keys are refused: a misspelt or unsupported field ("dropout") must not be silently ignored.
+        guard let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else {
+            throw ConfigError(field: "config", message: "\(source) is not a JSON object")
+        }
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigError(field: unknown, message: "unknown key in \(source); the known keys are "
+                              + known.sorted().joined(separator: ", "))
+        }
         let config: ModelConfig
         do { config = try JSONDecoder().decode(ModelConfig.self, from: json) } catch let DecodingError.keyNotFound(key, _) {
             throw ConfigError(field: key.stringValue, message: "missing in \(source)")
@@ -82,12 +91,35 @@ public struct ModelConfig: Codable, Sendable, Hashable {
     public var json: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+        // Encoding a struct of integers cannot fail; "{}" keeps even that impossible case from crashing.
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
+
+    /// Upper bounds on every size: far above anything a CPU trains, low enough that building the network's
+    /// tables and counting its memory stays instant (a config is input: it must not be able to hang or exhaust
+    /// the machine before it is refused).
+    public static let limits: [String: Int] = [
+        "image_size": 2048, "in_channels": 16, "model_channels": 4096, "channel_mult": 64, "channel_mult.count": 8,
+        "num_res_blocks": 16, "num_heads": 1024, "norm_groups": 4096, "num_classes": 1_000_000, "hint_channels": 16,
+        "hint_block_channels": 4096, "hint_block_channels.count": 16,
+    ]
 
     /// Checks every constraint the network needs; the error names the field and why.
     public func validate() throws {
         func fail(_ field: String, _ why: String) throws -> Never { throw ConfigError(field: field, message: why) }
+        func bound(_ field: String, _ value: Int) throws {
+            if let max = Self.limits[field], value > max { try fail(field, "\(value) is above the supported maximum \(max)") }
+        }
+        try bound("image_size", imageSize); try bound("in_channels", inChannels)
+        try bound("model_channels", modelChannels); try bound("num_res_blocks", numResBlocks)
+        try bound("num_heads", numHeads); try bound("norm_groups", normGroups); try bound("num_classes", numClasses)
+        try bound("hint_channels", hintChannels)
+        try bound("channel_mult.count", channelMult.count); try bound("hint_block_channels.count", hintBlockChannels.count)
+        for m in channelMult { try bound("channel_mult", m) }
+        for w in hintBlockChannels { try bound("hint_block_channels", w) }
+        if Set(attentionLevels).count != attentionLevels.count {
+            try fail("attention_levels", "lists a level twice: \(attentionLevels)")
+        }
         if imageSize < 1 { try fail("image_size", "must be positive, got \(imageSize)") }
         if inChannels < 1 { try fail("in_channels", "must be positive, got \(inChannels)") }
         if modelChannels < 2 || modelChannels % 2 != 0 {

@@ -62,6 +62,11 @@ public enum WeightFile {
         guard problems.isEmpty else { throw WeightFileError(path: file.url.path, problems: problems) }
         for e in table.entries {
             try file.copyFloats(prefix + e.name, into: params + e.offset, count: e.count)
+            // Weights are checked once, here: a NaN or Inf would otherwise train or sample to garbage silently.
+            if let i = (0..<e.count).first(where: { !params[e.offset + $0].isFinite }) {
+                problems.append("tensor \(prefix + e.name) holds a non-finite value (\(params[e.offset + i]) at element \(i))")
+            }
         }
+        guard problems.isEmpty else { throw WeightFileError(path: file.url.path, problems: problems) }
     }
 }

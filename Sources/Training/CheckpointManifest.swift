@@ -1,5 +1,8 @@
 // The manifest of a sharded checkpoint: written last, by rank 0, after every shard is durable. A directory without
-// a valid manifest is not a checkpoint.
+// a valid manifest is not a checkpoint. The manifest protects itself (format 2): `manifest_sha256` is the SHA-256
+// of its own canonical JSON with that field empty, so an edited manifest (a step changed by hand) is refused; its
+// fields must also agree with the shards' own metadata and with each other.
+import Crypto
 import Foundation
 import Model
 
@@ -12,8 +15,24 @@ public struct ShardRecord: Codable, Sendable, Equatable {
     public var sha256: String
 }
 
+/// What the run trained on, so a resume on other data is refused: the dataset as named and its content.
+public struct DataFingerprint: Codable, Sendable, Equatable {
+    public var source: String
+    public var resize: Bool
+    /// The hint kind (ControlNet training), or nil.
+    public var hint: String?
+    public var count: Int, channels: Int, height: Int, width: Int
+    /// SHA-256 of the training split's pixels and labels, as trained on (after any resize).
+    public var contentSHA256: String
+    enum CodingKeys: String, CodingKey {
+        case source, resize, hint, count, channels, height, width, contentSHA256 = "content_sha256"
+    }
+}
+
 public struct CheckpointManifest: Codable, Sendable {
-    public static let formatName = "controlnet-swift-checkpoint/1"
+    public static let formatName = "controlnet-swift-checkpoint/2"
+    /// Read too: format 1 has no self-checksum, run id or data fingerprint (its shards are still verified).
+    public static let legacyFormatName = "controlnet-swift-checkpoint/1"
     public var format = formatName
     public var step: Int
     public var epoch: Int
@@ -30,6 +49,11 @@ public struct CheckpointManifest: Codable, Sendable {
     public var trainableCount: Int
     public var shards: [ShardRecord]
     public var createdAt: String
+    /// The run this checkpoint belongs to (kept across resumes): retention deletes only its own run's checkpoints.
+    public var runID: String?
+    public var data: DataFingerprint?
+    /// SHA-256 of this manifest's canonical JSON with this field set to "" (format 2).
+    public var manifestSHA256: String?
 
     public struct RNGState: Codable, Sendable, Equatable {
         public var scheme = "counter: xoshiro256** keyed by (seed, purpose, step, micro-step, global slot)"
@@ -43,9 +67,10 @@ public struct CheckpointManifest: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case format, step, epoch, state, rng, mode, config, options, shards
+        case format, step, epoch, state, rng, mode, config, options, shards, data
         case lrSchedule = "lr_schedule", baseSHA256 = "base_sha256", worldSize = "world_size"
-        case trainableCount = "trainable_count", createdAt = "created_at"
+        case trainableCount = "trainable_count", createdAt = "created_at", runID = "run_id"
+        case manifestSHA256 = "manifest_sha256"
     }
 
     public static let fileName = "manifest.json"
@@ -59,6 +84,60 @@ public struct CheckpointManifest: Codable, Sendable {
     /// Rank r's contiguous slice of `count` elements split over `worldSize` ranks.
     public static func slice(rank: Int, worldSize: Int, count: Int) -> Range<Int> {
         (rank * count / worldSize)..<((rank + 1) * count / worldSize)
+    }
+
+    /// The canonical bytes: sorted keys, pretty-printed (as written), with `manifest_sha256` empty.
+    func canonicalBytes() throws -> Data {
+        var copy = self
+        copy.manifestSHA256 = ""
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(copy)
+    }
+
+    /// The manifest as written: its checksum filled in.
+    func sealed() throws -> Data {
+        var copy = self
+        copy.manifestSHA256 = SHA256.hash(data: try canonicalBytes()).map { String(format: "%02x", $0) }.joined()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(copy)
+    }
+
+    /// Checks the self-checksum and that the fields agree with each other; `path` names the file in errors.
+    func verify(path: String) throws {
+        switch format {
+        case Self.formatName:
+            guard let stored = manifestSHA256 else { throw CheckpointError(path, "has no manifest_sha256 (format 2 requires it)") }
+            let actual = SHA256.hash(data: try canonicalBytes()).map { String(format: "%02x", $0) }.joined()
+            guard stored == actual else {
+                throw CheckpointError(path, "was modified after it was written (manifest_sha256 \(stored) does not match its content, \(actual)); restore it or resume from another checkpoint")
+            }
+        case Self.legacyFormatName:
+            break
+        default:
+            throw CheckpointError(path, "format '\(format)', expected '\(Self.formatName)'")
+        }
+        guard state.step == step, step >= 1 else {
+            throw CheckpointError(path, "says step \(step) but its state says step \(state.step)")
+        }
+        guard state.counters.adamStep + state.counters.skippedTotal == step, state.counters.adamStep >= 0 else {
+            throw CheckpointError(path, "its AdamW step (\(state.counters.adamStep)) and skipped steps (\(state.counters.skippedTotal)) do not add up to step \(step)")
+        }
+        guard worldSize >= 1, shards.count == worldSize, trainableCount >= 0 else {
+            throw CheckpointError(path, "lists \(shards.count) shards for world size \(worldSize)")
+        }
+        for shard in shards {
+            // Shards live in the checkpoint directory under the one name their rank and world size give.
+            guard (0..<worldSize).contains(shard.rank),
+                  shard.file == Self.shardFileName(rank: shard.rank, worldSize: worldSize) else {
+                throw CheckpointError(path, "names the shard file '\(shard.file)' for rank \(shard.rank); expected \(Self.shardFileName(rank: max(0, shard.rank), worldSize: worldSize))")
+            }
+            let slice = Self.slice(rank: shard.rank, worldSize: worldSize, count: trainableCount)
+            guard shard.offset == slice.lowerBound, shard.count == slice.count else {
+                throw CheckpointError(path, "gives rank \(shard.rank) elements \(shard.offset)..<\(shard.offset + shard.count); its slice is \(slice)")
+            }
+        }
     }
 }
 

@@ -21,6 +21,8 @@ public struct CheckpointSnapshot {
     /// The learning rate of the last step taken.
     public let lr: Double
     public let baseSHA256: String?
+    public let runID: String
+    public let data: DataFingerprint?
 }
 
 public enum CheckpointStore {
@@ -90,34 +92,34 @@ public enum CheckpointStore {
                                   minFraction: o.minLRFraction, current: snapshot.lr),
                 mode: o.mode, config: snapshot.config.json, options: o, baseSHA256: snapshot.baseSHA256,
                 worldSize: world, trainableCount: total, shards: shards,
-                createdAt: ISO8601DateFormatter().string(from: Date()))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try AtomicFile.write(Array(try encoder.encode(manifest)), to: dir.appendingPathComponent(CheckpointManifest.fileName))
-            applyTotalLimit(snapshot.options.checkpointsTotalLimit, out: out, newest: dir, log: log)
+                createdAt: ISO8601DateFormatter().string(from: Date()), runID: snapshot.runID, data: snapshot.data,
+                manifestSHA256: nil)
+            try AtomicFile.write(Array(try manifest.sealed()), to: dir.appendingPathComponent(CheckpointManifest.fileName))
+            applyTotalLimit(snapshot.options.checkpointsTotalLimit, runID: snapshot.runID, out: out, newest: dir, log: log)
         }
         try comm.barrier()
         return dir
     }
 
-    /// Keeps the newest `limit` committed checkpoints; also clears unfinished directories older than the one just
-    /// committed (leftovers of crashes). Runs only after the new manifest is durable.
-    static func applyTotalLimit(_ limit: Int?, out: URL, newest: URL, log: RunLog) {
-        let fm = FileManager.default
-        let all = listStepDirectories(root(out))
-        let newestStep = stepNumber(newest.lastPathComponent) ?? Int.max
-        var committed: [URL] = []
-        for dir in all {
-            if fm.fileExists(atPath: dir.appendingPathComponent(CheckpointManifest.fileName).path) {
-                committed.append(dir)
-            } else if (stepNumber(dir.lastPathComponent) ?? Int.max) < newestStep {
-                try? fm.removeItem(at: dir)
-            }
+    /// Keeps the newest `limit` committed checkpoints of this run (`runID`), deleting older ones of this run only
+    /// and saying so; it runs only after the new manifest is durable. Anything else under checkpoints/ - another
+    /// run's checkpoints, directories without a manifest (an interrupted write) - is left alone.
+    static func applyTotalLimit(_ limit: Int?, runID: String, out: URL, newest: URL, log: RunLog) {
+        guard let limit else { return }
+        var ours: [URL] = []
+        for dir in listStepDirectories(root(out)) {
+            let manifest = dir.appendingPathComponent(CheckpointManifest.fileName)
+            guard let data = FileManager.default.contents(atPath: manifest.path),
+                  let m = try? JSONDecoder().decode(CheckpointManifest.self, from: data), m.runID == runID else { continue }
+            ours.append(dir)
         }
-        if let limit, committed.count > limit {
-            for dir in committed.prefix(committed.count - limit) where dir.path != newest.path {
-                try? fm.removeItem(at: dir)
-                log.info("removed old checkpoint \(dir.lastPathComponent) (--checkpoints-total-limit \(limit))")
+        guard ours.count > limit else { return }
+        for dir in ours.prefix(ours.count - limit) where dir.path != newest.path {
+            do {
+                try FileManager.default.removeItem(at: dir)
+                log.info("removed old checkpoint \(dir.lastPathComponent) of this run (--checkpoints-total-limit \(limit))")
+            } catch {
+                log.warn("could not remove old checkpoint \(dir.path): \(error.localizedDescription)")
             }
         }
     }
@@ -133,87 +135,6 @@ public enum CheckpointStore {
         return names.compactMap { n in stepNumber(n).map { (n, $0) } }
             .sorted { $0.1 < $1.1 }
             .map { root.appendingPathComponent($0.0) }
-    }
-
-    // MARK: reading
-
-    /// A checkpoint read completely and checked: manifest, every shard's presence, size and SHA-256.
-    public struct Loaded {
-        public let directory: URL
-        public let manifest: CheckpointManifest
-        public let params: [Float], m: [Float], v: [Float]
-    }
-
-    public static func read(_ dir: URL) throws -> Loaded {
-        let manifestURL = dir.appendingPathComponent(CheckpointManifest.fileName)
-        guard let data = FileManager.default.contents(atPath: manifestURL.path) else {
-            throw CheckpointError(dir.path, "no \(CheckpointManifest.fileName): not a complete checkpoint (a write was interrupted?)")
-        }
-        let manifest: CheckpointManifest
-        do { manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
-            throw CheckpointError(manifestURL.path, "unreadable manifest: \(error)")
-        }
-        guard manifest.format == CheckpointManifest.formatName else {
-            throw CheckpointError(manifestURL.path, "format '\(manifest.format)', expected '\(CheckpointManifest.formatName)'")
-        }
-        let total = manifest.trainableCount
-        var params = [Float](repeating: 0, count: total), m = params, v = params
-        var covered = 0
-        for shard in manifest.shards.sorted(by: { $0.offset < $1.offset }) {
-            let url = dir.appendingPathComponent(shard.file)
-            guard let bytes = FileManager.default.contents(atPath: url.path) else {
-                throw CheckpointError(url.path, "shard of rank \(shard.rank) is missing")
-            }
-            guard bytes.count == shard.bytes else {
-                throw CheckpointError(url.path, "shard is \(bytes.count) bytes, the manifest says \(shard.bytes) (truncated or replaced)")
-            }
-            let hex = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
-            guard hex == shard.sha256 else {
-                throw CheckpointError(url.path, "SHA-256 mismatch (corrupted): \(hex) vs manifest \(shard.sha256)")
-            }
-            guard shard.offset == covered, shard.offset + shard.count <= total else {
-                throw CheckpointError(manifestURL.path, "shards do not tile the \(total) parameters (at \(shard.file))")
-            }
-            let file = try SafeTensorsFile(data: bytes, url: url)
-            try params.withUnsafeMutableBufferPointer { try file.copyFloats("params", into: $0.baseAddress! + shard.offset, count: shard.count) }
-            try m.withUnsafeMutableBufferPointer { try file.copyFloats("m", into: $0.baseAddress! + shard.offset, count: shard.count) }
-            try v.withUnsafeMutableBufferPointer { try file.copyFloats("v", into: $0.baseAddress! + shard.offset, count: shard.count) }
-            covered += shard.count
-        }
-        guard covered == total else {
-            throw CheckpointError(manifestURL.path, "shards cover \(covered) of \(total) parameters")
-        }
-        return Loaded(directory: dir, manifest: manifest, params: params, m: m, v: v)
-    }
-
-    /// Resolves `--resume`: "latest" is the newest valid checkpoint under OUT/checkpoints (naming any invalid ones
-    /// skipped through `note`; nil if there is none); otherwise the given directory, which must be valid.
-    public static func resolve(_ spec: String, out: URL, note: (String) -> Void) throws -> Loaded? {
-        guard spec == "latest" else { return try read(URL(fileURLWithPath: spec)) }
-        var skipped: [String] = []
-        for dir in listStepDirectories(root(out)).reversed() {
-            do {
-                let loaded = try read(dir)
-                for s in skipped { note("resume: skipped invalid checkpoint: \(s)") }
-                return loaded
-            } catch {
-                skipped.append("\(error)")
-            }
-        }
-        for s in skipped { note("resume: skipped invalid checkpoint: \(s)") }
-        note("resume: no valid checkpoint under \(root(out).path); starting from scratch")
-        return nil
-    }
-
-    /// A checkpoint named on a command line: a step directory, or "latest:OUT" for the newest valid one of the run
-    /// in OUT (which must exist).
-    public static func locate(_ argument: String, note: (String) -> Void) throws -> Loaded {
-        guard argument.hasPrefix("latest:") else { return try read(URL(fileURLWithPath: argument)) }
-        let out = URL(fileURLWithPath: String(argument.dropFirst("latest:".count)))
-        guard let loaded = try resolve("latest", out: out, note: note) else {
-            throw CheckpointError(root(out).path, "holds no valid checkpoint")
-        }
-        return loaded
     }
 }
 

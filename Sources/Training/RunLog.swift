@@ -1,15 +1,26 @@
 // Rank-0 output of a run: the progress bar on a terminal (plain periodic lines otherwise) and the JSONL metrics
 // log. Other ranks print only warnings and errors.
+//
+// metrics.jsonl stays line-valid whatever happens: each record is one write() of a whole line, a write that fails
+// (a full disk) is cut back off the file and ends the run with the reason, and a resumed run first drops a torn
+// last line and the records of steps after the checkpoint it continues from (they are replayed).
 import Foundation
+
+public struct RunLogError: Error, CustomStringConvertible {
+    public let path: String, reason: String
+    public var description: String { "\(path): \(reason)" }
+}
 
 public final class RunLog: @unchecked Sendable {
     // @unchecked: used from the training thread only.
     public let rank: Int
-    private let metrics: FileHandle?
+    private let metricsPath: String?
+    private var metricsFD: Int32 = -1
     private let isTerminal: Bool
     private var lastBarLength = 0
 
-    public init(rank: Int, metricsURL: URL?, append: Bool) throws {
+    /// `keepStepsThrough`: nil starts metrics.jsonl empty; a step k keeps the records of steps <= k (a resume).
+    public init(rank: Int, metricsURL: URL?, keepStepsThrough: Int?) throws {
         self.rank = rank
         // CONTROLNET_PROGRESS=bar|lines overrides the guess (mpirun gives ranks a pseudo-terminal even when its
         // own output goes to a file).
@@ -19,16 +30,30 @@ public final class RunLog: @unchecked Sendable {
         case "lines": isTerminal = false
         default: isTerminal = isatty(STDOUT_FILENO) != 0 && env["TERM"] != "dumb" && env["CI"] == nil
         }
-        if rank == 0, let url = metricsURL {
-            let fm = FileManager.default
-            if !append || !fm.fileExists(atPath: url.path) { _ = fm.createFile(atPath: url.path, contents: nil) }
-            guard let h = FileHandle(forWritingAtPath: url.path) else {
-                throw OptionsError(option: "--out", message: "cannot write \(url.path); check the directory's permissions")
-            }
-            h.seekToEndOfFile()
-            metrics = h
-        } else {
-            metrics = nil
+        metricsPath = rank == 0 ? metricsURL?.path : nil
+        guard let path = metricsPath else { return }
+        if let k = keepStepsThrough { try Self.keepRecords(at: path, throughStep: k) }
+        let flags = O_WRONLY | O_CREAT | O_APPEND | (keepStepsThrough == nil ? O_TRUNC : 0)
+        metricsFD = open(path, flags, 0o644)
+        guard metricsFD >= 0 else {
+            throw OptionsError(option: "--out", message: "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Rewrites metrics.jsonl keeping only whole, parseable lines of steps <= `step` (records without a step,
+    /// such as stall notes, stay).
+    static func keepRecords(at path: String, throughStep step: Int) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        var kept = Data()
+        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else { continue }
+            if let s = object["step"] as? Int, s > step { continue }
+            kept.append(contentsOf: line); kept.append(UInt8(ascii: "\n"))
+        }
+        // The last line of a file cut by a crash has no newline: split() still returns it, and it only survives
+        // above if it parsed, i.e. if only its newline was lost.
+        do { try kept.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw RunLogError(path: path, reason: "cannot rewrite the metrics for the resume: \(error.localizedDescription)")
         }
     }
 
@@ -46,10 +71,21 @@ public final class RunLog: @unchecked Sendable {
         FileHandle.standardError.write(Data("[rank \(rank)] warning: \(message)\n".utf8))
     }
 
-    public func metric(_ record: [String: Any]) {
-        guard let metrics else { return }
-        if let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) {
-            metrics.write(data + Data("\n".utf8))
+    /// Appends one record (rank 0). Non-finite numbers are written as strings so the line stays JSON.
+    public func metric(_ record: [String: Any]) throws {
+        guard metricsFD >= 0, let path = metricsPath else { return }
+        let clean = record.mapValues { v -> Any in
+            if let d = v as? Double, !d.isFinite { return "\(d)" }
+            return v
+        }
+        guard var line = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys]) else { return }
+        line.append(UInt8(ascii: "\n"))
+        let before = lseek(metricsFD, 0, SEEK_END)
+        let written = line.withUnsafeBytes { write(metricsFD, $0.baseAddress, $0.count) }
+        if written != line.count {
+            let reason = written < 0 ? String(cString: strerror(errno)) : "only \(written) of \(line.count) bytes written (disk full?)"
+            if before >= 0 { _ = ftruncate(metricsFD, before) }   // no torn line left behind
+            throw RunLogError(path: path, reason: "cannot append a metrics record: \(reason)")
         }
     }
 
@@ -82,5 +118,5 @@ public final class RunLog: @unchecked Sendable {
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 
-    deinit { try? metrics?.close() }
+    deinit { if metricsFD >= 0 { close(metricsFD) } }
 }

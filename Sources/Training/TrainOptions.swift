@@ -36,6 +36,9 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var checkpointEvery: Int?
     public var checkpointsTotalLimit: Int?
     public var resume: String?
+    /// Replace the outputs of an earlier run in `out` (checkpoints, metrics, weights, previews). How this run
+    /// starts, not what it is: not part of the recorded options.
+    public var overwrite = false
     public var validationSteps: Int?
     public var validationCount: Int = 16
     /// Testing aid: make one rank's gradients non-finite at these steps ("STEP" or "STEP:RANK").
@@ -55,37 +58,92 @@ public struct TrainOptions: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// Every key is optional when reading (options recorded by an older version lack the newer ones, which then
+    /// take their defaults); unknown keys are ignored here because manifests, not users, hold these.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func get<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
+        let d = TrainOptions()
+        mode = try get(.mode, d.mode); config = try get(.config, d.config)
+        base = try c.decodeIfPresent(String.self, forKey: .base); initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
+        data = try get(.data, d.data); dataDir = try get(.dataDir, d.dataDir); resize = try get(.resize, d.resize)
+        hint = try get(.hint, d.hint); batchSize = try get(.batchSize, d.batchSize); gradAccum = try get(.gradAccum, d.gradAccum)
+        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm); lr = try get(.lr, d.lr)
+        warmupSteps = try get(.warmupSteps, d.warmupSteps); lrSchedule = try get(.lrSchedule, d.lrSchedule)
+        minLRFraction = try get(.minLRFraction, d.minLRFraction); weightDecay = try get(.weightDecay, d.weightDecay)
+        epochs = try c.decodeIfPresent(Double.self, forKey: .epochs); maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps)
+        seed = try get(.seed, d.seed); promptDropout = try get(.promptDropout, d.promptDropout); out = try get(.out, d.out)
+        simulateRanks = try get(.simulateRanks, d.simulateRanks); logEvery = try get(.logEvery, d.logEvery)
+        checksumEvery = try get(.checksumEvery, d.checksumEvery)
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery)
+        checkpointsTotalLimit = try c.decodeIfPresent(Int.self, forKey: .checkpointsTotalLimit)
+        resume = try c.decodeIfPresent(String.self, forKey: .resume)
+        validationSteps = try c.decodeIfPresent(Int.self, forKey: .validationSteps)
+        validationCount = try get(.validationCount, d.validationCount)
+        injectNonfinite = try get(.injectNonfinite, d.injectNonfinite)
+    }
+
+    /// Upper bounds on the count options: far above any real run, low enough that no value can make a step
+    /// run for hours between stop checks or a loop run forever.
+    public static let countLimits: [String: Int] = [
+        "--batch-size": 65_536, "--grad-accum": 4_096, "--simulate-ranks": 1_024, "--max-steps": 1_000_000_000,
+        "--warmup-steps": 1_000_000_000, "--log-every": 1_000_000_000, "--checksum-every": 1_000_000_000,
+        "--checkpoint-every": 1_000_000_000, "--checkpoints-total-limit": 1_000_000, "--validation-steps": 1_000_000_000,
+        "--validation-count": 10_000,
+    ]
+
     /// Checks option combinations that need no files; `OptionsError` names the option and the fix.
     public func validate(config model: ModelConfig) throws {
         func fail(_ option: String, _ why: String) throws -> Never { throw OptionsError(option: option, message: why) }
-        if batchSize < 1 { try fail("--batch-size", "must be at least 1 (per rank), got \(batchSize)") }
-        if gradAccum < 1 { try fail("--grad-accum", "must be at least 1, got \(gradAccum)") }
-        if let g = maxGradNorm, !(g > 0) { try fail("--max-grad-norm", "must be positive (omit it to disable clipping), got \(g)") }
-        if !(lr > 0) || !lr.isFinite { try fail("--lr", "must be a positive number, got \(lr)") }
-        if warmupSteps < 0 { try fail("--warmup-steps", "must be >= 0, got \(warmupSteps)") }
+        func count(_ option: String, _ value: Int, min: Int) throws {
+            if value < min { try fail(option, "must be at least \(min), got \(value)") }
+            if let max = Self.countLimits[option], value > max { try fail(option, "must be at most \(max), got \(value)") }
+        }
+        func finite(_ option: String, _ value: Double) throws {
+            if !value.isFinite { try fail(option, "must be a finite number, got \(value)") }
+        }
+        try count("--batch-size", batchSize, min: 1)
+        try count("--grad-accum", gradAccum, min: 1)
+        if let g = maxGradNorm { try finite("--max-grad-norm", g); if !(g > 0) { try fail("--max-grad-norm", "must be positive (0 disables clipping), got \(g)") } }
+        try finite("--lr", lr)
+        if !(lr > 0) { try fail("--lr", "must be a positive number, got \(lr)") }
+        try count("--warmup-steps", warmupSteps, min: 0)
+        try finite("--min-lr-fraction", minLRFraction)
         if !(0...1).contains(minLRFraction) { try fail("--min-lr-fraction", "must be in [0, 1], got \(minLRFraction)") }
-        if weightDecay < 0 { try fail("--weight-decay", "must be >= 0, got \(weightDecay)") }
+        try finite("--weight-decay", weightDecay)
+        if !(weightDecay >= 0) { try fail("--weight-decay", "must be >= 0, got \(weightDecay)") }
         if epochs != nil && maxSteps != nil { try fail("--epochs", "give --epochs or --max-steps, not both") }
-        if let e = epochs, !(e > 0) { try fail("--epochs", "must be positive, got \(e)") }
-        if let s = maxSteps, s < 1 { try fail("--max-steps", "must be at least 1, got \(s)") }
+        if let e = epochs {
+            try finite("--epochs", e)
+            if !(e > 0) || e > 1_000_000 { try fail("--epochs", "must be in (0, 1000000], got \(e)") }
+        }
+        if let s = maxSteps { try count("--max-steps", s, min: 1) }
+        try finite("--prompt-dropout", promptDropout)
         if !(0..<1).contains(promptDropout) { try fail("--prompt-dropout", "must be in [0, 1), got \(promptDropout)") }
         if promptDropout > 0 && model.numClasses == 0 {
             try fail("--prompt-dropout", "needs a class-conditional config (num_classes > 0); this config has none")
         }
-        if simulateRanks < 1 { try fail("--simulate-ranks", "must be at least 1, got \(simulateRanks)") }
-        if logEvery < 1 { try fail("--log-every", "must be at least 1, got \(logEvery)") }
-        if checksumEvery < 1 { try fail("--checksum-every", "must be at least 1, got \(checksumEvery)") }
-        if let c = checkpointEvery, c < 1 { try fail("--checkpoint-every", "must be at least 1, got \(c)") }
-        if let k = checkpointsTotalLimit, k < 1 { try fail("--checkpoints-total-limit", "must be at least 1, got \(k)") }
-        if let v = validationSteps, v < 1 { try fail("--validation-steps", "must be at least 1, got \(v)") }
-        if validationCount < 1 { try fail("--validation-count", "must be at least 1, got \(validationCount)") }
+        try count("--simulate-ranks", simulateRanks, min: 1)
+        try count("--log-every", logEvery, min: 1)
+        try count("--checksum-every", checksumEvery, min: 1)
+        if let c = checkpointEvery { try count("--checkpoint-every", c, min: 1) }
+        if let k = checkpointsTotalLimit { try count("--checkpoints-total-limit", k, min: 1) }
+        if let v = validationSteps { try count("--validation-steps", v, min: 1) }
+        try count("--validation-count", validationCount, min: 1)
+        if batchSize.multipliedReportingOverflow(by: simulateRanks * gradAccum).overflow {
+            try fail("--batch-size", "the batch per step (\(batchSize) x \(simulateRanks) simulated ranks x \(gradAccum) micro-steps) is too large")
+        }
         if mode == .controlnet && base == nil {
             try fail("--base", "ControlNet training needs the frozen base UNet's weights (e.g. models/mnist-base.safetensors)")
         }
         if mode == .controlnet && initFrom != nil { try fail("--init-from", "is for base training; a ControlNet starts from --base") }
         if mode == .base && base != nil { try fail("--base", "is for ControlNet training; base training starts from --init-from") }
-        for spec in injectNonfinite where Int(spec.split(separator: ":").first ?? "") == nil {
-            try fail("--inject-nonfinite", "'\(spec)' is not STEP or STEP:RANK")
+        if resume != nil && overwrite { try fail("--overwrite", "cannot be combined with --resume: resuming keeps the run's files") }
+        for spec in injectNonfinite {
+            let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), parts.allSatisfy({ Int($0) != nil }) else {
+                try fail("--inject-nonfinite", "'\(spec)' is not STEP or STEP:RANK")
+            }
         }
     }
 

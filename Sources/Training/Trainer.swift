@@ -30,67 +30,97 @@ public final class Trainer {
     public let totalSteps: Int
     /// SHA-256 of the frozen base weights (ControlNet training), recorded in checkpoints.
     public let baseSHA256: String?
+    /// What the run trains on, recorded in checkpoints and checked on resume.
+    public let fingerprint: DataFingerprint
+    /// The run's identity, kept across resumes: retention deletes only this run's checkpoints.
+    public private(set) var runID = UUID().uuidString
     /// The hash all ranks agreed on at the last replica check (nil before one ran, or with one rank).
     public private(set) var lastReplicaHash: UInt64?
     private var currentLR = 0.0
+    private var trainSecondsBefore = 0.0
+    /// Rank 0's hold on the run directory (nil on other ranks).
+    private var directory: RunDirectory?
+    private var pendingResume: CheckpointStore.Loaded?
+    private var notes: [String] = []
 
     public var model: TrainingModel { step.model }
     public var dataset: ImageDataset { batches.dataset }
     /// Effective number of ranks: MPI ranks times simulated ranks per process.
     public var worldSize: Int { step.worldSize }
     /// Where the run is: the step's counters and the data order.
-    public var state: TrainState { TrainState(counters: step.counters, sampler: batches.sampler) }
+    public var state: TrainState {
+        TrainState(counters: step.counters, sampler: batches.sampler, trainSeconds: trainSecondsBefore)
+    }
 
+    /// Reads and checks every input (options agreed by every rank, data, weights, memory), then claims the run
+    /// directory and finds the checkpoint to resume from. Nothing is written before the inputs pass.
     public init(options: TrainOptions, comm: any Communicator) throws {
         self.options = options
         self.comm = comm
         config = try ModelConfig.named(options.config)
         try options.validate(config: config)
+        try RankAgreement.check(RankAgreement.optionValues(options), comm: comm, what: RankAgreement.flag)
         let worldSize = comm.size * options.simulateRanks
+        outDirectory = URL(fileURLWithPath: options.out)
+        try Self.guardPaths(options, out: outDirectory)
 
-        let dataset: ImageDataset
-        do {
-            dataset = try DatasetCatalog.load(options.dataSpec, split: .train, imageSize: config.imageSize,
-                                              channels: config.inChannels)
-        } catch {
-            throw OptionsError(option: "--data", message: "\(error)")
-        }
-        let globalBatch = options.batchSize * worldSize
-        guard dataset.count >= globalBatch else {
-            throw OptionsError(option: "--batch-size", message: "the global batch (\(options.batchSize) per rank x \(worldSize) ranks = \(globalBatch)) is larger than the \(dataset.count) training images of \(options.data)")
-        }
-        var hints: HintProvider?
-        if options.mode == .controlnet {
-            guard let kind = HintKind(rawValue: options.hint) else {
-                throw OptionsError(option: "--hint", message: "unknown hint kind '\(options.hint)'; choose one of "
-                                   + HintKind.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-            hints = HintProvider(dataset: dataset, kind: kind)
-        }
-        let model = try TrainingModels.make(options, config: config)
-        let sampler = EpochSampler(datasetCount: dataset.count, seed: options.seed, globalBatch: globalBatch)
+        let inputs = try TrainingInputs.load(options, config: config, worldSize: worldSize)
+        fingerprint = inputs.fingerprint
+        let sampler = EpochSampler(datasetCount: inputs.dataset.count, seed: options.seed,
+                                   globalBatch: options.batchSize * worldSize)
         if let steps = options.maxSteps {
             totalSteps = steps
         } else {
             let epochs = options.epochs ?? 1
             totalSteps = max(1, Int((epochs * Double(sampler.batchesPerEpoch) / Double(options.gradAccum)).rounded()))
         }
-        step = TrainingStep(model: model, comm: comm, settings: options.stepSettings(totalSteps: totalSteps))
-        batches = DatasetBatches(dataset: dataset, hints: hints, config: config, batchSize: options.batchSize,
-                                 seed: options.seed, promptDropout: options.promptDropout, sampler: sampler)
-        // Only now, with every input read and checked, does the run directory appear.
-        outDirectory = URL(fileURLWithPath: options.out)
-        do { try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true) } catch {
-            throw OptionsError(option: "--out", message: "cannot create \(outDirectory.path): \(error.localizedDescription)")
+        step = TrainingStep(model: inputs.model, comm: comm, settings: options.stepSettings(totalSteps: totalSteps))
+        batches = DatasetBatches(dataset: inputs.dataset, hints: inputs.hints, config: config,
+                                 batchSize: options.batchSize, seed: options.seed,
+                                 promptDropout: options.promptDropout, sampler: sampler)
+        baseSHA256 = inputs.model.frozen.map { Self.sha256($0) }
+
+        // Only now, with every input read and checked, is the run directory claimed.
+        var notes: [String] = []
+        if comm.rank == 0 {
+            directory = try RunDirectory.claim(outDirectory, resume: options.resume != nil,
+                                               overwrite: options.overwrite, log: { notes.append($0) })
+        } else {
+            try? FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
         }
+        if let spec = options.resume {
+            switch try CheckpointStore.resolve(spec, out: outDirectory) {
+            case .found(let loaded, let skipped):
+                notes += skipped.map { "resume: skipped invalid checkpoint: \($0)" }
+                pendingResume = loaded
+            case .none:
+                notes.append("resume: no checkpoint under \(CheckpointStore.root(outDirectory).path); starting fresh")
+            }
+        }
+        // Every rank must continue from the same checkpoint (they may see different file systems).
+        try RankAgreement.check([("resume", pendingResume.map { "\($0.manifest.step) \($0.manifest.runID ?? "")" } ?? "none")],
+                                comm: comm, what: { _ in "--resume" })
         log = try RunLog(rank: comm.rank, metricsURL: outDirectory.appendingPathComponent("metrics.jsonl"),
-                         append: options.resume != nil)
-        baseSHA256 = model.frozen.map { Self.sha256($0) }
+                         keepStepsThrough: options.resume == nil ? nil : pendingResume?.manifest.step ?? 0)
+        self.notes = notes
         // Identical starting point everywhere: rank 0's weights win.
         if comm.size > 1 {
-            if let frozen = model.frozen { try comm.broadcast(frozen.pointer, count: frozen.count, root: 0) }
-            try comm.broadcast(model.params.pointer, count: model.params.count, root: 0)
+            if let frozen = inputs.model.frozen { try comm.broadcast(frozen.pointer, count: frozen.count, root: 0) }
+            try comm.broadcast(inputs.model.params.pointer, count: inputs.model.params.count, root: 0)
         }
+        if let loaded = pendingResume { try resume(from: loaded) }
+        pendingResume = nil   // the arrays it holds are copied into the model and optimizer
+    }
+
+    /// The files the run writes may not be the files it reads.
+    static func guardPaths(_ o: TrainOptions, out: URL) throws {
+        var inputs: [(String, String)] = []
+        if let b = o.base { inputs.append(("--base", b)) }
+        if let i = o.initFrom { inputs.append(("--init-from", i)) }
+        if FileManager.default.fileExists(atPath: o.data) { inputs.append(("--data", o.data)) }
+        if FileManager.default.fileExists(atPath: o.config) { inputs.append(("--config", o.config)) }
+        let outputs = RunDirectory.outputNames.map { ("--out", out.appendingPathComponent($0).path) }
+        try PathGuard.check(outputs: outputs, inputs: inputs)
     }
 
     static func sha256(_ buffer: FloatBuffer) -> String {
@@ -114,9 +144,9 @@ public final class Trainer {
 
     // MARK: resuming
 
-    /// Continues from a checkpoint after checking it belongs to this run (config, mode, base weights, size, seed).
-    /// Nothing is written before these checks pass. The world size may differ: the data position carries over.
-    public func resume(from loaded: CheckpointStore.Loaded) throws {
+    /// Continues from a checkpoint after checking it belongs to this run (mode, config, base weights, data, size,
+    /// seed). The world size may differ: the data position carries over.
+    func resume(from loaded: CheckpointStore.Loaded) throws {
         let m = loaded.manifest, path = loaded.directory.appendingPathComponent(CheckpointManifest.fileName).path
         if m.mode != options.mode {
             throw CheckpointError(path, "is a \(m.mode.rawValue) checkpoint; this run trains \(options.mode.rawValue)")
@@ -133,6 +163,10 @@ public final class Trainer {
         if m.options.seed != options.seed {
             throw CheckpointError(path, "was made with --seed \(m.options.seed); resuming with --seed \(options.seed) would change the data order and noise")
         }
+        if let data = m.data, data != fingerprint {
+            let option = data.hint != fingerprint.hint ? "--hint \(data.hint ?? "-")" : "--data \(data.source)\(data.resize ? " --resize" : "")"
+            throw CheckpointError(path, "was trained on other data (\(data.source), \(data.count) images, hint \(data.hint ?? "none"), content SHA-256 \(data.contentSHA256.prefix(16))...; this run has \(fingerprint.source), \(fingerprint.count) images, hint \(fingerprint.hint ?? "none"), \(fingerprint.contentSHA256.prefix(16))...); resume with \(option)")
+        }
         loaded.params.withUnsafeBufferPointer { model.params.pointer.update(from: $0.baseAddress!, count: $0.count) }
         loaded.m.withUnsafeBufferPointer { step.m.pointer.update(from: $0.baseAddress!, count: $0.count) }
         loaded.v.withUnsafeBufferPointer { step.v.pointer.update(from: $0.baseAddress!, count: $0.count) }
@@ -147,18 +181,11 @@ public final class Trainer {
                                                epoch: old.epoch + 1, index: 0)
         }
         step.counters = m.state.counters
+        trainSecondsBefore = m.state.trainSeconds
+        currentLR = m.lrSchedule.current
+        if let id = m.runID { runID = id }
         let reshard = m.worldSize != comm.size ? " (resharded from \(m.worldSize) to \(comm.size) ranks)" : ""
-        log.info("resumed from \(loaded.directory.path) at step \(step.counters.step), epoch \(batches.sampler.epoch)\(reshard)")
-    }
-
-    /// `--resume`: the checkpoint it names, checked and loaded (no-op without the option, or when "latest" finds none).
-    func resumeIfAsked() throws {
-        guard let spec = options.resume else { return }
-        let started = Date()
-        if let loaded = try CheckpointStore.resolve(spec, out: outDirectory, note: { log.info($0) }) {
-            try resume(from: loaded)
-            log.info(String(format: "checkpoint read, verified and loaded in %.2f s", Date().timeIntervalSince(started)))
-        }
+        notes.append("RESUMING from \(loaded.directory.path) at step \(step.counters.step) of \(totalSteps), epoch \(batches.sampler.epoch)\(reshard)")
     }
 
     // MARK: the run
@@ -177,26 +204,59 @@ public final class Trainer {
 
     /// Writes a checkpoint of the current state (collective).
     @discardableResult
-    public func writeCheckpoint() throws -> URL {
-        let snapshot = CheckpointSnapshot(params: model.params, m: step.m, v: step.v, state: state, options: options,
+    public func writeCheckpoint(trainSeconds: Double) throws -> URL {
+        var st = state
+        st.trainSeconds = trainSeconds
+        let snapshot = CheckpointSnapshot(params: model.params, m: step.m, v: step.v, state: st, options: options,
                                           config: config, totalSteps: totalSteps, lr: currentLR,
-                                          baseSHA256: baseSHA256)
+                                          baseSHA256: baseSHA256, runID: runID, data: fingerprint)
         return try CheckpointStore.write(snapshot, comm: comm, out: outDirectory, log: log)
     }
 
-    /// Resumes if asked, then trains to the last step or until every rank agrees to stop (any rank's
-    /// `stopRequested()`, read once per step); writes the trainable weights at the end.
+    func writeStatus(_ s: RunStatus.State, trainSeconds: Double, checkpoint: URL? = nil, message: String? = nil) throws {
+        guard comm.rank == 0 else { return }
+        try RunStatus(state: s, step: step.counters.step, totalSteps: totalSteps, checkpoint: checkpoint?.path,
+                      trainSeconds: trainSeconds, message: message).write(to: outDirectory)
+    }
+
+    /// Trains to the last step, or until every rank agrees to stop (any rank's `stopRequested()`, read between
+    /// micro-steps and once per step); writes checkpoints, previews and OUT/status.json, and the trainable
+    /// weights when the run is complete. A failure is recorded in status.json before it is rethrown.
     public func run(stopRequested: () -> Bool = { false }) throws -> TrainResult {
-        try resumeIfAsked()
+        let started = Date()
+        do {
+            return try train(stopRequested: stopRequested, started: started)
+        } catch {
+            try? writeStatus(.failed, trainSeconds: trainSecondsBefore + Date().timeIntervalSince(started),
+                             message: "\(error)")
+            throw error
+        }
+    }
+
+    private func train(stopRequested: () -> Bool, started start: Date) throws -> TrainResult {
+        for n in notes { log.info(n) }
+        notes = []
         log.info(describe())
+        try writeStatus(.running, trainSeconds: trainSecondsBefore)
         let preview = try makeValidationPreview()
-        let start = Date()
         var timedSteps = 0, timedSeconds = 0.0, lastLoss = Double.nan
-        var stoppedEarly = false
+        var stoppedAt: URL?
         let samplesPerStep = Double(options.batchSize * worldSize * options.gradAccum)
+        func elapsed() -> Double { trainSecondsBefore + Date().timeIntervalSince(start) }
         while step.counters.step < totalSteps {
             let t0 = Date()
-            let outcome = try step.run(batches, stopRequested: stopRequested())
+            let samplerBefore = batches.sampler
+            let outcome = try step.run(batches, stopRequested: stopRequested)
+            if outcome.abandoned {
+                // Stopped between micro-steps: the step was not taken; its data is read again on resume.
+                batches.sampler = samplerBefore
+                let t1 = Date()
+                let dir = try writeCheckpoint(trainSeconds: elapsed())
+                log.info(String(format: "stop requested during step %d: checkpoint %@ (step %d) written in %.2f s", outcome.step,
+                                dir.lastPathComponent, step.counters.step, Date().timeIntervalSince(t1)))
+                stoppedAt = dir
+                break
+            }
             let dt = Date().timeIntervalSince(t0)
             let n = outcome.step
             if n > 1 || totalSteps == 1 { timedSteps += 1; timedSeconds += dt }
@@ -205,9 +265,9 @@ public final class Trainer {
                 lastLoss = loss
                 currentLR = lr
                 if n % options.logEvery == 0 || n == totalSteps || n == 1 {
-                    log.metric(["step": n, "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": rate,
-                                "skipped": step.counters.skippedTotal, "epoch": batches.sampler.epoch,
-                                "time_s": Date().timeIntervalSince(start)])
+                    try log.metric(["step": n, "loss": loss, "lr": lr, "grad_norm": norm, "samples_per_s": rate,
+                                    "skipped": step.counters.skippedTotal, "epoch": batches.sampler.epoch,
+                                    "time_s": elapsed()])
                 }
             } else {
                 log.warn("step \(n) skipped: non-finite loss or gradient on \(outcome.nonFiniteRanks) rank(s) (\(step.counters.consecutiveSkips) in a row)")
@@ -219,23 +279,15 @@ public final class Trainer {
             if let every = options.validationSteps, n % every == 0, let preview { try validate(preview, step: n) }
             let due = options.checkpointEvery.map { n % $0 == 0 || n == totalSteps } ?? false
             if outcome.stopAgreed || due {
-                let t0 = Date()
-                let dir = try writeCheckpoint()
+                let t1 = Date()
+                let dir = try writeCheckpoint(trainSeconds: elapsed())
                 log.info(String(format: "checkpoint %@ written in %.2f s%@", dir.lastPathComponent,
-                                Date().timeIntervalSince(t0), outcome.stopAgreed ? " (stop requested)" : ""))
+                                Date().timeIntervalSince(t1), outcome.stopAgreed ? " (stop requested)" : ""))
+                if outcome.stopAgreed && n < totalSteps { stoppedAt = dir }
             }
-            if outcome.stopAgreed && n < totalSteps {
-                log.info("stopping at step \(n) on request (checkpoint written); resume with --resume latest")
-                stoppedEarly = true
-                break
-            }
+            if stoppedAt != nil { break }
         }
-        let wall = Date().timeIntervalSince(start)
-        if comm.rank == 0 {
-            let name = options.mode == .base ? "unet.safetensors" : "controlnet.safetensors"
-            try model.saveTrainable(to: outDirectory.appendingPathComponent(name),
-                                    metadata: ["steps": "\(step.counters.step)", "options": options.jsonDescription])
-        }
+        let wall = Date().timeIntervalSince(start), total = elapsed()
         let rate = timedSteps > 0 ? samplesPerStep * Double(timedSteps) / timedSeconds : 0
         if let frozen = model.frozen {
             // The base must come out exactly as it went in: a cheap proof that nothing wrote to it.
@@ -248,10 +300,21 @@ public final class Trainer {
             log.info("replica check: all \(comm.size) ranks hold bit-identical trainable weights (hash \(String(h, radix: 16)))")
         }
         let c = step.counters
-        log.info(String(format: "done: %d steps in %@, final loss %.4f, %.1f samples/s, %d skipped",
-                        c.step, RunLog.duration(wall), lastLoss, rate, c.skippedTotal))
+        if let stoppedAt {
+            try writeStatus(.stopped, trainSeconds: total, checkpoint: stoppedAt)
+            log.info("stopped at step \(c.step) of \(totalSteps) on request: checkpoint \(stoppedAt.lastPathComponent) written, no final weights; continue with --resume latest")
+        } else {
+            if comm.rank == 0 {
+                let name = options.mode == .base ? "unet.safetensors" : "controlnet.safetensors"
+                try model.saveTrainable(to: outDirectory.appendingPathComponent(name),
+                                        metadata: ["steps": "\(c.step)", "options": options.jsonDescription])
+            }
+            try writeStatus(.complete, trainSeconds: total)
+        }
+        log.info(String(format: "done: %d steps, %@ this pass (%@ in all), final loss %.4f, %.1f samples/s, %d skipped",
+                        c.step, RunLog.duration(wall), RunLog.duration(total), lastLoss, rate, c.skippedTotal))
         return TrainResult(steps: c.step, finalLoss: lastLoss, wallSeconds: wall, samplesPerSecond: rate,
-                           skippedSteps: c.skippedTotal, stoppedEarly: stoppedEarly)
+                           skippedSteps: c.skippedTotal, stoppedEarly: stoppedAt != nil)
     }
 
     // MARK: validation previews
@@ -274,59 +337,8 @@ public final class Trainer {
         let r = try preview.run(step: n)
         let f1 = r.scores.map { String(format: "; edge F1 exact %.3f, 1-px %.3f", $0.exact.f1, $0.onePixel.f1) } ?? ""
         log.info("validation: \(r.url.path)\(f1)")
-        log.metric(["step": n, "validation_png": r.url.path, "edge_f1_exact": r.scores?.exact.f1 ?? -1,
-                    "edge_f1_1px": r.scores?.onePixel.f1 ?? -1])
+        try log.metric(["step": n, "validation_png": r.url.path, "edge_f1_exact": r.scores?.exact.f1 ?? -1,
+                        "edge_f1_1px": r.scores?.onePixel.f1 ?? -1])
     }
 }
 
-/// Where a run is: everything besides the weights and optimizer moments needed to continue exactly.
-public struct TrainState: Codable, Sendable, Equatable {
-    public var counters: StepCounters
-    public var sampler: EpochSampler
-    public var step: Int { counters.step }
-    public var adamStep: Int { counters.adamStep }
-    public var skippedTotal: Int { counters.skippedTotal }
-
-    public init(counters: StepCounters = StepCounters(), sampler: EpochSampler) {
-        self.counters = counters; self.sampler = sampler
-    }
-
-    // Flat keys, as the checkpoint format has them.
-    enum CodingKeys: String, CodingKey {
-        case step, sampler
-        case adamStep = "adam_step", skippedTotal = "skipped_total", consecutiveSkips = "consecutive_skips"
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        counters = StepCounters()
-        counters.step = try c.decode(Int.self, forKey: .step)
-        counters.adamStep = try c.decode(Int.self, forKey: .adamStep)
-        counters.skippedTotal = try c.decode(Int.self, forKey: .skippedTotal)
-        counters.consecutiveSkips = try c.decode(Int.self, forKey: .consecutiveSkips)
-        sampler = try c.decode(EpochSampler.self, forKey: .sampler)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(counters.step, forKey: .step)
-        try c.encode(counters.adamStep, forKey: .adamStep)
-        try c.encode(counters.skippedTotal, forKey: .skippedTotal)
-        try c.encode(counters.consecutiveSkips, forKey: .consecutiveSkips)
-        try c.encode(sampler, forKey: .sampler)
-    }
-}
-
-public enum Checksum {
-    /// FNV-1a over the bytes of a Float buffer, 8 bytes at a time (fast enough for replica checks).
-    public static func fnv1a(_ buffer: UnsafeMutableBufferPointer<Float>) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        let raw = UnsafeRawBufferPointer(buffer)
-        let words = raw.count / 8
-        for i in 0..<words {
-            h = (h ^ raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) &* 0x100_0000_01b3
-        }
-        for i in (words * 8)..<raw.count { h = (h ^ UInt64(raw[i])) &* 0x100_0000_01b3 }
-        return h
-    }
-}

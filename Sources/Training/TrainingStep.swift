@@ -45,6 +45,10 @@ public struct StepOutcome: Sendable {
     public let nonFiniteRanks: Int
     /// Some rank was asked to stop: every rank learns it in the same step.
     public let stopAgreed: Bool
+    /// A stop request arrived in the middle of the micro-steps on some rank: the step was not taken (no update,
+    /// counters unchanged), so the run can stop now instead of after thousands more micro-steps. The caller
+    /// rewinds its data source to where the step began.
+    public let abandoned: Bool
     public var skipped: Bool { loss == nil }
 }
 
@@ -72,16 +76,18 @@ public final class TrainingStep {
         objective.accumulate(model, batch, lossScale: lossScale)
     }
 
-    /// Takes optimizer step `counters.step + 1`. Throws after `maxConsecutiveSkips` non-finite steps in a row.
-    public func run(_ source: BatchSource, stopRequested: Bool = false) throws -> StepOutcome {
+    /// Takes optimizer step `counters.step + 1`. `stopRequested` is read before the agreement and between
+    /// micro-steps. Throws after `maxConsecutiveSkips` non-finite steps in a row.
+    public func run(_ source: BatchSource, stopRequested: () -> Bool = { false }) throws -> StepOutcome {
         let profiler = PhaseProfiler.shared
         let step = counters.step + 1
         let sim = settings.ranksPerProcess, accum = settings.gradAccum
         let grads = model.grads
         profiler.measure(.elementwise) { grads.zero() }
-        var lossSum = 0.0
-        for micro in 0..<accum {
+        var lossSum = 0.0, abandon = false
+        micros: for micro in 0..<accum {
             for local in 0..<sim {
+                if micro * sim + local > 0 && stopRequested() { abandon = true; break micros }
                 let rank = comm.rank * sim + local
                 let batch = source.batch(step: step, micro: micro, rank: rank, worldSize: worldSize)
                 lossSum += Double(accumulate(batch, lossScale: 1 / Float(accum * sim)))
@@ -93,17 +99,21 @@ public final class TrainingStep {
         let localBad = profiler.measure(.elementwise) {
             !lossSum.isFinite || !Elementwise.allFinite(count: grads.count, grads.pointer)
         }
-        var small = [lossSum / Double(accum * sim), localBad ? 1 : 0, stopRequested ? 1 : 0]
+        var small = [lossSum / Double(accum * sim), localBad ? 1 : 0, abandon || stopRequested() ? 1 : 0, abandon ? 1 : 0]
         try profiler.measure(.allReduce) { try comm.allReduce(&small, op: .sum) }
-        counters.step = step
         let stop = small[2] > 0
+        if small[3] > 0 {
+            return StepOutcome(step: step, loss: nil, gradNorm: nil, lr: nil, nonFiniteRanks: 0, stopAgreed: true,
+                               abandoned: true)
+        }
+        counters.step = step
         if small[1] > 0 {
             counters.skippedTotal += 1; counters.consecutiveSkips += 1
             if counters.consecutiveSkips >= settings.maxConsecutiveSkips {
-                throw TrainingError("aborting: \(settings.maxConsecutiveSkips) consecutive steps had a non-finite loss or gradient (last at step \(step)); lower --lr, set --max-grad-norm, or check the data")
+                throw TrainingError("aborting: \(settings.maxConsecutiveSkips) consecutive steps had a non-finite loss or gradient (last at step \(step)). The inputs were checked finite when loaded, so the training diverged: lower --lr, keep --max-grad-norm, or check the data for extreme values")
             }
             return StepOutcome(step: step, loss: nil, gradNorm: nil, lr: nil, nonFiniteRanks: Int(small[1]),
-                               stopAgreed: stop)
+                               stopAgreed: stop, abandoned: false)
         }
         counters.consecutiveSkips = 0
         try profiler.measure(.allReduce) { try comm.allReduceAverage(grads.pointer, count: grads.count) }
@@ -117,7 +127,7 @@ public final class TrainingStep {
             AdamW.step(count: grads.count, params: model.params.pointer, grads: grads.pointer, m: m.pointer,
                        v: v.pointer, lr: Float(lr), step: counters.adamStep, config: settings.adam)
             return StepOutcome(step: step, loss: small[0] / Double(comm.size), gradNorm: norm, lr: lr,
-                               nonFiniteRanks: 0, stopAgreed: stop)
+                               nonFiniteRanks: 0, stopAgreed: stop, abandoned: false)
         }
     }
 }

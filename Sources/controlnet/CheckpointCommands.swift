@@ -17,6 +17,7 @@ struct Export: ParsableCommand {
     func run() throws {
         let loaded = try CheckpointStore.locate(checkpoint) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
         let dir = loaded.directory
+        try PathGuard.check(outputs: [("--out", out)], inputs: [("checkpoint", dir.path)])
         let config = try ModelConfig.decode(json: Data(loaded.manifest.config.utf8), source: dir.path)
         let table = loaded.manifest.mode == .base ? UNet(config: config).table : ControlNet(config: config).table
         guard table.count == loaded.params.count else {
@@ -39,6 +40,9 @@ struct DiffWeights: ParsableCommand {
     @Option(help: "Exit 1 if the largest absolute difference exceeds this (default: report only).")
     var tolerance: Double?
 
+    /// JSON numbers must be finite: an infinite or NaN difference is reported as a string.
+    static func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "\"\(x)\"" }
+
     func run() throws {
         let fa = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: a))
         let fb = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: b))
@@ -46,18 +50,26 @@ struct DiffWeights: ParsableCommand {
             let onlyA = Set(fa.names).subtracting(fb.names).sorted(), onlyB = Set(fb.names).subtracting(fa.names).sorted()
             throw ValidationError("tensor names differ: only in \(a): \(onlyA.prefix(5)); only in \(b): \(onlyB.prefix(5))")
         }
-        var maxAbs = 0.0, worst = "", identical = true, count = 0
-        for name in fa.names {
+        // A value that is NaN or infinite on one side only (or NaN on both) is an infinite difference: two files
+        // are only "close" when their finite values are.
+        var maxAbs = 0.0, worst = "", identical = true, count = 0, nonFinite = 0
+        for name in fa.names.sorted() {
             let x = try fa.floats(name), y = try fb.floats(name)
             guard x.count == y.count else { throw ValidationError("\(name): \(x.count) vs \(y.count) values") }
             for i in 0..<x.count {
                 if x[i].bitPattern != y[i].bitPattern { identical = false }
-                let d = abs(Double(x[i]) - Double(y[i]))
-                if !(d <= maxAbs) { maxAbs = d; worst = name }
+                let d: Double
+                if x[i].isFinite && y[i].isFinite {
+                    d = abs(Double(x[i]) - Double(y[i]))
+                } else {
+                    nonFinite += 1
+                    d = x[i] == y[i] ? 0 : .infinity    // equal infinities agree; NaN never does
+                }
+                if d > maxAbs { maxAbs = d; worst = name }
             }
             count += x.count
         }
-        print("{\"tensors\": \(fa.names.count), \"values\": \(count), \"bit_identical\": \(identical), \"max_abs_diff\": \(maxAbs), \"worst_tensor\": \"\(worst)\"}")
+        print("{\"tensors\": \(fa.names.count), \"values\": \(count), \"bit_identical\": \(identical), \"non_finite_values\": \(nonFinite), \"max_abs_diff\": \(Self.number(maxAbs)), \"worst_tensor\": \"\(worst)\"}")
         if let tolerance, !(maxAbs <= tolerance) { throw ExitCode.failure }
     }
 }

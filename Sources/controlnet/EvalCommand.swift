@@ -26,6 +26,8 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        try PathGuard.check(outputs: (json.map { [("--json", $0)] } ?? []) + (grid.map { [("--grid", $0)] } ?? []),
+                            inputs: try gen.inputs())
         let generator = try gen.loadGenerator()
         let config = generator.config, S = config.imageSize
         let set = try HeldOutHints.load(dataFlags.spec(resize: true), split: .test, kind: .canny, count: count,

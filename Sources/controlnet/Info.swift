@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import Model
+import Training
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,6 +43,8 @@ struct Info: ParsableCommand {
         print("parameters:    base UNet \(n(cost.unetParameters)) (frozen), ControlNet \(n(cost.controlNetParameters)) (trainable), of which \(cost.zeroConvCount) zero convs (incl. middle_out) \(n(cost.zeroConvParameters))")
         print("forward:       UNet \(g(cost.unetForward)) per sample, ControlNet \(g(cost.controlNetForward)) per sample")
         print("training step: ControlNet \(g(cost.controlNetTrainingStep)) per sample, base \(g(cost.baseTrainingStep)) per sample")
+        let memory = MemoryPlan.trainingBytes(cost, mode: .controlnet, samples: 1)
+        print(String(format: "memory:        ControlNet training about %.1f MB of weights and optimizer state, plus about %.2f MB of activations per sample per step (estimate)", memory.weights / 1_048_576, memory.activations / 1_048_576))
         print("all-reduce:    ControlNet training \(n(4 * cost.controlNetParameters)) bytes per step (one buffer of \(n(cost.controlNetParameters)) floats); base training \(n(4 * cost.unetParameters)) bytes")
     }
 

@@ -59,6 +59,11 @@ struct GenerationFlags: ParsableArguments {
     }
 
     func loadGenerator() throws -> Generator { try Generator.load(base: base, controls: try controls()) }
+
+    /// The files generation reads, for the output guard.
+    func inputs() throws -> [(option: String, path: String)] {
+        [("--base", base)] + (try controls()).map { ("--control", $0.path) }
+    }
 }
 
 struct Sample: ParsableCommand {
@@ -95,6 +100,8 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
+        try PathGuard.check(outputs: [("--grid", grid)] + (out.map { [("--out", $0)] } ?? []),
+                            inputs: try gen.inputs() + (hints.map { [("--hints", $0)] } ?? []))
         let generator = try gen.loadGenerator()
         let config = generator.config, S = config.imageSize
         var hintValues: [Float]?, labels: [Int]?, n = count
@@ -110,7 +117,12 @@ struct Sample: ParsableCommand {
                 throw ValidationError("\(path): needs a tensor `hints` of shape [N >= 1, \(config.hintChannels), \(S), \(S)]")
             }
             n = min(count, info.shape[0])
-            hintValues = Array(try file.floats("hints").prefix(n * config.hintChannels * S * S))
+            let values = Array(try file.floats("hints").prefix(n * config.hintChannels * S * S))
+            // Hints are documented as [0, 1]; anything else (NaN, Inf, 5.0) is a broken file, not a hint.
+            if let i = values.firstIndex(where: { !($0 >= 0 && $0 <= 1) }) {
+                throw ValidationError("--hints \(path): tensor `hints` holds \(values[i]) at element \(i); hints must be finite and in [0, 1]")
+            }
+            hintValues = values
         }
         if let label {
             guard config.numClasses > 0, (0...config.numClasses).contains(label) else {

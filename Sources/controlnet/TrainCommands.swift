@@ -50,8 +50,10 @@ struct TrainingFlags: ParsableArguments {
     var checkpointEvery: Int?
     @Option(help: "Keep at most K checkpoints (older ones are deleted after a new one is committed).")
     var checkpointsTotalLimit: Int?
-    @Option(help: "Resume from 'latest' or a checkpoint directory.")
+    @Option(help: "Resume from 'latest' (the newest valid checkpoint in --out; none: start fresh) or a checkpoint directory.")
     var resume: String?
+    @Flag(help: "Replace an earlier run's outputs in --out (checkpoints, metrics, weights, previews) instead of refusing.")
+    var overwrite = false
     @Option(help: "Sample validation previews every N steps into OUT/validation/.")
     var validationSteps: Int?
     @Option(help: "Held-out hints in each validation preview.")
@@ -70,7 +72,7 @@ struct TrainingFlags: ParsableArguments {
         o.promptDropout = promptDropout; o.out = out; o.simulateRanks = simulateRanks; o.logEvery = logEvery
         o.checksumEvery = checksumEvery; o.checkpointEvery = checkpointEvery
         o.checkpointsTotalLimit = checkpointsTotalLimit; o.resume = resume; o.validationSteps = validationSteps
-        o.validationCount = validationCount; o.injectNonfinite = injectNonfinite
+        o.validationCount = validationCount; o.injectNonfinite = injectNonfinite; o.overwrite = overwrite
         return o
     }
 

@@ -1,0 +1,43 @@
+// Every rank of a job must run the same job: ranks started with different options (mpirun's MPMD form
+// `-np 1 ... : -np 1 ...`, or a wrapper that varies --seed per rank) would train a silent mix. At start the ranks
+// compare a hash of each resolved option and of the checkpoint each resumes from; a difference is refused,
+// naming the option.
+import Foundation
+import Distributed
+
+public enum RankAgreement {
+    /// A 52-bit hash (exact in a Double) of a string.
+    static func hash(_ text: String) -> Double {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Double(h & ((1 << 52) - 1))
+    }
+
+    /// Throws naming every key whose value differs across ranks. `values`: key -> canonical text of the value.
+    public static func check(_ values: [(key: String, value: String)], comm: any Communicator, what: (String) -> String) throws {
+        guard comm.size > 1 else { return }
+        var lo = values.map { hash($0.value) }, hi = lo
+        try comm.allReduce(&lo, op: .min)
+        try comm.allReduce(&hi, op: .max)
+        let differing = values.indices.filter { lo[$0] != hi[$0] }.map { what(values[$0].key) }
+        guard differing.isEmpty else {
+            throw OptionsError(option: differing[0], message: "differs across the \(comm.size) ranks (rank \(comm.rank) has its own value)\(differing.count > 1 ? "; so do " + differing.dropFirst().joined(separator: ", ") : ""). Start every rank with the same options")
+        }
+    }
+
+    /// The options as (key, JSON text of the value) pairs, sorted.
+    public static func optionValues(_ options: TrainOptions) -> [(key: String, value: String)] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard let data = try? encoder.encode(options),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [] }
+        return object.keys.sorted().map { key in
+            let value = object[key].flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.fragmentsAllowed, .sortedKeys]) }
+            return (key, value.map { String(decoding: $0, as: UTF8.self) } ?? "null")
+        } + [("overwrite", "\(options.overwrite)")]
+    }
+
+    /// "batch_size" -> "--batch-size".
+    public static func flag(_ key: String) -> String { "--" + key.replacingOccurrences(of: "_", with: "-") }
+}

@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport", "Randomness"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "SafeTensors", "TestSupport", "Randomness"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Randomness"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Randomness", "CZlib"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Kernels", "Model"]),
         .testTarget(name: "TrainingTests", dependencies: [

@@ -66,26 +66,35 @@ extension CheckpointStore {
     public enum Resolution {
         /// A valid checkpoint; `skipped` names newer directories that were not (and why).
         case found(Loaded, skipped: [String])
-        /// No checkpoint directory at all: the run starts fresh.
-        case none
+        /// No checkpoint: the run starts fresh. `incomplete` names step directories without a manifest
+        /// (interrupted writes, which are not checkpoints).
+        case none(incomplete: [String])
     }
 
-    /// Resolves `--resume`: "latest" is the newest valid checkpoint under OUT/checkpoints, .none when there is no
-    /// step directory at all, and an error naming every one when there are some but none is valid (starting
-    /// fresh over them would lose the run). Anything else is a directory, which must be valid.
+    /// Resolves `--resume`: "latest" is the newest valid checkpoint under OUT/checkpoints; .none when there is no
+    /// committed checkpoint at all (directories without a manifest are interrupted writes, not checkpoints); and
+    /// an error naming each one when there are committed checkpoints but none is valid (starting fresh over them
+    /// would lose the run). Anything else is a directory, which must be valid.
     public static func resolve(_ spec: String, out: URL) throws -> Resolution {
         guard spec == "latest" else { return .found(try read(URL(fileURLWithPath: spec)), skipped: []) }
-        var skipped: [String] = []
-        let dirs = listStepDirectories(root(out))
-        for dir in dirs.reversed() {
-            do { return .found(try read(dir), skipped: skipped) } catch { skipped.append("\(error)") }
+        var skipped: [String] = [], invalid = 0, incomplete: [String] = []
+        for dir in listStepDirectories(root(out)).reversed() {
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent(CheckpointManifest.fileName).path) else {
+                incomplete.append(dir.path)
+                skipped.append("\(dir.path): no \(CheckpointManifest.fileName) (an interrupted write)")
+                continue
+            }
+            do { return .found(try read(dir), skipped: skipped) } catch {
+                invalid += 1
+                skipped.append("\(error)")
+            }
         }
-        guard dirs.isEmpty else {
-            throw CheckpointError(root(out).path, "--resume latest found no valid checkpoint among \(dirs.count) directories:\n  "
+        guard invalid == 0 else {
+            throw CheckpointError(root(out).path, "--resume latest found no valid checkpoint among \(invalid) committed ones:\n  "
                 + skipped.joined(separator: "\n  ")
                 + "\nRepair or remove them, resume from an explicit --resume DIR, or start over with --overwrite")
         }
-        return .none
+        return .none(incomplete: incomplete)
     }
 
     /// A checkpoint named on a command line: a step directory, or "latest:OUT" for the newest valid one of the run
@@ -98,7 +107,7 @@ extension CheckpointStore {
             for s in skipped { note("skipped invalid checkpoint: \(s)") }
             return loaded
         case .none:
-            throw CheckpointError(root(out).path, "holds no checkpoint")
+            throw CheckpointError(root(out).path, "holds no committed checkpoint")
         }
     }
 }

@@ -38,7 +38,7 @@ public final class Trainer {
     public private(set) var lastReplicaHash: UInt64?
     private var currentLR = 0.0
     private var trainSecondsBefore = 0.0
-    /// Rank 0's hold on the run directory (nil on other ranks).
+    /// Rank 0's hold on the run directory (nil on other ranks, and once the run is over).
     private var directory: RunDirectory?
     private var pendingResume: CheckpointStore.Loaded?
     private var notes: [String] = []
@@ -93,9 +93,15 @@ public final class Trainer {
             case .found(let loaded, let skipped):
                 notes += skipped.map { "resume: skipped invalid checkpoint: \($0)" }
                 pendingResume = loaded
-            case .none:
+            case .none(let incomplete):
+                notes += incomplete.map { "resume: \($0) has no manifest (an interrupted write); not a checkpoint" }
                 notes.append("resume: no checkpoint under \(CheckpointStore.root(outDirectory).path); starting fresh")
             }
+        }
+        // The checkpoint must belong to this run before anything (metrics.jsonl) is touched for the resume.
+        if let loaded = pendingResume {
+            try Self.checkBelongs(loaded, options: options, config: config, baseSHA256: baseSHA256,
+                                  trainable: inputs.model.params.count, fingerprint: fingerprint)
         }
         // Every rank must continue from the same checkpoint (they may see different file systems).
         try RankAgreement.check([("resume", pendingResume.map { "\($0.manifest.step) \($0.manifest.runID ?? "")" } ?? "none")],
@@ -144,9 +150,10 @@ public final class Trainer {
 
     // MARK: resuming
 
-    /// Continues from a checkpoint after checking it belongs to this run (mode, config, base weights, data, size,
-    /// seed). The world size may differ: the data position carries over.
-    func resume(from loaded: CheckpointStore.Loaded) throws {
+    /// Refuses a checkpoint that does not belong to this run: another mode, config, base weights, data, size or
+    /// seed. The world size may differ.
+    static func checkBelongs(_ loaded: CheckpointStore.Loaded, options: TrainOptions, config: ModelConfig,
+                             baseSHA256: String?, trainable: Int, fingerprint: DataFingerprint) throws {
         let m = loaded.manifest, path = loaded.directory.appendingPathComponent(CheckpointManifest.fileName).path
         if m.mode != options.mode {
             throw CheckpointError(path, "is a \(m.mode.rawValue) checkpoint; this run trains \(options.mode.rawValue)")
@@ -157,8 +164,8 @@ public final class Trainer {
         if m.baseSHA256 != baseSHA256 {
             throw CheckpointError(path, "was trained on another base model (SHA-256 \(m.baseSHA256 ?? "none") vs \(baseSHA256 ?? "none") of \(options.base ?? "-")); resume with the base it was made with")
         }
-        guard m.trainableCount == model.params.count else {
-            throw CheckpointError(path, "holds \(m.trainableCount) trainable parameters; this model has \(model.params.count)")
+        guard m.trainableCount == trainable else {
+            throw CheckpointError(path, "holds \(m.trainableCount) trainable parameters; this model has \(trainable)")
         }
         if m.options.seed != options.seed {
             throw CheckpointError(path, "was made with --seed \(m.options.seed); resuming with --seed \(options.seed) would change the data order and noise")
@@ -167,6 +174,11 @@ public final class Trainer {
             let option = data.hint != fingerprint.hint ? "--hint \(data.hint ?? "-")" : "--data \(data.source)\(data.resize ? " --resize" : "")"
             throw CheckpointError(path, "was trained on other data (\(data.source), \(data.count) images, hint \(data.hint ?? "none"), content SHA-256 \(data.contentSHA256.prefix(16))...; this run has \(fingerprint.source), \(fingerprint.count) images, hint \(fingerprint.hint ?? "none"), \(fingerprint.contentSHA256.prefix(16))...); resume with \(option)")
         }
+    }
+
+    /// Continues from a checkpoint (checked by checkBelongs): weights, moments, counters and the data position.
+    func resume(from loaded: CheckpointStore.Loaded) throws {
+        let m = loaded.manifest
         loaded.params.withUnsafeBufferPointer { model.params.pointer.update(from: $0.baseAddress!, count: $0.count) }
         loaded.m.withUnsafeBufferPointer { step.m.pointer.update(from: $0.baseAddress!, count: $0.count) }
         loaded.v.withUnsafeBufferPointer { step.v.pointer.update(from: $0.baseAddress!, count: $0.count) }
@@ -224,6 +236,7 @@ public final class Trainer {
     /// weights when the run is complete. A failure is recorded in status.json before it is rethrown.
     public func run(stopRequested: () -> Bool = { false }) throws -> TrainResult {
         let started = Date()
+        defer { directory = nil }   // the run is over: release the directory's lock
         do {
             return try train(stopRequested: stopRequested, started: started)
         } catch {

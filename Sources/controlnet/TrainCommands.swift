@@ -66,7 +66,7 @@ struct TrainingFlags: ParsableArguments {
         var o = TrainOptions()
         o.mode = mode; o.config = model.config; o.base = base; o.initFrom = initFrom
         o.data = dataFlags.data; o.dataDir = dataFlags.dataDir; o.resize = resize; o.hint = hint
-        o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
+        o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm == 0 ? nil : maxGradNorm   // 0 disables; anything else is validated
         o.lr = lr; o.warmupSteps = warmupSteps; o.lrSchedule = lrSchedule; o.minLRFraction = minLrFraction
         o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed
         o.promptDropout = promptDropout; o.out = out; o.simulateRanks = simulateRanks; o.logEvery = logEvery

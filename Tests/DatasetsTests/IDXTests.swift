@@ -1,5 +1,6 @@
 // IDX loading, good and crafted-bad files (raw and gzipped): bad magic, truncated data, trailing bytes,
 // wrong dimensions, count mismatch, corrupt gzip. Each error must name the file and the byte offset.
+import CZlib
 import Datasets
 import Foundation
 import XCTest
@@ -86,5 +87,25 @@ final class IDXTests: XCTestCase {
         let dir = try makeScratchDirectory(self)
         let url = try write(IDX.encodeLabels([1, 2, 12]), "r-labels-idx1-ubyte", in: dir, gzip: false)
         assertDatasetError(try IDX.readLabels(url, maxLabel: 9), mentions: [url.path, "label 12", "byte offset 10", "0...9"])
+    }
+}
+
+final class GzipLimitTests: XCTestCase {
+    /// A 2 MB gzip bomb (an IDX header for 10 images, then 2 GiB of zeros) is refused after reading what the
+    /// header declares plus a little, not after inflating 2 GiB.
+    func testAGzipBombIsRefusedAtTheSizeItsHeaderDeclares() throws {
+        let dir = try makeScratchDirectory(self)
+        let url = dir.appendingPathComponent("bomb-images-idx3-ubyte.gz")
+        guard let file = gzopen(url.path, "wb1") else { return XCTFail("gzopen") }
+        var header = IDX.encodeImages([UInt8](repeating: 0, count: 10 * 28 * 28), count: 10, height: 28, width: 28)
+        header = Array(header.prefix(16))
+        _ = header.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }
+        let zeros = [UInt8](repeating: 0, count: 1 << 24)
+        for _ in 0..<128 { _ = zeros.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) } }  // 2 GiB
+        gzclose(file)
+        var before = rusage(); getrusage(RUSAGE_SELF.rawValue, &before)
+        assertDatasetError(try IDX.readImages(url), mentions: [url.path, "larger than"])
+        var after = rusage(); getrusage(RUSAGE_SELF.rawValue, &after)
+        XCTAssertLessThan(after.ru_maxrss - before.ru_maxrss, 200_000, "peak RSS grew by \(after.ru_maxrss - before.ru_maxrss) KiB")
     }
 }

@@ -1,6 +1,7 @@
 // Small, self-contained training setups: a synthetic 8x8 labelled dataset written as CSV (no downloads needed), a
 // tiny base UNet, and option presets, each in its own temporary directory.
 import Foundation
+import XCTest
 import Randomness
 import Distributed
 import Model
@@ -16,9 +17,9 @@ final class Workspace {
     func path(_ name: String) -> String { root.appendingPathComponent(name).path }
 
     /// 200 synthetic 8x8 "digits" (a bright square whose place depends on the label), 10 labels x 20 rows.
-    func writeDataset() throws -> String {
+    func writeDataset(seed: UInt64 = 42, name: String = "synthetic8.csv") throws -> String {
         var lines: [String] = []
-        var rng = RandomStream(seed: 42)
+        var rng = RandomStream(seed: seed)
         for label in 0..<10 {
             for _ in 0..<20 {
                 var px = [Int](repeating: 0, count: 64)
@@ -28,7 +29,7 @@ final class Workspace {
                 lines.append((px.map(String.init) + [String(label)]).joined(separator: ","))
             }
         }
-        let path = self.path("synthetic8.csv")
+        let path = self.path(name)
         try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
@@ -56,4 +57,31 @@ func train(_ options: TrainOptions) throws -> Trainer {
     let trainer = try Trainer(options: options, comm: LocalCommunicator())
     _ = try trainer.run()
     return trainer
+}
+
+/// Asserts that `body` throws an error whose description contains every fragment; returns the description.
+@discardableResult
+func assertRefused<T>(_ body: @autoclosure () throws -> T, _ fragments: [String], file: StaticString = #filePath,
+                      line: UInt = #line) -> String {
+    do {
+        _ = try body()
+        XCTFail("expected a refusal mentioning \(fragments)", file: file, line: line)
+        return ""
+    } catch {
+        let text = "\(error)"
+        for f in fragments where !text.contains(f) {
+            XCTFail("'\(text)' should mention '\(f)'", file: file, line: line)
+        }
+        return text
+    }
+}
+
+/// The SHA-256 of every regular file under `dir`, by relative path (to prove a refusal changed nothing).
+func fileHashes(_ dir: URL) -> [String: Int] {
+    var out: [String: Int] = [:]
+    guard let e = FileManager.default.enumerator(atPath: dir.path) else { return out }
+    while let rel = e.nextObject() as? String {
+        if let d = FileManager.default.contents(atPath: dir.appendingPathComponent(rel).path) { out[rel] = d.hashValue }
+    }
+    return out
 }

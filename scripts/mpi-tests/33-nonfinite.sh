@@ -28,7 +28,7 @@ jq -c '{step, skipped}' "$TMP/one/metrics.jsonl"
 [ "$(jq -s -c 'map(.skipped)' "$TMP/one/metrics.jsonl")" = "[0,0,1,1,1]" ] || fail "metrics 'skipped' should be 0,0,1,1,1"
 jq -e 'select(.loss | isnan or isinfinite)' "$TMP/one/metrics.jsonl" >/dev/null && fail "a non-finite loss was logged"
 grep -q "^replica check: all 2 ranks hold bit-identical trainable weights" "$TMP/one.log" || fail "no replica-check line"
-grep -q "^done: 6 steps in .*, 1 skipped$" "$TMP/one.log" || fail "no 'done: 6 steps ... 1 skipped' line"
+grep -q "^done: 6 steps, .*, 1 skipped$" "$TMP/one.log" || fail "no 'done: 6 steps, ... 1 skipped' line"
 python3 - "$TMP/one/controlnet.safetensors" <<'PY' || fail "the saved weights hold non-finite values"
 import json, math, struct, sys
 data = open(sys.argv[1], "rb").read()

@@ -48,8 +48,8 @@ for np in 1 2; do
     mkdir -p "$TMP/b$np/checkpoints"
     cp -a "$TMP/a$np/checkpoints/step-00000004" "$TMP/b$np/checkpoints/"
     run_logged "$TMP/b$np.log" "run B (resumed)" "${run[@]}" --out "$TMP/b$np" --resume latest
-    grep "^resumed from" "$TMP/b$np.log"
-    grep -q "^resumed from $TMP/b$np/checkpoints/step-00000004 at step 4, epoch 0$" "$TMP/b$np.log" \
+    grep "^RESUMING from" "$TMP/b$np.log"
+    grep -qE "^RESUMING from $TMP/b$np/checkpoints/step-00000004 at step 4 of [0-9]+, epoch 0$" "$TMP/b$np.log" \
         || fail "run B did not say it resumed from its step-4 checkpoint"
     same_run "$TMP/a$np" "$TMP/b$np" 8 "$np"
     [ "$(losses "$TMP/b$np" 1 8)" = "$(losses "$TMP/a$np" 5 8)" ] \
@@ -85,13 +85,13 @@ stop_and_resume() {
     grep -v '^step ' "$out.log"
     [ "$status" = 0 ] || fail "SIG$signal: exit status $status, expected 0"
     grep -q "^checkpoint step-[0-9]* written in .* (stop requested)$" "$out.log" || fail "no stop checkpoint was written"
-    step=$(sed -n 's/^stopping at step \([0-9]*\) on request (checkpoint written); resume with --resume latest$/\1/p' "$out.log")
-    [ -n "$step" ] || fail "no 'stopping at step N on request' line"
+    step=$(sed -n 's/^stopped at step \([0-9]*\) of [0-9]* on request: checkpoint .* written, no final weights; continue with --resume latest$/\1/p' "$out.log")
+    [ -n "$step" ] || fail "no 'stopped at step N of M on request' line"
     [ "$step" -lt "$steps" ] || fail "stopped at step $step: the signal came too late to test anything"
     [ -f "$out/checkpoints/$(printf 'step-%08d' "$step")/manifest.json" ] || fail "the stop checkpoint has no manifest"
     run_logged "$out-resumed.log" "resuming after SIG$signal" "${run[@]}" --out "$out" --resume latest
-    grep "^resumed from" "$out-resumed.log"
-    grep -q "^resumed from $out/checkpoints/$(printf 'step-%08d' "$step") at step $step," "$out-resumed.log" \
+    grep "^RESUMING from" "$out-resumed.log"
+    grep -q "^RESUMING from $out/checkpoints/$(printf 'step-%08d' "$step") at step $step of" "$out-resumed.log" \
         || fail "the resumed run did not start from the stop checkpoint (step $step)"
     same_run "$TMP/full-$name" "$out" "$steps" "$np"
     echo "SIG$signal at step $step, resumed: bit-identical to the uninterrupted run"

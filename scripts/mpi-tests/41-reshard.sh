@@ -36,9 +36,9 @@ resumed() {
     run_logged "$out.log" "resuming $from at np $np" \
         "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" --batch-size "$batch" --out "$out" --resume "$TMP/$from/$CHECKPOINT"
     local line
-    line=$(grep "^resumed from" "$out.log") || fail "no 'resumed from' line"
+    line=$(grep "^RESUMING from" "$out.log") || fail "no 'RESUMING from' line"
     if [ "$world_from" != "$np" ]; then
-        [[ "$line" == *"at step 20, "*"(resharded from $world_from to $np ranks)" ]] || fail "unexpected resume line: $line"
+        [[ "$line" == *"at step 20 of "*"(resharded from $world_from to $np ranks)" ]] || fail "unexpected resume line: $line"
     fi
     local first scratch source
     first=$(loss_at "$out" 21)

@@ -15,7 +15,11 @@ base() {  # base NAME CONFIG SEED
 }
 base base tiny 0
 base other-base tiny 1
-base class-base tiny-class 0
+# Another config: tiny with twice the channels (a class config would refuse MNIST's ten labels first).
+python3 -c 'import json,sys; json.dump({"image_size": 8, "in_channels": 1, "model_channels": 16, "channel_mult": [1, 2],
+    "num_res_blocks": 1, "attention_levels": [1], "num_heads": 2, "norm_groups": 2, "num_classes": 0, "hint_channels": 1,
+    "hint_block_channels": [4, 8]}, open(sys.argv[1], "w"))' "$TMP/tiny16.json"
+base wide-base "$TMP/tiny16.json" 0
 TRAIN=(train-controlnet --resize --data-dir "$REPO_ROOT/data" --batch-size 8 --lr 1e-3 --log-every 1 --max-steps 8)
 TINY=(--config tiny --base "$TMP/base/unet.safetensors")
 STEP4=checkpoints/step-00000004
@@ -30,7 +34,8 @@ NP2=("${MPIRUN[@]}")
     >"$TMP/run2.log" 2>&1 || { cat "$TMP/run2.log"; fail "the 2-rank run failed"; }
 
 snapshot() {  # every file under $1 with its SHA-256, and every directory
-    (cd "$1" && find . -type d | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    # (run.lock excepted: it names whichever process last claimed the directory, refused ones included)
+    (cd "$1" && find . -type d | LC_ALL=C sort && find . -type f ! -name run.lock -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 }
 
 # flip_byte FILE OFFSET: inverts the bits of one byte in place.
@@ -54,15 +59,15 @@ refused() {
     [ "$status" -ne 0 ] || fail "accepted: $*"
     [ "$status" -ne 124 ] || fail "hung: $*"
     grep -qE -- "$expected" "$out.refusal.log" || { cat "$out.refusal.log"; fail "no error matching /$expected/"; }
-    grep -q "^resumed from" "$out.refusal.log" && fail "it said it resumed although it was refused"
+    grep -q "^RESUMING from" "$out.refusal.log" && fail "it said it resumed although it was refused"
     after=$(snapshot "$out")
     [ "$before" = "$after" ] || { diff <(echo "$before") <(echo "$after") || true; fail "files under $out changed on a refusal"; }
     echo "   $(echo "$before" | grep -c '^[0-9a-f]\{64\} ') files under $out unchanged"
 }
 
-echo "== another model config (tiny-class run, tiny checkpoint)"
+echo "== another model config (tiny16 run, tiny checkpoint)"
 refused "$TMP/run1" "checkpoint $TMP/run1/$STEP4/manifest.json: was made with another model config" \
-    "$CONTROLNET" "${TRAIN[@]}" --config tiny-class --base "$TMP/class-base/unet.safetensors" --resume "$TMP/run1/$STEP4"
+    "$CONTROLNET" "${TRAIN[@]}" --config "$TMP/tiny16.json" --base "$TMP/wide-base/unet.safetensors" --resume "$TMP/run1/$STEP4"
 echo "== another base model"
 refused "$TMP/run1" "checkpoint $TMP/run1/$STEP8/manifest.json: was trained on another base model" \
     "$CONTROLNET" "${TRAIN[@]}" --config tiny --base "$TMP/other-base/unet.safetensors" --resume latest
@@ -101,7 +106,7 @@ flip_byte "$shard" $(($(stat -c %s "$shard") / 2))
 grep "^resum" "$TMP/fallback.log"
 grep -q "^resume: skipped invalid checkpoint: checkpoint $shard: SHA-256 mismatch" "$TMP/fallback.log" \
     || fail "the corrupted step-8 checkpoint was not named as skipped"
-grep -q "^resumed from $TMP/fallback/$STEP4 at step 4," "$TMP/fallback.log" || fail "it did not resume from step 4"
+grep -q "^RESUMING from $TMP/fallback/$STEP4 at step 4 of" "$TMP/fallback.log" || fail "it did not resume from step 4"
 cmp "$shard" "$TMP/run1/$STEP8/shard-00000-of-00001.safetensors" || fail "the rewritten step-8 shard differs"
 "$CONTROLNET" diff-weights "$TMP/run1/controlnet.safetensors" "$TMP/fallback/controlnet.safetensors" | tee "$TMP/diff.json"
 [ "$(jq .bit_identical "$TMP/diff.json")" = true ] || fail "the final weights after the fallback differ from the original run's"

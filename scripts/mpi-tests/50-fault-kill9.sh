@@ -161,13 +161,13 @@ attempt() {
 
     # What it resumed from must be the newest complete checkpoint at its start.
     local resumed
-    resumed=$(grep -E "^resumed from |^resume: no valid checkpoint" "$log" || true)
+    resumed=$(grep -E "^RESUMING from |^resume: no checkpoint under" "$log" || true)
     grep "^resume: skipped" "$log" | sed 's/^/    /' || true
     if [ -n "$expected" ]; then
-        local want="resumed from $out/checkpoints/$(printf 'step-%08d' "$expected") at step $expected,"
+        local want="RESUMING from $out/checkpoints/$(printf 'step-%08d' "$expected") at step $expected of"
         [ -z "$resumed" ] || [[ "$resumed" == "$want"* ]] || fail "attempt $attempts: '$resumed', expected '$want ...'"
     else
-        [ -z "$resumed" ] || [ "$resumed" = "resume: no valid checkpoint under $out/checkpoints; starting from scratch" ] \
+        [ -z "$resumed" ] || [ "$resumed" = "resume: no checkpoint under $out/checkpoints; starting fresh" ] \
             || fail "attempt $attempts: '$resumed' although no checkpoint was complete"
     fi
     [ "$(records "$out")" -eq "$start" ] || [ -n "$resumed" ] || fail "attempt $attempts trained without a resume line"

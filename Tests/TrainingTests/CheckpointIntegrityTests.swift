@@ -1,0 +1,114 @@
+// Checkpoints protect themselves and the run: an edited manifest, a manifest that names a file outside its
+// directory or disagrees with its shards, and a resume on other data or hints are refused naming the file or
+// option; --resume latest with only invalid checkpoints refuses instead of starting over them; retention removes
+// only the run's own committed checkpoints.
+import XCTest
+import Foundation
+import Crypto
+import Distributed
+@testable import Training
+
+final class CheckpointIntegrityTests: XCTestCase {
+    /// A 6-step run with a checkpoint every 3 steps; returns (workspace, data, base, options, checkpoints root).
+    private func trainedRun(limit: Int? = nil) throws -> (Workspace, TrainOptions, URL) {
+        let ws = try Workspace()
+        let data = try ws.writeDataset(), base = try ws.writeBase()
+        var o = ws.options(data: data, base: base, out: "ck", steps: 6)
+        o.checkpointEvery = 3; o.checkpointsTotalLimit = limit
+        _ = try train(o)
+        return (ws, o, ws.root.appendingPathComponent("ck/checkpoints"))
+    }
+
+    private func manifestURL(_ root: URL, _ step: Int) -> URL {
+        root.appendingPathComponent(CheckpointManifest.directoryName(step: step)).appendingPathComponent(CheckpointManifest.fileName)
+    }
+
+    func testAnEditedManifestIsRefused() throws {
+        let (ws, _, root) = try trainedRun()
+        defer { withExtendedLifetime(ws) {} }
+        let url = manifestURL(root, 6)
+        let text = try String(contentsOf: url, encoding: .utf8)
+        XCTAssertTrue(text.contains("\"step\" : 6"))
+        try text.replacingOccurrences(of: "\"step\" : 6", with: "\"step\" : 2").write(to: url, atomically: true, encoding: .utf8)
+        assertRefused(try CheckpointStore.read(url.deletingLastPathComponent()), [url.path, "modified after it was written"])
+    }
+
+    func testAManifestMustAgreeWithItselfAndItsShards() throws {
+        let (ws, _, root) = try trainedRun()
+        defer { withExtendedLifetime(ws) {} }
+        let url = manifestURL(root, 6), dir = url.deletingLastPathComponent()
+        let original = try JSONDecoder().decode(CheckpointManifest.self, from: Data(contentsOf: url))
+        func reseal(_ edit: (inout CheckpointManifest) -> Void) throws {
+            var m = original
+            edit(&m)
+            try m.sealed().write(to: url)
+        }
+        // A shard file outside the checkpoint directory.
+        try reseal { $0.shards[0].file = "../../../../etc/passwd" }
+        assertRefused(try CheckpointStore.read(dir), [url.path, "names the shard file '../../../../etc/passwd'"])
+        // Step 2 claimed for step-6 data (sealed, so only the shard metadata can tell).
+        try reseal { $0.step = 2; $0.state.counters.step = 2; $0.state.counters.adamStep = 2 }
+        assertRefused(try CheckpointStore.read(dir), ["metadata says step 6 but the manifest says 2"])
+        // AdamW step and skipped steps that do not add up.
+        try reseal { $0.state.counters.adamStep = 5 }
+        assertRefused(try CheckpointStore.read(dir), ["do not add up to step 6"])
+        // The original, resealed, reads.
+        try reseal { _ in }
+        XCTAssertEqual(try CheckpointStore.read(dir).manifest.step, 6)
+        // A format-1 manifest (no checksum) is still read, its shards still checked.
+        try reseal { $0.format = CheckpointManifest.legacyFormatName; $0.manifestSHA256 = nil }
+        var legacy = try String(contentsOf: url, encoding: .utf8)
+        legacy = legacy.replacingOccurrences(of: #""manifest_sha256" : "[0-9a-f]*","#, with: "", options: .regularExpression)
+        try legacy.write(to: url, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try CheckpointStore.read(dir).manifest.step, 6)
+    }
+
+    func testResumeLatestWithOnlyInvalidCheckpointsRefusesAndChangesNothing() throws {
+        let (ws, o, root) = try trainedRun()
+        for step in [3, 6] {
+            let shard = root.appendingPathComponent(CheckpointManifest.directoryName(step: step))
+                .appendingPathComponent(CheckpointManifest.shardFileName(rank: 0, worldSize: 1))
+            var bytes = try Data(contentsOf: shard); bytes[bytes.count - 3] ^= 1; try bytes.write(to: shard)
+        }
+        let before = fileHashes(ws.root.appendingPathComponent("ck"))
+        var resumed = o; resumed.resume = "latest"
+        assertRefused(try Trainer(options: resumed, comm: LocalCommunicator()),
+                      ["no valid checkpoint among 2 committed ones", "step-00000003", "step-00000006", "SHA-256 mismatch", "--overwrite"])
+        var after = fileHashes(ws.root.appendingPathComponent("ck")); after["run.lock"] = before["run.lock"]
+        XCTAssertEqual(after, before)
+    }
+
+    func testResumeOnOtherDataOrHintsIsRefused() throws {
+        let (ws, o, _) = try trainedRun()
+        var sobel = o; sobel.resume = "latest"; sobel.hint = "sobel"; sobel.maxSteps = 8
+        assertRefused(try Trainer(options: sobel, comm: LocalCommunicator()), ["other data", "--hint canny"])
+        var other = o; other.resume = "latest"; other.maxSteps = 8
+        other.data = try ws.writeDataset(seed: 43, name: "other.csv")
+        assertRefused(try Trainer(options: other, comm: LocalCommunicator()), ["other data", "--data \(o.data)"])
+        var same = o; same.resume = "latest"; same.maxSteps = 8
+        XCTAssertEqual(try train(same).step.counters.step, 8)
+    }
+
+    func testRetentionRemovesOnlyThisRunsCommittedCheckpoints() throws {
+        let ws = try Workspace()
+        let data = try ws.writeDataset(), base = try ws.writeBase()
+        for name in ["ours", "theirs"] {
+            var o = ws.options(data: data, base: base, out: name, steps: 4)
+            o.checkpointEvery = 1
+            _ = try train(o)
+        }
+        let root = ws.root.appendingPathComponent("ours/checkpoints")
+        let ours = try CheckpointStore.read(root.appendingPathComponent("step-00000004")).manifest.runID
+        // Their step 2 replaces ours (another run's committed checkpoint), and step 3 loses its manifest (an
+        // interrupted write, or a directory that only looks like one).
+        try FileManager.default.removeItem(at: root.appendingPathComponent("step-00000002"))
+        try FileManager.default.copyItem(at: ws.root.appendingPathComponent("theirs/checkpoints/step-00000002"),
+                                         to: root.appendingPathComponent("step-00000002"))
+        try FileManager.default.removeItem(at: manifestURL(root, 3))
+        let log = try RunLog(rank: 1, metricsURL: nil, keepStepsThrough: nil)
+        CheckpointStore.applyTotalLimit(1, runID: try XCTUnwrap(ours), out: ws.root.appendingPathComponent("ours"),
+                                        newest: root.appendingPathComponent("step-00000004"), log: log)
+        let left = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
+        XCTAssertEqual(left, ["step-00000002", "step-00000003", "step-00000004"], "only our step 1 may go")
+    }
+}

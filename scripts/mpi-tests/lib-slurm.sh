@@ -1,0 +1,195 @@
+# A private single-node Slurm for tests: sourced (after lib.sh) by the NN-slurm*.sh scripts, never run on its own.
+#
+#   slurm_install        installs slurm-wlm and munge when a command is missing (apt-get update once first); exits
+#                        the test with SKIP only when that is impossible (no apt-get, not root)
+#   slurm_start DIR      a munge key, munged, slurm.conf, slurmctld and slurmd, all under DIR, on free ports; exports
+#                        SLURM_CONF so that sbatch, scontrol, squeue and scancel talk to this cluster only
+#   slurm_stop           cancels this cluster's jobs, waits for them to leave, then stops exactly the daemons
+#                        slurm_start started (by process id) and any process still carrying this cluster's
+#                        SLURM_CONF in its environment (job leftovers); safe to call twice, from an EXIT trap
+#   slurm_show_logs      the errors in the daemons' logs (for a failed test)
+#   job_field JOB KEY    one field of `scontrol show job` (JobState, Reason, Restarts, ExitCode, ...)
+#
+# Nothing outside DIR is written, no system service is started or stopped, and no process is signalled that this
+# file did not start (or that a job of this cluster did not start).
+
+SLURM_DIR=
+SLURM_TEST_CONF=
+SLURM_DAEMON_PIDS=()
+# The node is this machine under its own host name, so that mpirun sees its allocation as local and starts the ranks
+# itself, as on the first node of any job.
+SLURM_NODE=$(hostname -s)
+SLURM_T0=$(date +%s%3N)
+
+# slurm_elapsed: seconds since this file was sourced, with one decimal.
+slurm_elapsed() {
+    local ms=$(($(date +%s%3N) - SLURM_T0))
+    printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+# slurm_say: a line stamped with slurm_elapsed, for timelines in CI logs.
+slurm_say() {
+    printf '[%6ss] %s\n' "$(slurm_elapsed)" "$*"
+}
+
+slurm_install() {
+    local missing=() cmd
+    for cmd in slurmctld slurmd munged sbatch scontrol squeue scancel sinfo perl; do
+        command -v "$cmd" >/dev/null || missing+=("$cmd")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "SKIP $(basename "$0"): ${missing[*]} missing and cannot be installed here (needs root and apt-get)"
+        exit 0
+    fi
+    echo "installing slurm-wlm munge (missing: ${missing[*]})"
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 300 apt-get update -qq >/dev/null || fail "apt-get update failed"
+    timeout 600 apt-get install -y -qq --no-install-recommends slurm-wlm munge perl >/dev/null \
+        || fail "apt-get install slurm-wlm munge failed"
+    for cmd in slurmctld slurmd munged sbatch scontrol squeue scancel sinfo perl; do
+        command -v "$cmd" >/dev/null || fail "$cmd still missing after installing slurm-wlm munge"
+    done
+}
+
+# free_port: a TCP port nothing listens on (from a random start, so that parallel runs rarely collide).
+free_port() {
+    local port=$((20000 + RANDOM % 20000)) tries
+    for tries in $(seq 200); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && [ "$port" != "${1:-}" ]; then
+            echo "$port"
+            return
+        fi
+        port=$((port + 1))
+    done
+    fail "no free TCP port found"
+}
+
+# slurm_start DIR [CPUS]: a cluster of one node (this machine) with CPUS (default 8) CPUs. The node claims CPUS
+# whatever the machine has (SlurmdParameters=config_overrides), so that several 2-rank test jobs run side by side.
+slurm_start() {
+    local dir=$1 cpus=${2:-8} ctld_port slurmd_port i
+    SLURM_DIR=$dir
+    mkdir -p "$dir/state" "$dir/spool" "$dir/munge"
+    # munged insists that everyone may reach its socket: search permission on DIR and its parent (often mktemp's).
+    chmod a+x "$(dirname "$dir")" "$dir"
+    chmod 755 "$dir/munge"
+    dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
+    chmod 400 "$dir/munge/munge.key"
+    munged --foreground --socket="$dir/munge/munge.sock" --key-file="$dir/munge/munge.key" \
+        --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" \
+        >"$dir/munged.out" 2>&1 &
+    SLURM_DAEMON_PIDS+=($!)
+    for i in $(seq 100); do [ -S "$dir/munge/munge.sock" ] && break; sleep 0.1; done
+    [ -S "$dir/munge/munge.sock" ] || { cat "$dir/munged.out" "$dir/munge/munged.log" 2>/dev/null; fail "munged did not start"; }
+
+    ctld_port=$(free_port)
+    slurmd_port=$(free_port "$ctld_port")
+    : >"$dir/plugstack.conf"
+    cat >"$dir/slurm.conf" <<EOF
+# A private single-node test cluster (scripts/mpi-tests/lib-slurm.sh); everything lives under $dir.
+ClusterName=cntest
+SlurmctldHost=$(hostname -s)(127.0.0.1)
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$dir/munge/munge.sock
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/slurmctld.log
+SlurmdLogFile=$dir/slurmd.log
+SlurmctldDebug=debug
+SlurmdDebug=debug
+PlugStackConfig=$dir/plugstack.conf
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/builtin
+JobRequeue=1
+ReturnToService=2
+MpiDefault=none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+JobAcctGatherType=jobacct_gather/none
+# Slurm's defaults, written out because cluster/train.sbatch is built around them.
+KillWait=30
+MinJobAge=600
+SlurmdParameters=config_overrides
+NodeName=$SLURM_NODE NodeHostname=$(hostname) NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
+PartitionName=test Nodes=$SLURM_NODE Default=YES MaxTime=INFINITE State=UP
+EOF
+    SLURM_TEST_CONF=$dir/slurm.conf
+    export SLURM_CONF=$SLURM_TEST_CONF
+    slurmctld -D -f "$SLURM_CONF" >"$dir/slurmctld.out" 2>&1 &
+    SLURM_DAEMON_PIDS+=($!)
+    slurmd -D -N "$SLURM_NODE" -f "$SLURM_CONF" >"$dir/slurmd.out" 2>&1 &
+    SLURM_DAEMON_PIDS+=($!)
+    for i in $(seq 300); do
+        [ "$(timeout 5 sinfo -h -n "$SLURM_NODE" -o %T 2>/dev/null)" = idle ] && break
+        sleep 0.1
+    done
+    if [ "$(timeout 5 sinfo -h -n "$SLURM_NODE" -o %T 2>/dev/null)" != idle ]; then
+        tail -20 "$dir/slurmctld.log" "$dir/slurmd.log" "$dir/slurmctld.out" "$dir/slurmd.out" 2>/dev/null
+        fail "the test cluster did not come up (node state: $(timeout 5 sinfo -h -n "$SLURM_NODE" -o %T 2>&1))"
+    fi
+    slurm_say "slurm $(slurmctld -V | cut -d' ' -f2) up: slurmctld :$ctld_port, slurmd :$slurmd_port, munged, node $SLURM_NODE with $cpus CPUs (pids ${SLURM_DAEMON_PIDS[*]})"
+}
+
+# conf_processes: processes of this cluster's jobs (batch scripts, mpirun, ranks): those whose environment has a
+# SLURM_JOB_ID and this cluster's slurm.conf.
+conf_processes() {
+    local p env
+    [ -n "$SLURM_TEST_CONF" ] || return 0
+    for p in $(ls /proc | grep -E '^[0-9]+$'); do
+        env=$({ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null) || continue
+        grep -qxF "SLURM_CONF=$SLURM_TEST_CONF" <<<"$env" && grep -q '^SLURM_JOB_ID=' <<<"$env" && echo "$p"
+    done
+    return 0
+}
+
+slurm_stop() {
+    [ -n "$SLURM_DIR" ] || return 0
+    local pid i left
+    if [ ${#SLURM_DAEMON_PIDS[@]} -gt 0 ] && kill -0 "${SLURM_DAEMON_PIDS[1]:-0}" 2>/dev/null; then
+        timeout 10 scancel --full --signal=KILL --state=RUNNING -u "$(id -un)" >/dev/null 2>&1 || true
+        timeout 10 scancel -u "$(id -un)" >/dev/null 2>&1 || true
+        for i in $(seq 150); do  # until no job is running, suspended or completing (30 s at most)
+            [ -z "$(timeout 5 squeue -h -t R,S,CG -o %i 2>/dev/null)" ] && break
+            sleep 0.2
+        done
+    fi
+    for pid in "${SLURM_DAEMON_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${SLURM_DAEMON_PIDS[@]}"; do
+        timeout 15 tail --pid="$pid" -f /dev/null || { kill -KILL "$pid" 2>/dev/null || true; }
+    done
+    left=$(conf_processes)
+    if [ -n "$left" ]; then
+        echo "slurm_stop: killing leftover job processes of this cluster: $left"
+        # shellcheck disable=SC2086
+        kill -KILL $left 2>/dev/null || true
+    fi
+    SLURM_DAEMON_PIDS=()
+    SLURM_DIR=
+    SLURM_TEST_CONF=
+}
+
+# slurm_show_logs: the errors in the daemons' logs, for a failed test.
+slurm_show_logs() {
+    local log
+    [ -n "$SLURM_DIR" ] || return 0
+    for log in slurmctld.log slurmd.log; do
+        echo "== last errors in $log"
+        grep -iE 'error|fatal|revoked|refused' "$SLURM_DIR/$log" 2>/dev/null | tail -20 || true
+    done
+}
+
+# job_field JOB KEY: KEY's value in `scontrol -o show job JOB` (empty when the job is unknown).
+job_field() {
+    timeout 10 scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
+}

@@ -2,7 +2,9 @@
 #
 #   slurm_install        installs slurm-wlm and munge when a command is missing (apt-get update once first); exits
 #                        the test with SKIP only when that is impossible (no apt-get, not root)
-#   slurm_start DIR      a munge key, munged, slurm.conf, slurmctld and slurmd, all under DIR, on free ports; exports
+#   slurm_start DIR [CPUS [NODES]]
+#                        a munge key, munged, slurm.conf, slurmctld and a slurmd per node, all under DIR, on free
+#                        ports (NODES > 1: the extra nodes are this machine again, see below); exports
 #                        SLURM_CONF so that sbatch, scontrol, squeue and scancel talk to this cluster only
 #   slurm_stop           cancels this cluster's jobs, waits for them to leave, then stops exactly the daemons
 #                        slurm_start started (by process id) and any process still carrying this cluster's
@@ -19,6 +21,7 @@ SLURM_DAEMON_PIDS=()
 # The node is this machine under its own host name, so that mpirun sees its allocation as local and starts the ranks
 # itself, as on the first node of any job.
 SLURM_NODE=$(hostname -s)
+SLURM_NODES=()
 SLURM_T0=$(date +%s%3N)
 
 # slurm_elapsed: seconds since this file was sourced, with one decimal.
@@ -52,11 +55,12 @@ slurm_install() {
     done
 }
 
-# free_port: a TCP port nothing listens on (from a random start, so that parallel runs rarely collide).
+# free_port [TAKEN...]: a TCP port nothing listens on and not among TAKEN (from a random start, so that parallel
+# runs rarely collide).
 free_port() {
     local port=$((20000 + RANDOM % 20000)) tries
     for tries in $(seq 200); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && [ "$port" != "${1:-}" ]; then
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && [[ " $* " != *" $port "* ]]; then
             echo "$port"
             return
         fi
@@ -65,12 +69,15 @@ free_port() {
     fail "no free TCP port found"
 }
 
-# slurm_start DIR [CPUS]: a cluster of one node (this machine) with CPUS (default 8) CPUs. The node claims CPUS
-# whatever the machine has (SlurmdParameters=config_overrides), so that several 2-rank test jobs run side by side.
+# slurm_start DIR [CPUS [NODES]]: a cluster of NODES (default 1) nodes with CPUS (default 8) CPUs each, all of them
+# this machine: the first under its own host name (so that mpirun sees it as local and starts its ranks itself,
+# as on the first node of any job), the others as node2, node3... (so that mpirun starts an orted there through
+# srun, as on every other node of a multi-node job), each with its own slurmd. The nodes claim CPUS whatever the
+# machine has (SlurmdParameters=config_overrides), so that several test jobs run side by side.
 slurm_start() {
-    local dir=$1 cpus=${2:-8} ctld_port slurmd_port i
+    local dir=$1 cpus=${2:-8} nodes=${3:-1} ctld_port slurmd_port port ports i n node_lines="" names=$SLURM_NODE
     SLURM_DIR=$dir
-    mkdir -p "$dir/state" "$dir/spool" "$dir/munge"
+    mkdir -p "$dir/state" "$dir/munge"
     # munged insists that everyone may reach its socket: search permission on DIR and its parent (often mktemp's).
     chmod a+x "$(dirname "$dir")" "$dir"
     chmod 755 "$dir/munge"
@@ -85,6 +92,16 @@ slurm_start() {
 
     ctld_port=$(free_port)
     slurmd_port=$(free_port "$ctld_port")
+    ports="$ctld_port $slurmd_port"
+    node_lines="NodeName=$SLURM_NODE NodeHostname=$(hostname) NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN"
+    SLURM_NODES=("$SLURM_NODE")
+    for ((n = 2; n <= nodes; n++)); do
+        port=$(free_port $ports)
+        ports+=" $port"
+        node_lines+=$'\n'"NodeName=node$n NodeHostname=$(hostname) NodeAddr=127.0.0.1 Port=$port CPUs=$cpus State=UNKNOWN"
+        SLURM_NODES+=("node$n")
+        names+=",node$n"
+    done
     : >"$dir/plugstack.conf"
     cat >"$dir/slurm.conf" <<EOF
 # A private single-node test cluster (scripts/mpi-tests/lib-slurm.sh); everything lives under $dir.
@@ -98,11 +115,12 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$dir/munge/munge.sock
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+# %n: per node, or a second slurmd would take the first one's pid file for its own and shut it down.
+SlurmdSpoolDir=$dir/spool-%n
 SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
+SlurmdPidFile=$dir/slurmd-%n.pid
 SlurmctldLogFile=$dir/slurmctld.log
-SlurmdLogFile=$dir/slurmd.log
+SlurmdLogFile=$dir/slurmd-%n.log
 SlurmctldDebug=debug
 SlurmdDebug=debug
 PlugStackConfig=$dir/plugstack.conf
@@ -121,24 +139,26 @@ JobAcctGatherType=jobacct_gather/none
 KillWait=30
 MinJobAge=600
 SlurmdParameters=config_overrides
-NodeName=$SLURM_NODE NodeHostname=$(hostname) NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
-PartitionName=test Nodes=$SLURM_NODE Default=YES MaxTime=INFINITE State=UP
+$node_lines
+PartitionName=test Nodes=$names Default=YES MaxTime=INFINITE State=UP
 EOF
     SLURM_TEST_CONF=$dir/slurm.conf
     export SLURM_CONF=$SLURM_TEST_CONF
     slurmctld -D -f "$SLURM_CONF" >"$dir/slurmctld.out" 2>&1 &
     SLURM_DAEMON_PIDS+=($!)
-    slurmd -D -N "$SLURM_NODE" -f "$SLURM_CONF" >"$dir/slurmd.out" 2>&1 &
-    SLURM_DAEMON_PIDS+=($!)
+    for n in "${SLURM_NODES[@]}"; do
+        slurmd -D -N "$n" -f "$SLURM_CONF" >"$dir/slurmd-$n.out" 2>&1 &
+        SLURM_DAEMON_PIDS+=($!)
+    done
     for i in $(seq 300); do
-        [ "$(timeout 5 sinfo -h -n "$SLURM_NODE" -o %T 2>/dev/null)" = idle ] && break
+        [ "$(timeout 5 sinfo -h -o %T 2>/dev/null | sort -u)" = idle ] && break
         sleep 0.1
     done
-    if [ "$(timeout 5 sinfo -h -n "$SLURM_NODE" -o %T 2>/dev/null)" != idle ]; then
-        tail -20 "$dir/slurmctld.log" "$dir/slurmd.log" "$dir/slurmctld.out" "$dir/slurmd.out" 2>/dev/null
-        fail "the test cluster did not come up (node state: $(timeout 5 sinfo -h -n "$SLURM_NODE" -o %T 2>&1))"
+    if [ "$(timeout 5 sinfo -h -o %T 2>/dev/null | sort -u)" != idle ]; then
+        tail -20 "$dir"/*.log "$dir"/*.out 2>/dev/null
+        fail "the test cluster did not come up (node states: $(timeout 5 sinfo -h -o '%n %T' 2>&1 | tr '\n' ' '))"
     fi
-    slurm_say "slurm $(slurmctld -V | cut -d' ' -f2) up: slurmctld :$ctld_port, slurmd :$slurmd_port, munged, node $SLURM_NODE with $cpus CPUs (pids ${SLURM_DAEMON_PIDS[*]})"
+    slurm_say "slurm $(slurmctld -V | cut -d' ' -f2) up: slurmctld :$ctld_port, munged, ${#SLURM_NODES[@]} node(s) ${SLURM_NODES[*]} with $cpus CPUs each (daemon pids ${SLURM_DAEMON_PIDS[*]})"
 }
 
 # conf_processes: processes of this cluster's jobs (batch scripts, mpirun, ranks): those whose environment has a
@@ -183,9 +203,9 @@ slurm_stop() {
 slurm_show_logs() {
     local log
     [ -n "$SLURM_DIR" ] || return 0
-    for log in slurmctld.log slurmd.log; do
+    for log in "$SLURM_DIR"/slurm*.log; do
         echo "== last errors in $log"
-        grep -iE 'error|fatal|revoked|refused' "$SLURM_DIR/$log" 2>/dev/null | tail -20 || true
+        grep -iE 'error|fatal|revoked|refused' "$log" 2>/dev/null | tail -20 || true
     done
 }
 

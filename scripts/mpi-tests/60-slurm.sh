@@ -9,11 +9,15 @@
 #   full      scancel -s TERM --full: TERM to the batch shell's process group
 #   resubmit  --time=1 --no-requeue: the job ends TIMEOUT with a checkpoint; the same command submitted again
 #             must resume from it
+#   requeue   scontrol requeue of the running job (what a preemption with PreemptMode=REQUEUE does too): Slurm
+#             terminates it (CONT+TERM to every process) and requeues it itself; the script must not requeue again
+#   cancel    scancel (no signal option): the terminate, state CANCELLED; the ranks checkpoint but the script must
+#             not requeue a cancelled job; submitted again, it resumes
 #   2nodes    the warning case with one rank on each node: rank 1 runs under an orted that mpirun starts through
 #             srun, as on every node but the first of a multi-node job
 # (The hard limit on two nodes is not a case: srun, which started the orted, is in the batch step, gets TERM too and
 # answers it with SIGKILL to the orted's step, so rank 1 dies without a checkpoint. cluster/README.md.)
-# The first four run on the first node (mpirun starts both ranks itself). A requeued job waits 120 s (cred_expire)
+# The first six run on the first node (mpirun starts both ranks itself). A requeued job waits 120 s (cred_expire)
 # before it may start; the test lifts that with StartTime=now. So that the runs cannot finish before Slurm acts,
 # each job's ranks are frozen (SIGSTOP) after a few steps: Slurm's own CONT wakes them at a time limit; for a
 # signal to the batch shell only, the test wakes them once the script says it forwarded the stop. The state
@@ -44,15 +48,15 @@ TRAIN=(--config tiny --resize --data-dir "$REPO_ROOT/data" --base "$TMP/base/une
 mpirun_for 2
 run_logged "$TMP/reference.log" "the uninterrupted $STEPS-step run" "${MPIRUN[@]}" "$CONTROLNET" train-controlnet \
     "${TRAIN[@]}" --out "$TMP/reference"
-# CONTRACT: a trainer that writes OUT/status.json writes it for every run, the tiny base's too.
+# CONTRACT: a trainer that writes OUT/status.json writes it for every run, the reference's too.
 CONTRACT=0
-if [ -f "$TMP/base/status.json" ]; then
+if [ -f "$TMP/reference/status.json" ]; then
     CONTRACT=1
 else
     echo "NOTE: this trainer writes no status.json: the CONTRACT checks are skipped and train.sbatch uses its fallback"
 fi
 
-slurm_start "$TMP/slurm" 12 2
+slurm_start "$TMP/slurm" 16 2
 
 # submit CASE SIGNAL_LEAD SBATCH-OPTIONS...: submits cluster/train.sbatch for 2 ranks on the first node (unless
 # SBATCH-OPTIONS say otherwise), output in $TMP/CASE.log, run directory $TMP/CASE; prints the job id.
@@ -151,8 +155,16 @@ finished() {
     local out=$TMP/$1 log=$TMP/$1.log
     grep -q "^train.sbatch .*: no checkpoint under $out: starting from scratch" "$log" || fail "$1: no 'starting from scratch' line"
     grep -q "^train.sbatch .*: RESUMING: newest checkpoint $out/checkpoints/step-" "$log" || fail "$1: no RESUMING line"
-    grep -q "^resumed from $out/checkpoints/step-[0-9]* at step [0-9]*," "$log" || fail "$1: the trainer did not resume"
-    grep -q "^checkpoint step-[0-9]* written in .* (stop requested)$" "$log" || fail "$1: no stop checkpoint"
+    if [ "$CONTRACT" = 1 ]; then
+        grep -q "^RESUMING from $out/checkpoints/step-[0-9]* at step [0-9]* of $STEPS," "$log" \
+            || fail "$1: the trainer did not say RESUMING"
+        grep -q "^stopped at step [0-9]* of $STEPS on request: checkpoint step-[0-9]* written, no final weights" "$log" \
+            || fail "$1: the trainer did not say it stopped"
+    else
+        grep -q "^resumed from $out/checkpoints/step-[0-9]* at step [0-9]*," "$log" || fail "$1: the trainer did not resume"
+    fi
+    grep -qE "^checkpoint step-[0-9]* written in .* \(stop requested\)$|^stop requested during step" "$log" \
+        || fail "$1: no stop checkpoint"
     grep -q "^train.sbatch .*: run complete" "$log" || fail "$1: the script did not see the run complete"
     if [ "$CONTRACT" = 1 ]; then
         [ "$(jq -r '"\(.state) \(.step) \(.total_steps)"' "$out/status.json")" = "complete $STEPS $STEPS" ] \
@@ -211,6 +223,36 @@ case_resubmit() {
     finished resubmit
 }
 
+case_requeue() {
+    local job
+    job=$(submit requeue 180 --time=10)
+    freeze requeue "$job"
+    timeout 10 scontrol requeue "$job" || fail "requeue: scontrol requeue failed"
+    printf '%-12s [%6ss] scontrol requeue\n' requeue "$(slurm_elapsed)" >>"$TMP/requeue.timeline"
+    restart requeue "$job" 30
+    grep -q "Slurm has requeued the job itself" "$TMP/requeue.log" || fail "requeue: the script did not see Slurm's requeue"
+    ! grep -q "forwarding the stop to the ranks" "$TMP/requeue.log" || fail "requeue: the script forwarded a stop"
+    finished requeue
+}
+
+case_cancel() {
+    local job job2
+    job=$(submit cancel 180 --time=10)
+    freeze cancel "$job"
+    timeout 10 scancel "$job" || fail "cancel: scancel failed"
+    printf '%-12s [%6ss] scancel\n' cancel "$(slurm_elapsed)" >>"$TMP/cancel.timeline"
+    await cancel "$job" 60 CANCELLED '[ "$STATE" = CANCELLED ]'
+    grep -q "the job was cancelled\|cancelled (or preempted with PreemptMode=CANCEL), so not requeued" "$TMP/cancel.log" \
+        || fail "cancel: the script did not say it leaves a cancelled job alone"
+    [ "$RESTARTS" = 0 ] || fail "cancel: the cancelled job was requeued"
+    stopped_state cancel
+    job2=$(submit cancel 180 --time=10)
+    LAST_LOOK=
+    await cancel "$job2" 90 COMPLETED '[ "$STATE" = COMPLETED ] || [ "$STATE" = FAILED ] || [ "$STATE" = TIMEOUT ]'
+    [ "$STATE" = COMPLETED ] || { cat "$TMP/cancel.log"; fail "cancel: job $job2 ended $STATE"; }
+    finished cancel
+}
+
 case_2nodes() {
     local job
     job=$(submit 2nodes 75 "${TWO_NODES[@]}" --time=2 --signal=B:TERM@75)
@@ -223,7 +265,7 @@ case_2nodes() {
 
 start=$(now_seconds)
 pids=()
-names=(warning timelimit full resubmit 2nodes)
+names=(warning timelimit full resubmit requeue cancel 2nodes)
 for name in "${names[@]}"; do
     ("case_$name") &
     pids+=($!)

@@ -31,8 +31,11 @@ training_env
 slurm_install
 
 TMP=$(mktemp -d)
+pids=()
 cleanup() {
-    local status=$?
+    local status=$? pid
+    # The case subshells, if the test is interrupted while they run.
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     [ "$status" = 0 ] || slurm_show_logs
     slurm_stop
     rm -rf "$TMP"
@@ -264,7 +267,6 @@ case_2nodes() {
 }
 
 start=$(now_seconds)
-pids=()
 names=(warning timelimit full resubmit requeue cancel 2nodes)
 for name in "${names[@]}"; do
     ("case_$name") &

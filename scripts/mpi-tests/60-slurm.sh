@@ -13,11 +13,14 @@
 #             terminates it (CONT+TERM to every process) and requeues it itself; the script must not requeue again
 #   cancel    scancel (no signal option): the terminate, state CANCELLED; the ranks checkpoint but the script must
 #             not requeue a cancelled job; submitted again, it resumes
+#   early     scancel --batch -s TERM as soon as the job runs, before the ranks can take a USR1 (it would kill
+#             them): the script must hold the stop until they can, and they stop after their first step
+#   refuse    --time=1 with a 60 s warning: refused before any work (the job would requeue itself forever)
 #   2nodes    the warning case with one rank on each node: rank 1 runs under an orted that mpirun starts through
 #             srun, as on every node but the first of a multi-node job
 # (The hard limit on two nodes is not a case: srun, which started the orted, is in the batch step, gets TERM too and
 # answers it with SIGKILL to the orted's step, so rank 1 dies without a checkpoint. cluster/README.md.)
-# The first six run on the first node (mpirun starts both ranks itself). A requeued job waits 120 s (cred_expire)
+# The others run on the first node (mpirun starts both ranks itself). A requeued job waits 120 s (cred_expire)
 # before it may start; the test lifts that with StartTime=now. So that the runs cannot finish before Slurm acts,
 # each job's ranks are frozen (SIGSTOP) after a few steps: Slurm's own CONT wakes them at a time limit; for a
 # signal to the batch shell only, the test wakes them once the script says it forwarded the stop. The state
@@ -59,7 +62,7 @@ else
     echo "NOTE: this trainer writes no status.json: the CONTRACT checks are skipped and train.sbatch uses its fallback"
 fi
 
-slurm_start "$TMP/slurm" 16 2
+slurm_start "$TMP/slurm" 20 2
 
 # submit CASE SIGNAL_LEAD SBATCH-OPTIONS...: submits cluster/train.sbatch for 2 ranks on the first node (unless
 # SBATCH-OPTIONS say otherwise), output in $TMP/CASE.log, run directory $TMP/CASE; prints the job id.
@@ -256,6 +259,27 @@ case_cancel() {
     finished cancel
 }
 
+case_early() {
+    local job
+    job=$(submit early 180 --time=10)
+    await early "$job" 60 RUNNING '[ "$STATE" != PENDING ]'
+    timeout 10 scancel --batch --signal=TERM "$job" || fail "early: scancel failed"
+    printf '%-12s [%6ss] scancel --batch --signal=TERM\n' early "$(slurm_elapsed)" >>"$TMP/early.timeline"
+    restart early "$job" 60
+    grep -q "forwarding the stop to the ranks: USR1 to mpirun" "$TMP/early.log" || fail "early: the stop was not forwarded"
+    finished early
+}
+
+case_refuse() {
+    local job
+    job=$(submit refuse 60 --time=1 --signal=B:TERM@60)
+    await refuse "$job" 60 FAILED '! [[ $STATE =~ ^(PENDING|RUNNING|COMPLETING)$ ]]'
+    [ "$STATE" = FAILED ] || fail "refuse: job $job ended $STATE, expected FAILED"
+    grep -q "ERROR: time limit 60s, warning 60s (+30 s) before it" "$TMP/refuse.log" || fail "refuse: no refusal line"
+    [ ! -e "$TMP/refuse/checkpoints" ] && ! pgrep -f -- "--out $TMP/refuse( |$)" >/dev/null \
+        || fail "refuse: training started"
+}
+
 case_2nodes() {
     local job
     job=$(submit 2nodes 75 "${TWO_NODES[@]}" --time=2 --signal=B:TERM@75)
@@ -267,7 +291,7 @@ case_2nodes() {
 }
 
 start=$(now_seconds)
-names=(warning timelimit full resubmit requeue cancel 2nodes)
+names=(warning timelimit full resubmit requeue cancel early refuse 2nodes)
 for name in "${names[@]}"; do
     ("case_$name") &
     pids+=($!)
@@ -278,6 +302,10 @@ for i in "${!pids[@]}"; do
 done
 echo "== state timelines (t since the test started)"
 cat "$TMP"/*.timeline
+echo "== what train.sbatch said"
+for name in "${names[@]}"; do
+    grep -h '^train.sbatch' "$TMP/$name.log" 2>/dev/null | sed "s/^/$(printf '%-12s' "$name") /" || true
+done
 for name in "${failed[@]}"; do
     echo "== $name.log"
     cat "$TMP/$name.log" 2>/dev/null || true
@@ -285,5 +313,5 @@ done
 [ ${#failed[@]} -eq 0 ] || fail "failed: ${failed[*]}"
 left=$(conf_processes)
 [ -z "$left" ] || fail "processes of finished jobs are still running: $left"
-echo "all ${#names[@]} cases COMPLETED at step $STEPS, bit-identical to the uninterrupted run, in $(awk -v a="$start" -v b="$(now_seconds)" 'BEGIN { printf "%.0f", b - a }') s"
+echo "all ${#names[@]} cases passed (all but refuse COMPLETED at step $STEPS, bit-identical to the uninterrupted run) in $(awk -v a="$start" -v b="$(now_seconds)" 'BEGIN { printf "%.0f", b - a }') s"
 echo "PASS $(basename "$0")"

@@ -69,7 +69,7 @@ slurm_start "$TMP/slurm" 20 2
 submit() {
     local name=$1 lead=$2
     shift 2
-    SIGNAL_LEAD=$lead timeout 30 sbatch --parsable --job-name="$name" --nodes=1 --ntasks-per-node=2 \
+    REPO_ROOT=$REPO_ROOT CONTROLNET=$CONTROLNET SIGNAL_LEAD=$lead timeout 30 sbatch --parsable --job-name="$name" --nodes=1 --ntasks-per-node=2 \
         --nodelist="$SLURM_NODE" --cpus-per-task=1 --output="$TMP/$name.log" --chdir="$TMP" "$@" \
         "$REPO_ROOT/cluster/train.sbatch" "${TRAIN[@]}" --out "$TMP/$name" || fail "$name: sbatch failed"
 }

@@ -112,6 +112,10 @@ slurm_start() {
         names+=",node$n"
     done
     : >"$dir/plugstack.conf"
+    # slurmd always initialises a cgroup plugin, and cgroup/v2's (what "autodetect" picks on a cgroup v2 system, as
+    # in most containers) needs a cgroup tree delegated by systemd. Nothing here uses cgroups (proctrack/linuxproc,
+    # task/none), and cgroup/v1's initialisation touches nothing, so it is named outright.
+    echo "CgroupPlugin=cgroup/v1" >"$dir/cgroup.conf"
     cat >"$dir/slurm.conf" <<EOF
 # A private single-node test cluster (scripts/mpi-tests/lib-slurm.sh); everything lives under $dir.
 ClusterName=cntest

@@ -137,16 +137,27 @@ enum TrainRunner {
     }
 }
 
-/// SIGTERM, SIGINT and SIGUSR1 ask the trainer to finish the current step, checkpoint and exit 0 (Slurm sends TERM
-/// before a preemption or the time limit; mpirun forwards USR1 at once). A second signal exits immediately.
+/// SIGTERM, SIGINT and SIGUSR1 ask the trainer to finish the current step (or micro-step), checkpoint and exit 0
+/// (Slurm sends TERM before a preemption or the time limit; mpirun forwards USR1 at once). A second signal more
+/// than two seconds after the first exits immediately; sooner, it is the same request arriving by another route
+/// (Slurm can deliver one TERM twice on multi-node jobs) and is ignored.
 enum StopSignals {
-    private static let flag = Atomic<Int>(0)
-    static var requested: Bool { flag.load(ordering: .relaxed) > 0 }
+    private static let count = Atomic<Int>(0)
+    private static let firstAt = Atomic<Int>(0)   // CLOCK_MONOTONIC seconds of the first signal
+    static var requested: Bool { count.load(ordering: .relaxed) > 0 }
 
     static func install() {
         for sig in [SIGTERM, SIGINT, SIGUSR1] {
             signal(sig) { _ in
-                if StopSignals.flag.add(1, ordering: .relaxed).newValue > 1 { _exit(130) }
+                // Only async-signal-safe calls here: clock_gettime, atomics, _exit.
+                var ts = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &ts)
+                let now = Int(ts.tv_sec)
+                if StopSignals.count.add(1, ordering: .relaxed).newValue == 1 {
+                    StopSignals.firstAt.store(now, ordering: .relaxed)
+                } else if now - StopSignals.firstAt.load(ordering: .relaxed) > 2 {
+                    _exit(130)
+                }
             }
         }
     }

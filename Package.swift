@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // Element-wise and GroupNorm kernels in C, built per instruction set and chosen at run time. Always
         // optimised: the debug-built tests train small models through them.
@@ -30,8 +32,10 @@ let package = Package(
         .target(name: "SafeTensors", swiftSettings: fast),
         // The UNet, the ControlNet, parameter arenas, diffusion schedule, samplers, AdamW.
         .target(name: "Model", dependencies: ["Kernels", "SafeTensors"], swiftSettings: fast),
-        // Datasets (IDX, MNIST-5k CSV), hints (Canny...), the sharded sampler, PNG output.
-        .target(name: "Datasets", dependencies: ["CZlib"], swiftSettings: fast),
+        // Datasets (IDX, MNIST-5k CSV, paired image folders), hints (Canny...), the sharded sampler, PNG/JPEG I/O.
+        .target(name: "Datasets", dependencies: [
+            "CZlib", "CPNG", "CTurboJPEG", .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: fast),
         // Communicators: MPI and single-process Local.
         .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: fast),
         // The data-parallel trainer, checkpoints, metrics.

@@ -11,37 +11,54 @@ import Foundation
 extension DecodedImage {
     /// The image as planes (channels, height, width) with `channels` 1 (gray) or 3 (RGB).
     public func planar(channels out: Int) throws -> [UInt8] {
+        ImageResize.planes(fromInterleaved: try interleaved(channels: out), channels: out)
+    }
+
+    /// The image as interleaved pixels (height, width, channels) with `channels` 1 (gray) or 3 (RGB).
+    public func interleaved(channels out: Int) throws -> [UInt8] {
         guard out == 1 || out == 3 else {
             throw ImageDataError.invalidArgument(name: "channels", value: "\(out)", expected: "1 (gray) or 3 (RGB)")
         }
-        let n = width * height
-        let c = channels
+        if channels == out { return pixels }  // gray -> gray, RGB -> RGB: nothing to do
+        let n = width * height, c = channels
         return [UInt8](unsafeUninitializedCapacity: out * n) { dst, count in
             pixels.withUnsafeBufferPointer { src in
-                for k in 0 ..< n {
-                    let p = k * c
-                    var r: Int, g: Int, b: Int
-                    switch c {
-                    case 1, 2: r = Int(src[p]); g = r; b = r
-                    default: r = Int(src[p]); g = Int(src[p + 1]); b = Int(src[p + 2])
+                // One loop per (input, output) channel pair: a per-pixel switch would dominate a 512x512 image.
+                switch (c, out) {
+                case (1, _):
+                    for k in 0 ..< n { dst[3 * k] = src[k]; dst[3 * k + 1] = src[k]; dst[3 * k + 2] = src[k] }
+                case (2, _):
+                    for k in 0 ..< n {
+                        let v = UInt8(compositeOnBlack(Int(src[2 * k]), alpha: Int(src[2 * k + 1])))
+                        for j in 0 ..< out { dst[out * k + j] = v }
                     }
-                    if c == 2 || c == 4 {
-                        let a = Int(src[p + c - 1])
-                        r = compositeOnBlack(r, alpha: a)
-                        g = compositeOnBlack(g, alpha: a)
-                        b = compositeOnBlack(b, alpha: a)
-                    }
-                    if out == 1 {
-                        dst[k] = c <= 2 ? UInt8(r) : luma(r, g, b)
-                    } else {
-                        dst[k] = UInt8(r)
-                        dst[n + k] = UInt8(g)
-                        dst[2 * n + k] = UInt8(b)
+                case (3, _):
+                    for k in 0 ..< n { dst[k] = luma(Int(src[3 * k]), Int(src[3 * k + 1]), Int(src[3 * k + 2])) }
+                default:  // 4: RGBA
+                    for k in 0 ..< n {
+                        let a = Int(src[4 * k + 3])
+                        let r = compositeOnBlack(Int(src[4 * k]), alpha: a)
+                        let g = compositeOnBlack(Int(src[4 * k + 1]), alpha: a)
+                        let b = compositeOnBlack(Int(src[4 * k + 2]), alpha: a)
+                        if out == 1 {
+                            dst[k] = luma(r, g, b)
+                        } else {
+                            dst[3 * k] = UInt8(r); dst[3 * k + 1] = UInt8(g); dst[3 * k + 2] = UInt8(b)
+                        }
                     }
                 }
             }
             count = out * n
         }
+    }
+
+    /// What the model trains on, as diffusers prepares it: converted to `channels` (1 or 3), short side resized to
+    /// `size`, centre-cropped to size x size. Result: planes (channels, size, size).
+    public func resizedPlanes(channels out: Int, size: Int, filter: ResizeFilter) throws -> [UInt8] {
+        let converted = try interleaved(channels: out)
+        let square = ImageResize.resizeShortSideAndCenterCrop(interleaved: converted, channels: out, height: height,
+                                                              width: width, size: size, filter: filter)
+        return ImageResize.planes(fromInterleaved: square, channels: out)
     }
 }
 

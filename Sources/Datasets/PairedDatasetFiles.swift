@@ -114,10 +114,7 @@ extension PairedDataset {
             let path = file?.path ?? directory.appendingPathComponent(relative).path
             do {
                 let decoded = try ImageFile.read(URL(fileURLWithPath: path))
-                let planes = try decoded.planar(channels: channels)
-                return ImageResize.resizeShortSideAndCenterCrop(
-                    planes, channels: channels, height: decoded.height, width: decoded.width, size: settings.size,
-                    filter: settings.filter)
+                return try decoded.resizedPlanes(channels: channels, size: settings.size, filter: settings.filter)
             } catch let error as ImageDataError {
                 throw ImageDataError.badRow(manifest: manifest.path, line: row.line, column: column, file: relative,
                                             problem: error.description)

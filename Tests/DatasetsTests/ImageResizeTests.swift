@@ -24,6 +24,27 @@ final class ImageResizeTests: XCTestCase {
                 try input.planar(channels: channels), channels: channels, height: input.height, width: input.width,
                 size: size, filter: .bilinear)
             XCTAssertEqual(out, try expected.planar(channels: channels), label)
+            // The interleaved path PairedDataset uses (all channels of a pixel in one loop) gives the same bytes.
+            XCTAssertEqual(try input.resizedPlanes(channels: channels, size: size, filter: .bilinear), out, label)
+        }
+    }
+
+    func testInterleavedAndPlanarPathsAgreeForEveryConversion() throws {
+        var rng = SplitMix64(seed: 21)
+        for (channels, w, h) in [(1, 40, 23), (2, 17, 33), (3, 50, 31), (4, 29, 64)] {
+            let pixels = (0 ..< w * h * channels).map { _ in UInt8(rng.next(below: 256)) }
+            let image = DecodedImage(width: w, height: h, channels: channels, pixels: pixels)
+            for out in [1, 3] {
+                for filter in ResizeFilter.allCases {
+                    for size in [8, 16, 45] {
+                        let planar = ImageResize.resizeShortSideAndCenterCrop(
+                            try image.planar(channels: out), channels: out, height: h, width: w, size: size,
+                            filter: filter)
+                        XCTAssertEqual(try image.resizedPlanes(channels: out, size: size, filter: filter), planar,
+                                       "\(channels) -> \(out) channels, \(filter) to \(size)")
+                    }
+                }
+            }
         }
     }
 

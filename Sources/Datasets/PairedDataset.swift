@@ -40,13 +40,20 @@ public struct PairedDataset: Sendable {
     public let imageColumn: String, conditioningColumn: String, captionColumn: String
     public let rows: [Row]
 
-    /// Reads the manifest of `directory`. Columns default to the layout's (see Layout.defaultColumns); a column the
+    /// Reads the manifest of `directory` (or of the directory holding `directory`, when that is the prompt.json or
+    /// metadata.jsonl file itself). Columns default to the layout's (see Layout.defaultColumns); a column the
     /// rows do not have is refused, listing the ones they have. Paths that are absolute or contain ".." are refused
     /// naming the row; files are not touched yet (see PairedDataset.load).
     public static func open(directory: URL, imageColumn: String? = nil, conditioningColumn: String? = nil,
                             captionColumn: String? = nil) throws -> PairedDataset {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
+        // The manifest itself names its directory.
+        if Layout(rawValue: directory.lastPathComponent) != nil,
+           fm.fileExists(atPath: directory.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            return try open(directory: directory.deletingLastPathComponent(), imageColumn: imageColumn,
+                            conditioningColumn: conditioningColumn, captionColumn: captionColumn)
+        }
         guard fm.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DatasetError.missingFile(path: directory.path,
                                            fix: "Pass the directory holding prompt.json or metadata.jsonl.")

@@ -43,13 +43,45 @@ extension PairedDataset {
         if let cached = PairedImages(mapping: url, key: key, settings: settings, reused: true) {
             return try checked(cached, skipBad: skipBad)
         }
+        removeAbandonedTemporaries(of: url)
         try build(url, files: files, key: key, settings: settings, skipBad: skipBad, threads: max(1, threads),
                   progress: progress)
+        removeSuperseded(in: cacheDirectory, keeping: url, settings: settings)
         guard let built = PairedImages(mapping: url, key: key, settings: settings, reused: false) else {
             throw ImageDataError.cacheFailure(path: url.path, reason: "the file just written does not read back",
                                               fix: "Check the disk, delete the file and run again.")
         }
         return try checked(built, skipBad: skipBad)
+    }
+
+    /// Deletes this dataset's caches for the same settings built from earlier contents (same manifest path, other
+    /// key): each can be gigabytes, and a changed dataset never maps them again. Processes still mapping one keep
+    /// their pages until they unmap.
+    private func removeSuperseded(in directory: URL, keeping url: URL, settings: DecodeSettings) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where name.hasPrefix("paired-") && name.hasSuffix(".cache") && name != url.lastPathComponent {
+            let path = directory.appendingPathComponent(name).path
+            guard let header = PairedCacheFile.read(path), header.manifest == manifest.path,
+                  header.size == settings.size, header.imageChannels == settings.imageChannels,
+                  header.conditioningChannels == settings.conditioningChannels,
+                  header.filter == settings.filter.rawValue
+            else { continue }
+            unlink(path)
+        }
+    }
+
+    /// Deletes temporary files of builds of this cache that died (killed, out of disk): this process holds the
+    /// lock, so no live builder on this node writes them; one untouched for 10 minutes is not being written from
+    /// another node either.
+    private func removeAbandonedTemporaries(of url: URL) {
+        let directory = url.deletingLastPathComponent()
+        let prefix = ".\(url.lastPathComponent).tmp-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where name.hasPrefix(prefix) {
+            let path = directory.appendingPathComponent(name).path
+            var info = stat()
+            if stat(path, &info) == 0 && time(nil) - info.st_mtim.tv_sec > 600 { unlink(path) }
+        }
     }
 
     private func checked(_ images: PairedImages, skipBad: Bool) throws -> PairedImages {

@@ -95,7 +95,7 @@ public final class PairedImages: @unchecked Sendable {  // immutable after init;
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
 
     /// Parses the footer and header; nil unless the sizes add up exactly to the file's length.
-    private static func header(_ base: UnsafeRawPointer, _ length: Int) -> PairedCacheFile? {
+    static func header(_ base: UnsafeRawPointer, _ length: Int) -> PairedCacheFile? {
         let footer = UnsafeRawBufferPointer(start: base + length - 16, count: 16)
         guard Array(footer[8 ..< 16]) == PairedCacheFile.magic else { return nil }
         let headerLength = Int(UInt64(littleEndian: footer.loadUnaligned(fromByteOffset: 0, as: UInt64.self)))
@@ -120,6 +120,7 @@ public final class PairedImages: @unchecked Sendable {  // immutable after init;
 
     /// Image i mapped to [-1, 1] (0 -> -1, 255 -> 1), the range the diffusion model trains on. out: (C, S, S).
     public func image(_ i: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(i >= 0 && i < count, "image index \(i) out of range 0..<\(count)")
         let n = settings.imageBytes
         let src = images.baseAddress! + i * n
         for k in 0 ..< n { out[k] = Float(src[k]) / 127.5 - 1 }
@@ -127,6 +128,7 @@ public final class PairedImages: @unchecked Sendable {  // immutable after init;
 
     /// Condition i mapped to [0, 1], the range ControlNet hints use. out: (Ch, S, S).
     public func condition(_ i: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(i >= 0 && i < count, "condition index \(i) out of range 0..<\(count)")
         let n = settings.conditionBytes
         let src = conditions.baseAddress! + i * n
         for k in 0 ..< n { out[k] = Float(src[k]) / 255 }
@@ -142,5 +144,20 @@ public final class PairedImages: @unchecked Sendable {  // immutable after init;
     public func conditionDataset(name: String) -> ImageDataset {
         ImageDataset(name: name, count: count, channels: settings.conditioningChannels, height: settings.size,
                      width: settings.size, pixels: Array(conditions), labels: labels)
+    }
+}
+
+extension PairedCacheFile {
+    /// The header of the cache file at `path`, or nil when it is not a complete cache file.
+    static func read(_ path: String) -> PairedCacheFile? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size >= 16 else { return nil }
+        let length = Int(info.st_size)
+        guard let map = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else { return nil }
+        defer { munmap(map, length) }
+        return PairedImages.header(UnsafeRawPointer(map), length)
     }
 }

@@ -33,6 +33,8 @@ final class PairedCacheTests: XCTestCase {
         let third = try PairedDataset.open(directory: dir).load(settings: settings, cacheDirectory: cache)
         XCTAssertFalse(third.reused)
         XCTAssertNotEqual(third.cacheFile, first.cacheFile)
+        XCTAssertEqual(try cacheFiles(cache), [third.cacheFile.lastPathComponent], "the superseded cache is deleted")
+        XCTAssertEqual(Array(first.images[0 ..< 192]), Array(third.images[0 ..< 192]), "a mapping outlives the unlink")
         XCTAssertEqual(Array(third.images[192 ..< 384]), [UInt8](repeating: 255, count: 192))
         XCTAssertEqual(Array(third.images[0 ..< 192]), Array(first.images[0 ..< 192]))
         // A changed prompt alone also changes the key.
@@ -61,7 +63,7 @@ final class PairedCacheTests: XCTestCase {
             names.insert(loaded.cacheFile.lastPathComponent)
         }
         XCTAssertEqual(names.count, 5)
-        XCTAssertEqual(try cacheFiles(cache).count, 5)
+        XCTAssertEqual(try cacheFiles(cache).count, 5, "other settings' caches are kept")
         assertImageError(try DecodeSettings(size: 0, imageChannels: 3, conditioningChannels: 3), mentions: ["size = 0"])
         assertImageError(try DecodeSettings(size: 8, imageChannels: 4, conditioningChannels: 3),
                          mentions: ["imageChannels = 4", "1 (gray) or 3 (RGB)"])

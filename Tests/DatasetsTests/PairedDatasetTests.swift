@@ -32,6 +32,8 @@ final class PairedDatasetTests: XCTestCase {
         XCTAssertEqual(data.rows.map(\.prompt), prompts)
         XCTAssertEqual(data.rows[3].image, "target/3.png")
         XCTAssertEqual(data.rows[3].conditioning, "source/3.png")
+        XCTAssertEqual(try PairedDataset.open(directory: dir.appendingPathComponent("prompt.json")).rows, data.rows,
+                       "the manifest's own path names its directory")
 
         let settings = try DecodeSettings(size: 16, imageChannels: 3, conditioningChannels: 1, filter: .bilinear)
         let loaded = try data.load(settings: settings, cacheDirectory: cache)

@@ -20,6 +20,8 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // Element-wise and GroupNorm kernels in C, built per instruction set and chosen at run time. Always
         // optimised: the debug-built tests train small models through them.
@@ -32,8 +34,11 @@ let package = Package(
         .target(name: "SafeTensors", swiftSettings: fast),
         // The UNet, the ControlNet, parameter arenas, initialisation, diffusion schedule, samplers, AdamW, LR schedule.
         .target(name: "Model", dependencies: ["Kernels", "SafeTensors", "Randomness"], swiftSettings: fast),
-        // Datasets (IDX, MNIST-5k CSV), hints (Canny...), held-out hint sets, the sharded sampler, PNG output.
-        .target(name: "Datasets", dependencies: ["CZlib", "Randomness"], swiftSettings: fast),
+        // Datasets (IDX, MNIST-5k CSV, paired image folders), hints (Canny...), held-out hint sets, the sharded
+        // sampler, PNG/JPEG I/O through libpng and libjpeg-turbo.
+        .target(name: "Datasets", dependencies: [
+            "CZlib", "CPNG", "CTurboJPEG", "Randomness", .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: fast),
         // Communicators: MPI and single-process Local.
         .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: fast),
         // The training step, the run (resume, checkpoints, validation), generation and evaluation.

@@ -9,7 +9,7 @@ die() { echo "setup: ERROR: $*" >&2; exit 1; }
 changed=()
 
 # --- Debian packages (apt-get only when one is missing) ---------------------------------------------------------
-packages=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist)
+packages=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libpng-dev libturbojpeg0-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
     [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$p")

@@ -31,7 +31,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case cannotWrite(path: String, reason: String)
     /// A cache file whose header does not match what it should hold.
     case staleCache(path: String, reason: String)
-    /// A PNG this module cannot read (corrupt, or a variant other than 8-bit gray/RGB non-interlaced).
+    /// A PNG that libpng cannot read (corrupt or truncated).
     case badPNG(path: String, offset: Int, reason: String)
     /// A split that a path-based dataset cannot provide.
     case missingSplit(path: String, split: String, fix: String)
@@ -79,8 +79,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
         case let .staleCache(path, reason):
             return "\(path): hint cache does not match (\(reason)). Delete the file; it is rebuilt on the next run."
         case let .badPNG(path, offset, reason):
-            return "\(path): unreadable PNG at byte offset \(offset): \(reason). Only 8-bit grayscale/RGB, "
-                + "non-interlaced PNGs are supported."
+            return "\(path): unreadable PNG at byte offset \(offset): \(reason). Re-export or re-download it."
         case let .missingSplit(path, split, fix):
             return "\(path): no \(split) split. \(fix)"
         case let .tooLarge(path, limit):

@@ -1,7 +1,7 @@
-// PNG encoding (8-bit grayscale and RGB, non-interlaced) over the system zlib: compress2 for the IDAT stream and
-// crc32 for the chunk checksums. Each row gets the filter (None/Sub/Up/Paeth) with the smallest sum of absolute
-// filtered bytes, the usual heuristic, which keeps grids and plots small.
-import CZlib
+// PNG encoding through the system libpng (its simplified png_image write API: 8-bit gray, gray + alpha, RGB or
+// RGBA, non-interlaced, libpng's default adaptive filtering and zlib level). Files are written atomically (a
+// temporary file in the same directory, then rename) so a reader never sees half a PNG.
+import CPNG
 import Foundation
 
 public enum PNG {
@@ -9,93 +9,59 @@ public enum PNG {
 
     /// gray: (height, width) uint8.
     public static func write(gray: [UInt8], width: Int, height: Int, to url: URL) throws {
-        try save(encode(pixels: gray, width: width, height: height, channels: 1), to: url)
+        try save(encode(pixels: gray, width: width, height: height, channels: 1, path: url.path), to: url)
     }
 
     /// rgb: (height, width, 3) uint8, interleaved.
     public static func write(rgb: [UInt8], width: Int, height: Int, to url: URL) throws {
-        try save(encode(pixels: rgb, width: width, height: height, channels: 3), to: url)
+        try save(encode(pixels: rgb, width: width, height: height, channels: 3, path: url.path), to: url)
     }
 
-    /// The PNG file bytes. pixels: (height, width, channels) with channels 1 (gray) or 3 (RGB).
-    public static func encode(pixels: [UInt8], width: Int, height: Int, channels: Int) throws -> [UInt8] {
-        precondition(channels == 1 || channels == 3, "PNG channels must be 1 (gray) or 3 (RGB)")
-        precondition(width > 0 && height > 0, "PNG dimensions must be positive")
-        precondition(pixels.count == width * height * channels, "pixels must hold width*height*channels bytes")
-        let rowBytes = width * channels
-        var raw = [UInt8]()
-        raw.reserveCapacity(height * (rowBytes + 1))
-        var previous = [UInt8](repeating: 0, count: rowBytes)
-        for y in 0 ..< height {
-            let row = Array(pixels[y * rowBytes ..< (y + 1) * rowBytes])
-            let (filter, filtered) = bestFilter(row, previous: previous, bpp: channels)
-            raw.append(filter)
-            raw += filtered
-            previous = row
-        }
-        var compressedSize = compressBound(uLong(raw.count))
-        var compressed = [UInt8](repeating: 0, count: Int(compressedSize))
-        let status = compress2(&compressed, &compressedSize, raw, uLong(raw.count), 9)
-        guard status == Z_OK else {
-            throw DatasetError.cannotWrite(path: "(PNG in memory)", reason: "zlib compress2 failed with code \(status)")
-        }
-        compressed.removeSubrange(Int(compressedSize)...)
+    /// pixels: (height, width, channels) uint8 interleaved, channels 1 (gray), 2 (gray + alpha), 3 (RGB), 4 (RGBA).
+    public static func write(pixels: [UInt8], width: Int, height: Int, channels: Int, to url: URL) throws {
+        try save(encode(pixels: pixels, width: width, height: height, channels: channels, path: url.path), to: url)
+    }
 
-        var header = be32(UInt32(width)) + be32(UInt32(height))
-        header += [8, channels == 1 ? 0 : 2, 0, 0, 0]  // bit depth 8, color type, deflate, adaptive filters, no interlace
-        return signature + chunk("IHDR", header) + chunk("IDAT", compressed) + chunk("IEND", [])
+    /// The PNG file bytes. pixels: (height, width, channels) with channels 1 (gray), 2 (gray + alpha), 3 (RGB) or
+    /// 4 (RGBA).
+    public static func encode(pixels: [UInt8], width: Int, height: Int, channels: Int) throws -> [UInt8] {
+        try encode(pixels: pixels, width: width, height: height, channels: channels, path: "(PNG in memory)")
+    }
+
+    static func encode(pixels: [UInt8], width: Int, height: Int, channels: Int, path: String) throws -> [UInt8] {
+        func fail(_ reason: String) -> DatasetError { .cannotWrite(path: path, reason: reason) }
+        guard (1 ... 4).contains(channels) else { throw fail("PNG channels must be 1...4, not \(channels)") }
+        guard width > 0 && height > 0 && width <= Int(Int32.max) && height <= Int(Int32.max) else {
+            throw fail("PNG dimensions must be positive, not \(width)x\(height)")
+        }
+        guard pixels.count == width * height * channels else {
+            throw fail("\(pixels.count) pixel bytes for a \(width)x\(height)x\(channels) image")
+        }
+        let format = pngFormat(channels: channels)
+        let bound = cpng_encoded_size_bound(UInt32(width), UInt32(height), format)
+        var size = bound
+        var message = [CChar](repeating: 0, count: 64)
+        let bytes = [UInt8](unsafeUninitializedCapacity: bound) { out, count in
+            let ok = pixels.withUnsafeBytes { src in
+                cpng_encode(UInt32(width), UInt32(height), format, src.baseAddress, out.baseAddress, &size, &message)
+            }
+            count = ok != 0 ? size : 0
+        }
+        guard !bytes.isEmpty else { throw fail("libpng: " + cString(message)) }
+        return bytes
+    }
+
+    /// libpng's simplified-API format for 8-bit samples with this many channels.
+    static func pngFormat(channels: Int) -> UInt32 {
+        (channels >= 3 ? UInt32(PNG_FORMAT_FLAG_COLOR) : 0) | (channels % 2 == 0 ? UInt32(PNG_FORMAT_FLAG_ALPHA) : 0)
     }
 
     private static func save(_ bytes: [UInt8], to url: URL) throws {
         do {
+            // .atomic writes a temporary file beside the target and renames it over the target.
             try Data(bytes).write(to: url, options: .atomic)
         } catch {
             throw DatasetError.cannotWrite(path: url.path, reason: error.localizedDescription)
         }
-    }
-
-    private static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
-        let typeBytes = Array(type.utf8)
-        let body = typeBytes + data
-        let crc = body.withUnsafeBufferPointer { crc32(crc32(0, nil, 0), $0.baseAddress, UInt32($0.count)) }
-        return be32(UInt32(data.count)) + body + be32(UInt32(crc))
-    }
-
-    private static func be32(_ v: UInt32) -> [UInt8] {
-        [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
-    }
-
-    /// Filters one row every way and keeps the one with the least total |signed byte|.
-    private static func bestFilter(_ row: [UInt8], previous: [UInt8], bpp: Int) -> (UInt8, [UInt8]) {
-        var best: (UInt8, [UInt8]) = (0, row)
-        var bestCost = Int.max
-        for filter: UInt8 in [0, 1, 2, 4] {
-            var out = [UInt8](repeating: 0, count: row.count)
-            var cost = 0
-            for k in 0 ..< row.count {
-                let a = k >= bpp ? Int(row[k - bpp]) : 0
-                let b = Int(previous[k])
-                let c = k >= bpp ? Int(previous[k - bpp]) : 0
-                let predictor: Int
-                switch filter {
-                case 1: predictor = a
-                case 2: predictor = b
-                case 4: predictor = paeth(a, b, c)
-                default: predictor = 0
-                }
-                let v = UInt8(truncatingIfNeeded: Int(row[k]) - predictor)
-                out[k] = v
-                cost += v < 128 ? Int(v) : 256 - Int(v)
-            }
-            if cost < bestCost { bestCost = cost; best = (filter, out) }
-        }
-        return best
-    }
-
-    static func paeth(_ a: Int, _ b: Int, _ c: Int) -> Int {
-        let p = a + b - c
-        let pa = abs(p - a), pb = abs(p - b), pc = abs(p - c)
-        if pa <= pb && pa <= pc { return a }
-        return pb <= pc ? b : c
     }
 }

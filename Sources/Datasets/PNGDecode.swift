@@ -1,77 +1,97 @@
-// Reading back the PNGs this module writes (8-bit grayscale or RGB, non-interlaced, any row filters), with every
-// chunk CRC checked: round-trip tests use it, and it can load hint images drawn elsewhere.
+// PNG decoding through the system libpng's simplified png_image API, which catches libpng's longjmp errors itself:
+// a corrupt, truncated or CRC-damaged file is a typed error, never a crash. Every colour type and bit depth is read
+// (gray 1/2/4/8/16, gray + alpha, RGB 8/16, RGBA, palette with or without tRNS, Adam7 interlaced) as 8-bit samples.
+import CPNG
 import CZlib
 import Foundation
 
 extension PNG {
-    /// Decodes PNG bytes. Returns pixels: (height, width, channels), channels 1 (gray) or 3 (RGB).
+    /// Decodes PNG bytes. Returns pixels: (height, width, channels), channels 1 (gray), 2 (gray + alpha),
+    /// 3 (RGB) or 4 (RGBA), as the file holds them (palettes become RGB, or RGBA with tRNS).
     public static func decode(_ bytes: [UInt8], path: String = "(memory)") throws
         -> (pixels: [UInt8], width: Int, height: Int, channels: Int)
     {
-        func fail(_ offset: Int, _ reason: String) -> DatasetError { .badPNG(path: path, offset: offset, reason: reason) }
-        guard bytes.count >= 8, Array(bytes[0 ..< 8]) == signature else { throw fail(0, "missing PNG signature") }
-        var at = 8
-        var width = 0, height = 0, channels = 0
-        var idat: [UInt8] = []
-        var sawEnd = false
-        while !sawEnd {
-            guard at + 12 <= bytes.count else { throw fail(at, "chunk header runs past the end of the file") }
-            let length = Int(be32(bytes, at))
-            let type = String(decoding: bytes[at + 4 ..< at + 8], as: UTF8.self)
-            guard at + 12 + length <= bytes.count else { throw fail(at, "\(type) chunk runs past the end of the file") }
-            let crc = bytes.withUnsafeBufferPointer { crc32(crc32(0, nil, 0), $0.baseAddress! + at + 4, UInt32(4 + length)) }
-            guard UInt32(crc) == be32(bytes, at + 8 + length) else { throw fail(at, "\(type) chunk CRC mismatch") }
-            let data = Array(bytes[at + 8 ..< at + 8 + length])
-            switch type {
-            case "IHDR":
-                guard length == 13 else { throw fail(at, "IHDR must be 13 bytes") }
-                width = Int(be32(data, 0)); height = Int(be32(data, 4))
-                guard data[8] == 8, data[10] == 0, data[11] == 0, data[12] == 0 else {
-                    throw fail(at, "bit depth \(data[8]), interlace \(data[12]) not supported")
-                }
-                switch data[9] {
-                case 0: channels = 1
-                case 2: channels = 3
-                default: throw fail(at, "color type \(data[9]) not supported")
-                }
-            case "IDAT": idat += data
-            case "IEND": sawEnd = true
-            default: break  // ancillary chunks are ignored
+        do {
+            let image = try bytes.withUnsafeBytes { try decodeImage($0, path: path) }
+            return (image.pixels, image.width, image.height, image.channels)
+        } catch let error as ImageDataError {
+            // This older entry point keeps its DatasetError contract.
+            if case let .corruptImage(_, _, reason) = error {
+                throw DatasetError.badPNG(path: path, offset: firstBadChunk(bytes)?.offset ?? 0, reason: reason)
             }
-            at += 12 + length
+            throw DatasetError.badPNG(path: path, offset: 0, reason: error.description)
         }
-        guard width > 0 && height > 0 && channels > 0 else { throw fail(8, "no IHDR chunk") }
-        let rowBytes = width * channels
-        var raw = [UInt8](repeating: 0, count: height * (rowBytes + 1))
-        var rawSize = uLong(raw.count)
-        let status = uncompress(&raw, &rawSize, idat, uLong(idat.count))
-        guard status == Z_OK && Int(rawSize) == raw.count else {
-            throw fail(8, "IDAT stream does not inflate to \(raw.count) bytes (zlib code \(status))")
-        }
-        var pixels = [UInt8](repeating: 0, count: height * rowBytes)
-        for y in 0 ..< height {
-            let filter = raw[y * (rowBytes + 1)]
-            for k in 0 ..< rowBytes {
-                let v = Int(raw[y * (rowBytes + 1) + 1 + k])
-                let a = k >= channels ? Int(pixels[y * rowBytes + k - channels]) : 0
-                let b = y > 0 ? Int(pixels[(y - 1) * rowBytes + k]) : 0
-                let c = k >= channels && y > 0 ? Int(pixels[(y - 1) * rowBytes + k - channels]) : 0
-                let predictor: Int
-                switch filter {
-                case 0: predictor = 0
-                case 1: predictor = a
-                case 2: predictor = b
-                case 3: predictor = (a + b) / 2
-                case 4: predictor = paeth(a, b, c)
-                default: throw fail(8, "row \(y) has unknown filter type \(filter)")
-                }
-                pixels[y * rowBytes + k] = UInt8(truncatingIfNeeded: v + predictor)
-            }
-        }
-        return (pixels, width, height, channels)
     }
 
-    private static func be32(_ b: [UInt8], _ at: Int) -> UInt32 {
-        UInt32(b[at]) << 24 | UInt32(b[at + 1]) << 16 | UInt32(b[at + 2]) << 8 | UInt32(b[at + 3])
+    /// Decodes PNG bytes to 8-bit samples. What libpng does beyond unpacking, and how it compares with Pillow
+    /// (which diffusers uses):
+    /// - gray 1/2/4-bit is scaled to 0...255 (x255, x85, x17), as Pillow does;
+    /// - 16-bit samples are rounded to 8 bits (v / 257, rounded); Pillow truncates (v >> 8), so they can differ by
+    ///   one level. 16-bit files are taken as sRGB-encoded unless they carry a gAMA/sRGB chunk;
+    /// - a gAMA chunk other than sRGB's is applied (libpng converts to sRGB); Pillow ignores it;
+    /// - tRNS (palette or single-colour) becomes an alpha channel, as Pillow's "RGBA"/"LA" modes.
+    static func decodeImage(_ bytes: UnsafeRawBufferPointer, path: String) throws -> DecodedImage {
+        // libpng inflates a chunk before it checks the chunk's CRC, so damage inside IDAT surfaces as a zlib error;
+        // checking every CRC first names what is actually wrong, and where.
+        if let bad = firstBadChunk(bytes) {
+            throw ImageDataError.corruptImage(path: path, format: "PNG", reason: bad.reason)
+        }
+        var image = png_image()
+        guard cpng_begin_read(&image, bytes.baseAddress, bytes.count) != 0 else {
+            throw ImageDataError.corruptImage(path: path, format: "PNG", reason: "libpng: " + message(image))
+        }
+        let width = Int(image.width), height = Int(image.height)
+        guard width * height <= ImageFile.maxPixels else {
+            cpng_abandon(&image)
+            throw ImageDataError.unsupportedImage(
+                path: path, reason: "\(width)x\(height) pixels is more than the \(ImageFile.maxPixels) allowed",
+                fix: "Downscale the image first.")
+        }
+        let color = image.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
+        let alpha = image.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
+        let channels = (color ? 3 : 1) + (alpha ? 1 : 0)
+        let count = width * height * channels
+        var ok: Int32 = 0
+        let pixels = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            ok = cpng_finish_read(&image, pngFormat(channels: channels), buffer.baseAddress)
+            initialized = count  // on failure the array is discarded below
+        }
+        guard ok != 0 else {
+            throw ImageDataError.corruptImage(path: path, format: "PNG", reason: "libpng: " + message(image))
+        }
+        return DecodedImage(width: width, height: height, channels: channels, pixels: pixels)
+    }
+
+    /// The first chunk whose CRC does not match, or that runs past the end of the data (walking from the
+    /// signature to IEND); nil when all are sound, leaving everything else to libpng.
+    static func firstBadChunk(_ bytes: UnsafeRawBufferPointer) -> (offset: Int, reason: String)? {
+        guard bytes.count >= 8, let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return nil }
+        func be32(_ at: Int) -> UInt32 {
+            UInt32(base[at]) << 24 | UInt32(base[at + 1]) << 16 | UInt32(base[at + 2]) << 8 | UInt32(base[at + 3])
+        }
+        var at = 8
+        while at + 12 <= bytes.count {
+            let length = Int(be32(at))
+            let type = String(decoding: UnsafeBufferPointer(start: base + at + 4, count: 4), as: UTF8.self)
+            guard length <= bytes.count - at - 12 else {
+                return (at, "the \(type) chunk at byte offset \(at) runs past the end of the file (truncated)")
+            }
+            let crc = crc32(crc32(0, nil, 0), base + at + 4, UInt32(4 + length))
+            if UInt32(crc) != be32(at + 8 + length) {
+                return (at, "\(type) chunk CRC mismatch at byte offset \(at) (the file is damaged)")
+            }
+            if type == "IEND" { return nil }
+            at += 12 + length
+        }
+        return nil  // truncated before IEND: libpng says what is missing
+    }
+
+    static func firstBadChunk(_ bytes: [UInt8]) -> (offset: Int, reason: String)? {
+        bytes.withUnsafeBytes { firstBadChunk($0) }
+    }
+
+    private static func message(_ image: png_image) -> String {
+        var copy = image
+        return String(cString: cpng_message(&copy))
     }
 }

@@ -59,7 +59,9 @@ public enum FillCircles {
     public static func sample(index: Int, size: Int, seed: UInt64) -> Sample {
         var rng = SplitMix64(seed: SplitMix64.mix(seed, UInt64(index)))
         let m = margin(size: size)
-        let rMin = 2, rMax = max(rMin, min(size / 4, (size - 1 - 2 * m) / 2))
+        // Radii from S/8 to 3S/8 (4...12 pixels at 32): circles large enough that one pixel of boundary is not
+        // most of their area, small enough to leave room to move.
+        let rMin = max(2, size / 8), rMax = max(rMin, min(3 * size / 8, (size - 1 - 2 * m) / 2))
         let r = rMin + Int(rng.next(below: UInt64(rMax - rMin + 1)))
         let lo = m + r, hi = size - 1 - m - r
         let cx = lo + Int(rng.next(below: UInt64(hi - lo + 1)))

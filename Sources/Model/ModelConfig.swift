@@ -41,8 +41,15 @@ public struct ModelConfig: Codable, Sendable, Hashable {
                                          attentionLevels: [1], numHeads: 2, normGroups: 2, hintBlockChannels: [4, 8])
     public static let tinyClass: ModelConfig = { var c = ModelConfig.tiny; c.numClasses = 3; return c }()
 
+    /// The fill-circles task: 32x32 RGB images and RGB conditions, 64 prompt classes, otherwise mnist.
+    public static let fill32 = ModelConfig(imageSize: 32, inChannels: 3, numClasses: 64, hintChannels: 3)
+    /// A 64x64 RGB config for benchmarks of larger work.
+    public static let scale64 = ModelConfig(imageSize: 64, inChannels: 3, modelChannels: 64, channelMult: [1, 2, 2, 2],
+                                            normGroups: 32, hintChannels: 3)
+
     public static let presets: [(name: String, config: ModelConfig)] = [
         ("mnist", .mnist), ("mnist-class", .mnistClass), ("tiny", .tiny), ("tiny-class", .tinyClass),
+        ("fill32", .fill32), ("scale64", .scale64),
     ]
 
     /// A preset name, or a path to a JSON file holding a config.

@@ -22,10 +22,13 @@ public struct DataFingerprint: Codable, Sendable, Equatable {
     /// The hint kind (ControlNet training), or nil.
     public var hint: String?
     public var count: Int, channels: Int, height: Int, width: Int
-    /// SHA-256 of the training split's pixels and labels, as trained on (after any resize).
+    /// SHA-256 of the training split's pixels and labels, as trained on (after any resize), or of a paired
+    /// set's files and decode settings.
     public var contentSHA256: String
+    /// The prompt vocabulary the labels index (paired data), or nil.
+    public var prompts: [String]?
     enum CodingKeys: String, CodingKey {
-        case source, resize, hint, count, channels, height, width, contentSHA256 = "content_sha256"
+        case source, resize, hint, count, channels, height, width, prompts, contentSHA256 = "content_sha256"
     }
 }
 

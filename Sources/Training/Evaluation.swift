@@ -66,7 +66,7 @@ public enum EdgeEvaluation {
                            controls: [String], base: String, skipBaseFloor: Bool,
                            progress: ((String, Int, Int) -> Void)? = nil) -> Outcome {
         let config = generator.config, S = config.imageSize
-        let labels = config.numClasses > 0 ? set.labels : nil
+        let labels = (try? generator.labels(for: set)) ?? nil
         func score(_ images: [Float]) -> EdgeScores {
             EdgeScores(images: images, hints: set.hints, count: set.count, height: S, width: S)
         }

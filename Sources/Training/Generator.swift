@@ -2,6 +2,7 @@
 // scales, classifier-free guidance and guess mode. Used by `controlnet sample`, `controlnet eval` and the
 // validation previews during training.
 import Foundation
+import Datasets
 import Kernels
 import Model
 import SafeTensors
@@ -55,6 +56,8 @@ public final class Generator {
     public let unet: UNet
     public let base: FloatBuffer
     public var controls: [Control]
+    /// The prompts the model's labels index (from the weight files' metadata), or nil.
+    public var vocabulary: PromptVocabulary?
     let arenas = StepArenas()
     let sampler = DiffusionSampler()
 
@@ -71,14 +74,42 @@ public final class Generator {
         let base = FloatBuffer(count: unet.parameterCount)
         try WeightFile.load(file, table: unet.table, into: base.pointer, expecting: config)
         var controls: [Control] = []
+        var vocabulary = try file.metadata[PromptList.metadataKey].map { try PromptList.decode($0, source: "--base \(path)") }
         for spec in specs {
             let cf = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: spec.path))
+            let own = try cf.metadata[PromptList.metadataKey].map { try PromptList.decode($0, source: "--control \(spec.path)") }
+            if let own, let v = vocabulary, own != v {
+                throw OptionsError(option: "--control", message: "\(spec.path) was trained with another prompt vocabulary than --base \(path) (\(own.count) vs \(v.count) prompts); its labels would mean other prompts")
+            }
+            vocabulary = vocabulary ?? own
             let net = ControlNet(config: config)
             let params = FloatBuffer(count: net.parameterCount)
             try WeightFile.load(cf, table: net.table, into: params.pointer, expecting: config)
             controls.append(Control(net: net, params: params, scale: spec.scale))
         }
-        return Generator(config: config, base: base, controls: controls)
+        let g = Generator(config: config, base: base, controls: controls)
+        g.vocabulary = vocabulary
+        return g
+    }
+
+    /// The model's labels for held-out samples: their prompts looked up in the model's vocabulary (the data's own
+    /// label numbers may index another one); -1 and unlabelled data give "no label". nil for unconditional models.
+    public func labels(for set: HintSet) throws -> [Int]? {
+        guard config.numClasses > 0, let labels = set.labels else { return nil }
+        guard let data = set.vocabulary else {
+            return labels.map { (0..<config.numClasses).contains($0) ? $0 : config.numClasses }
+        }
+        guard let model = vocabulary else {
+            throw OptionsError(option: "--base", message: "the data has prompts but the model's weight files hold no prompt vocabulary to map them to")
+        }
+        return try labels.map { l in
+            guard l >= 0 else { return config.numClasses }
+            let prompt = data.prompts[l]
+            guard let m = model.label(of: prompt) else {
+                throw OptionsError(option: "--data", message: model.unknownPromptMessage(prompt))
+            }
+            return Int(m)
+        }
     }
 
     var perSample: Int { config.inChannels * config.imageSize * config.imageSize }

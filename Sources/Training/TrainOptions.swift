@@ -16,7 +16,15 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var dataDir: String = "data"
     /// Resample dataset images to the config's image size.
     public var resize = false
-    public var hint: String = "canny"
+    /// Hint kind computed from the images; nil: paired data's own conditions, canny for image datasets.
+    public var hint: String?
+    /// Paired data: other names for the image, condition and prompt columns; leave out unreadable rows.
+    public var imageColumn: String?, conditioningColumn: String?, captionColumn: String?
+    public var skipBadImages = false
+    /// Paired data: the resampling filter (bilinear or area).
+    public var resizeFilter = "bilinear"
+    /// Held-out data for the validation previews (default: the test split of --data; for paired data, --data).
+    public var validationData: String?
     public var batchSize: Int = 64
     public var gradAccum: Int = 1
     public var maxGradNorm: Double? = 1.0
@@ -46,7 +54,9 @@ public struct TrainOptions: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case mode, config, base, data, hint, lr, epochs, seed, out, resume, resize
-        case initFrom = "init_from"
+        case initFrom = "init_from", imageColumn = "image_column", conditioningColumn = "conditioning_image_column"
+        case captionColumn = "caption_column", skipBadImages = "skip_bad_images", resizeFilter = "resize_filter"
+        case validationData = "validation_data"
         case dataDir = "data_dir", batchSize = "batch_size", gradAccum = "grad_accum", maxGradNorm = "max_grad_norm"
         case warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", minLRFraction = "min_lr_fraction"
         case weightDecay = "weight_decay", maxSteps = "max_steps", promptDropout = "prompt_dropout"
@@ -67,7 +77,13 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         mode = try get(.mode, d.mode); config = try get(.config, d.config)
         base = try c.decodeIfPresent(String.self, forKey: .base); initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
         data = try get(.data, d.data); dataDir = try get(.dataDir, d.dataDir); resize = try get(.resize, d.resize)
-        hint = try get(.hint, d.hint); batchSize = try get(.batchSize, d.batchSize); gradAccum = try get(.gradAccum, d.gradAccum)
+        hint = try c.decodeIfPresent(String.self, forKey: .hint)
+        imageColumn = try c.decodeIfPresent(String.self, forKey: .imageColumn)
+        conditioningColumn = try c.decodeIfPresent(String.self, forKey: .conditioningColumn)
+        captionColumn = try c.decodeIfPresent(String.self, forKey: .captionColumn)
+        skipBadImages = try get(.skipBadImages, d.skipBadImages); resizeFilter = try get(.resizeFilter, d.resizeFilter)
+        validationData = try c.decodeIfPresent(String.self, forKey: .validationData)
+        batchSize = try get(.batchSize, d.batchSize); gradAccum = try get(.gradAccum, d.gradAccum)
         maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm); lr = try get(.lr, d.lr)
         warmupSteps = try get(.warmupSteps, d.warmupSteps); lrSchedule = try get(.lrSchedule, d.lrSchedule)
         minLRFraction = try get(.minLRFraction, d.minLRFraction); weightDecay = try get(.weightDecay, d.weightDecay)
@@ -138,6 +154,12 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         }
         if mode == .controlnet && initFrom != nil { try fail("--init-from", "is for base training; a ControlNet starts from --base") }
         if mode == .base && base != nil { try fail("--base", "is for ControlNet training; base training starts from --init-from") }
+        if let h = hint, HintKind(rawValue: h) == nil {
+            try fail("--hint", "unknown hint kind '\(h)'; choose one of " + HintKind.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if ResizeFilter(rawValue: resizeFilter) == nil {
+            try fail("--resize-filter", "'\(resizeFilter)' is not one of " + ResizeFilter.allCases.map(\.rawValue).joined(separator: ", "))
+        }
         if resume != nil && overwrite { try fail("--overwrite", "cannot be combined with --resume: resuming keeps the run's files") }
         for spec in injectNonfinite {
             let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
@@ -174,7 +196,22 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     }
 
     /// The data these options read.
-    public var dataSpec: DataSpec { DataSpec(source: data, directory: dataDir, resize: resize) }
+    public var dataSpec: DataSpec { spec(for: data) }
+
+    /// `source` read with these options' data settings (directory, resize, paired-data columns and filter).
+    public func spec(for source: String) -> DataSpec {
+        var s = DataSpec(source: source, directory: dataDir, resize: resize)
+        s.imageColumn = imageColumn; s.conditioningColumn = conditioningColumn; s.captionColumn = captionColumn
+        s.skipBadImages = skipBadImages; s.filter = ResizeFilter(rawValue: resizeFilter) ?? .bilinear
+        return s
+    }
+
+    /// The hint kind to compute (nil: paired data's own conditions; base training computes none).
+    public var hintKind: HintKind? {
+        guard mode == .controlnet else { return nil }
+        if let hint { return HintKind(rawValue: hint) }
+        return dataSpec.isPaired ? nil : .canny
+    }
 }
 
 public struct OptionsError: Error, CustomStringConvertible {

@@ -44,7 +44,7 @@ public final class Trainer {
     private var notes: [String] = []
 
     public var model: TrainingModel { step.model }
-    public var dataset: ImageDataset { batches.dataset }
+    public var samples: SampleSource { batches.samples }
     /// Effective number of ranks: MPI ranks times simulated ranks per process.
     public var worldSize: Int { step.worldSize }
     /// Where the run is: the step's counters and the data order.
@@ -64,9 +64,12 @@ public final class Trainer {
         outDirectory = URL(fileURLWithPath: options.out)
         try Self.guardPaths(options, out: outDirectory)
 
-        let inputs = try TrainingInputs.load(options, config: config, worldSize: worldSize)
+        let rank = comm.rank
+        let inputs = try TrainingInputs.load(options, config: config, worldSize: worldSize) { line in
+            if rank == 0 { print(line); fflush(nil) }
+        }
         fingerprint = inputs.fingerprint
-        let sampler = EpochSampler(datasetCount: inputs.dataset.count, seed: options.seed,
+        let sampler = EpochSampler(datasetCount: inputs.samples.count, seed: options.seed,
                                    globalBatch: options.batchSize * worldSize)
         if let steps = options.maxSteps {
             totalSteps = steps
@@ -75,7 +78,7 @@ public final class Trainer {
             totalSteps = max(1, Int((epochs * Double(sampler.batchesPerEpoch) / Double(options.gradAccum)).rounded()))
         }
         step = TrainingStep(model: inputs.model, comm: comm, settings: options.stepSettings(totalSteps: totalSteps))
-        batches = DatasetBatches(dataset: inputs.dataset, hints: inputs.hints, config: config,
+        batches = DatasetBatches(samples: inputs.samples, withHints: options.mode == .controlnet, config: config,
                                  batchSize: options.batchSize, seed: options.seed,
                                  promptDropout: options.promptDropout, sampler: sampler)
         baseSHA256 = inputs.model.frozen.map { Self.sha256($0) }
@@ -142,7 +145,7 @@ public final class Trainer {
         model config: \(config.json)
         mode \(options.mode.rawValue): \(trainable) trainable parameters, \(frozen) frozen
         world: \(comm.size) process(es) x \(options.simulateRanks) simulated = \(worldSize) rank(s), backend \(comm.backendName)
-        data: \(dataset.name), \(dataset.count) training images; global batch \(options.batchSize * worldSize) (\(options.batchSize) per rank) x \(options.gradAccum) accumulation
+        data: \(samples.name), \(samples.count) training images\(samples.vocabulary.map { ", \($0.count) prompts as labels" } ?? ""); global batch \(options.batchSize * worldSize) (\(options.batchSize) per rank) x \(options.gradAccum) accumulation
         steps: \(totalSteps) (\(state.sampler.batchesPerEpoch) global batches per epoch)
         all-reduce per step: 1 buffer of \(trainable) floats = \(allReduceBytesPerStep) bytes
         """
@@ -185,11 +188,11 @@ public final class Trainer {
         let globalBatch = options.batchSize * worldSize
         let old = m.state.sampler
         do {
-            batches.sampler = try EpochSampler(datasetCount: dataset.count, seed: options.seed, globalBatch: globalBatch,
+            batches.sampler = try EpochSampler(datasetCount: samples.count, seed: options.seed, globalBatch: globalBatch,
                                                epoch: old.epoch, index: old.index)
         } catch {
             // The new global batch no longer fits in what is left of the epoch: continue with the next one.
-            batches.sampler = try EpochSampler(datasetCount: dataset.count, seed: options.seed, globalBatch: globalBatch,
+            batches.sampler = try EpochSampler(datasetCount: samples.count, seed: options.seed, globalBatch: globalBatch,
                                                epoch: old.epoch + 1, index: 0)
         }
         step.counters = m.state.counters
@@ -319,8 +322,7 @@ public final class Trainer {
         } else {
             if comm.rank == 0 {
                 let name = options.mode == .base ? "unet.safetensors" : "controlnet.safetensors"
-                try model.saveTrainable(to: outDirectory.appendingPathComponent(name),
-                                        metadata: ["steps": "\(c.step)", "options": options.jsonDescription])
+                try model.saveTrainable(to: outDirectory.appendingPathComponent(name), metadata: weightMetadata)
             }
             try writeStatus(.complete, trainSeconds: total)
         }
@@ -332,26 +334,45 @@ public final class Trainer {
 
     // MARK: validation previews
 
-    /// Rank 0's previewer when --validation-steps is set: held-out hints of the test split (ControlNets), or
-    /// unconditional samples (base).
+    /// What the trained weights carry besides the tensors: the steps, the options, and the prompt vocabulary the
+    /// labels index (so `sample --prompt` works and a ControlNet trained beside a base shares its labels).
+    var weightMetadata: [String: String] {
+        var m = ["steps": "\(step.counters.step)", "options": options.jsonDescription]
+        if let v = samples.vocabulary { m[PromptList.metadataKey] = PromptList.encode(v) }
+        return m
+    }
+
+    /// Rank 0's previewer when --validation-steps is set: held-out hints (--validation-data, else the test split of
+    /// --data; paired data has no split, so its own rows) for ControlNets, labelled samples for a base.
     func makeValidationPreview() throws -> ValidationPreview? {
         guard options.validationSteps != nil, comm.rank == 0 else { return nil }
-        var hints: HintSet?
-        if options.mode == .controlnet {
-            let kind = HintKind(rawValue: options.hint).map { $0.isDeterministic ? $0 : .canny } ?? .canny
-            hints = try HeldOutHints.load(options.dataSpec, split: .test, kind: kind, count: options.validationCount,
-                                          imageSize: config.imageSize, channels: config.inChannels, seed: options.seed)
-        }
-        return try ValidationPreview(model: model, hints: hints, count: options.validationCount, seed: options.seed,
+        let kind = options.hintKind.map { $0.isDeterministic ? $0 : .canny }
+        let spec = options.spec(for: options.validationData ?? options.data)
+        let held = try HeldOutHints.load(spec, split: .test, kind: kind, count: options.validationCount,
+                                         imageSize: config.imageSize, imageChannels: config.inChannels,
+                                         hintChannels: config.hintChannels, seed: options.seed)
+        return try ValidationPreview(model: model, hints: held, vocabulary: samples.vocabulary, seed: options.seed,
                                      directory: outDirectory.appendingPathComponent("validation"))
     }
 
     func validate(_ preview: ValidationPreview, step n: Int) throws {
         let r = try preview.run(step: n)
-        let f1 = r.scores.map { String(format: "; edge F1 exact %.3f, 1-px %.3f", $0.exact.f1, $0.onePixel.f1) } ?? ""
-        log.info("validation: \(r.url.path)\(f1)")
-        try log.metric(["step": n, "validation_png": r.url.path, "edge_f1_exact": r.scores?.exact.f1 ?? -1,
-                        "edge_f1_1px": r.scores?.onePixel.f1 ?? -1])
+        var record: [String: Any] = ["step": n, "validation_png": r.url.path]
+        var text = ""
+        switch r.scores {
+        case .edges(let e)?:
+            text = String(format: "; edge F1 exact %.3f, 1-px %.3f", e.exact.f1, e.onePixel.f1)
+            record["edge_f1_exact"] = e.exact.f1; record["edge_f1_1px"] = e.onePixel.f1
+        case .fill(let f)?:
+            text = String(format: "; circle IoU %.3f, fill colour %.3f, background colour %.3f", f.circleIoU,
+                          f.fillAccuracy, f.backgroundAccuracy)
+            record["circle_iou"] = f.circleIoU; record["fill_accuracy"] = f.fillAccuracy
+            record["background_accuracy"] = f.backgroundAccuracy
+        case nil:
+            break
+        }
+        log.info("validation: \(r.url.path)\(text)")
+        try log.metric(record)
     }
 }
 

@@ -47,8 +47,7 @@ public final class BatchBuffers {
 
 /// Micro-batches from a dataset, in the order of a deterministic, resumable sampler.
 public final class DatasetBatches: BatchSource {
-    public let dataset: ImageDataset
-    let hints: HintProvider?
+    public let samples: SampleSource
     let config: ModelConfig
     public let batchSize: Int
     let seed: UInt64
@@ -59,9 +58,12 @@ public final class DatasetBatches: BatchSource {
     public var sampler: EpochSampler { didSet { prepared = nil } }
     private var prepared: (step: Int, micro: Int, indices: [Int])?
 
-    public init(dataset: ImageDataset, hints: HintProvider?, config: ModelConfig, batchSize: Int, seed: UInt64,
+    /// `withHints`: fill the hint buffers (ControlNet training); base training reads none.
+    let withHints: Bool
+
+    public init(samples: SampleSource, withHints: Bool, config: ModelConfig, batchSize: Int, seed: UInt64,
                 promptDropout: Double, sampler: EpochSampler, timesteps: Int = 1000) {
-        self.dataset = dataset; self.hints = hints; self.config = config; self.batchSize = batchSize
+        self.samples = samples; self.withHints = withHints; self.config = config; self.batchSize = batchSize
         self.seed = seed; self.promptDropout = promptDropout; self.timesteps = timesteps; self.sampler = sampler
         buffers = BatchBuffers(config: config, batchSize: batchSize)
     }
@@ -83,18 +85,19 @@ public final class DatasetBatches: BatchSource {
         for (i, index) in indices.enumerated() {
             let slot = UInt64(firstSlot + i)
             let key = (UInt64(step) << 20) ^ (UInt64(micro) << 52) ^ slot
-            dataset.image(index, into: buffers.x0.pointer + i * per)
+            samples.image(index, into: buffers.x0.pointer + i * per)
             var tStream = RandomStream(seed, RandomPurpose.timestep.rawValue, key)
             t.append(tStream.int(below: timesteps))
             var noise = RandomStream(seed, RandomPurpose.noise.rawValue, key)
             noise.fillNormal(buffers.eps.pointer + i * per, count: per)
-            if let hints {
-                hints.hint(index, seed: seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15),
-                           into: buffers.hint.pointer + i * hintPer)
+            if withHints {
+                samples.hint(index, seed: seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15),
+                             into: buffers.hint.pointer + i * hintPer)
             }
             if labels != nil {
                 var drop = RandomStream(seed, RandomPurpose.promptDropout.rawValue, key)
-                let label = Int(dataset.labels?[index] ?? Int32(config.numClasses))
+                // -1 (an empty prompt) and data without labels train as "no label" (class num_classes).
+                let label = Int(samples.labels?[index] ?? Int32(config.numClasses))
                 let inRange = (0..<config.numClasses).contains(label) ? label : config.numClasses
                 labels!.append(drop.uniform() < promptDropout ? config.numClasses : inRange)
             }

@@ -1,21 +1,30 @@
-// Validation previews during training: every --validation-steps, rank 0 samples a fixed set of held-out hints with
-// the live weights (DDIM, few steps) into OUT/validation/step-N.png, and scores their edges.
+// Validation previews during training: every --validation-steps, rank 0 samples a fixed set of held-out samples
+// with the live weights (DDIM, few steps) into OUT/validation/step-N.png and scores them: ControlNets by the
+// task's measure (edge F1 for one-channel edge hints; circle IoU and colour accuracies for fill-circles prompts),
+// a base by nothing but the picture (with the held-out labels, so a class model shows every class).
 import Foundation
 import Datasets
 import Model
 
 public final class ValidationPreview {
+    /// The scores of one preview.
+    public enum Scores {
+        case edges(EdgeScores)
+        case fill(FillScores)
+    }
+
     let generator: Generator
-    let hints: HintSet?
-    let count: Int
+    let held: HintSet
+    let labels: [Int]?
+    let controlled: Bool
+    let fillColours: [(fill: Int, background: Int)]?
     let directory: URL
     let settings: GenerationSettings
 
-    /// Samples through `model`'s live weights: ControlNet training conditions on `hints`; base training draws
-    /// `count` unconditional samples.
-    public init(model: TrainingModel, hints: HintSet?, count: Int, seed: UInt64, directory: URL, steps: Int = 20) throws {
-        self.hints = hints
-        self.count = hints?.count ?? count
+    /// Samples through `model`'s live weights with the prompts of `vocabulary` (the training data's).
+    public init(model: TrainingModel, hints held: HintSet, vocabulary: PromptVocabulary?, seed: UInt64, directory: URL,
+                steps: Int = 20) throws {
+        self.held = held
         self.directory = directory
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw OptionsError(option: "--out", message: "cannot create \(directory.path): \(error.localizedDescription)")
@@ -26,22 +35,32 @@ public final class ValidationPreview {
         switch model {
         case let m as ControlNetTraining:
             generator = Generator(config: m.config, base: m.base, controls: [.init(net: m.control, params: m.params, scale: 1)])
+            controlled = true
         default:
             generator = Generator(config: model.config, base: model.params, controls: [])
+            controlled = false
         }
+        generator.vocabulary = vocabulary
+        labels = try generator.labels(for: held)
+        fillColours = controlled && model.config.inChannels == 3 ? try? FillEvaluation.colours(of: held) : nil
     }
 
-    /// Samples the previews for `step`; returns the PNG's URL and, with hints, the edge scores.
+    /// Samples the previews for `step`; returns the PNG's URL and, for ControlNets, the scores.
     @discardableResult
-    public func run(step: Int) throws -> (url: URL, scores: EdgeScores?) {
+    public func run(step: Int) throws -> (url: URL, scores: Scores?) {
         let config = generator.config, S = config.imageSize
-        let labels = config.numClasses > 0 ? hints?.labels : nil
-        let images = generator.generate(count: count, hints: hints?.hints, labels: labels, settings: settings)
-        let panels: [(values: [Float], range: ClosedRange<Float>)] =
-            hints.map { [($0.hints, 0...1), (images, -1...1)] } ?? [(images, -1...1)]
+        let images = generator.generate(count: held.count, hints: controlled ? held.hints : nil, labels: labels,
+                                        settings: settings)
+        let samplePanel = GridPanel(images, range: -1...1, channels: config.inChannels)
+        let panels = controlled ? [GridPanel(held.hints, range: 0...1, channels: held.hintChannels), samplePanel] : [samplePanel]
         let url = directory.appendingPathComponent(String(format: "step-%08d.png", step))
-        try ImageGrid.writePNG(panels, count: count, height: S, width: S, columns: 8, to: url)
-        guard let hints else { return (url, nil) }
-        return (url, EdgeScores(images: images, hints: hints.hints, count: count, height: S, width: S))
+        try ImageGrid.writePNG(panels, count: held.count, height: S, width: S, columns: 8, to: url)
+        guard controlled else { return (url, nil) }
+        if let fillColours {
+            return (url, .fill(FillMetrics.score(images: images, hints: held.hints, hintChannels: held.hintChannels,
+                                                 colours: fillColours, size: S)))
+        }
+        guard config.inChannels == 1 && held.hintChannels == 1 else { return (url, nil) }
+        return (url, .edges(EdgeScores(images: images, hints: held.hints, count: held.count, height: S, width: S)))
     }
 }

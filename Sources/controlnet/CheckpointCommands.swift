@@ -2,6 +2,7 @@
 // and `controlnet diff-weights` (how far apart two weight files are, tensor by tensor).
 import ArgumentParser
 import Foundation
+import Datasets
 import Model
 import SafeTensors
 import Training
@@ -23,10 +24,14 @@ struct Export: ParsableCommand {
         guard table.count == loaded.params.count else {
             throw ValidationError("\(dir.path): \(loaded.params.count) parameters, but the config's network has \(table.count)")
         }
+        var metadata = ["steps": "\(loaded.manifest.step)", "checkpoint": dir.path]
+        if let prompts = loaded.manifest.data?.prompts {
+            metadata[PromptList.metadataKey] = PromptList.encode(PromptVocabulary(prompts: prompts))
+        }
         try loaded.params.withUnsafeBufferPointer { p in
+            guard let base = p.baseAddress else { return }   // never empty: the table has parameters
             try WeightFile.save(kind: loaded.manifest.mode == .base ? .unet : .controlnet, table: table,
-                                params: p.baseAddress!, config: config, to: URL(fileURLWithPath: out),
-                                extraMetadata: ["steps": "\(loaded.manifest.step)", "checkpoint": dir.path])
+                                params: base, config: config, to: URL(fileURLWithPath: out), extraMetadata: metadata)
         }
         print("wrote \(out): \(table.entries.count) tensors, \(table.count) parameters from step \(loaded.manifest.step)")
     }

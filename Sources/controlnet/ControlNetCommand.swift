@@ -8,7 +8,7 @@ struct ControlNetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "controlnet",
         abstract: "Train diffusion ControlNets on CPUs and clusters, data-parallel over MPI.",
-        subcommands: [TrainBase.self, TrainControlNet.self, Sample.self, Eval.self, Export.self, DiffWeights.self,
+        subcommands: [TrainBase.self, TrainControlNet.self, Sample.self, Eval.self, MakeDataset.self, Export.self, DiffWeights.self,
                       Info.self, Bench.self, BenchSgemm.self, CommCheck.self])
 
     /// Runs before argument parsing: OpenBLAS picks its kernels when the library loads, so a wrong pick can

@@ -1,5 +1,6 @@
-// `controlnet eval`: how closely samples follow held-out edge hints, with the floors and the ceiling beside our
-// figure (Training's EdgeEvaluation). Prints the report as JSON.
+// `controlnet eval`: how closely samples follow held-out hints, with the floors and the ceiling beside our figure,
+// for the task the data holds: edges (Canny of the sample against edge hints: Training's EdgeEvaluation) or fill
+// circles (circle IoU and fill/background colour accuracy: FillEvaluation). Prints the report as JSON.
 import ArgumentParser
 import Foundation
 import Datasets
@@ -7,21 +8,25 @@ import Model
 import Training
 
 struct Eval: ParsableCommand {
+    enum Task: String, ExpressibleByArgument, CaseIterable { case auto, edges, fill }
+
     static let configuration = CommandConfiguration(
-        abstract: "Edge precision/recall/F1 of Canny(samples) vs held-out hints, with floor and ceiling references.")
+        abstract: "Score samples against held-out hints (edge F1, or the fill-circles measures), with floors and ceiling.")
     @OptionGroup var gen: GenerationFlags
     @OptionGroup var dataFlags: DataFlags
-    @Option(help: "Held-out images to evaluate on (spread over the test split).")
+    @Option(help: "Held-out images to evaluate on (spread over the test split, or over a paired-data directory).")
     var count = 256
+    @Option(help: "auto (fill for fill-circles prompts, else edges), edges or fill.")
+    var task: Task = .auto
     @Option(help: "Write the JSON here as well as to stdout.")
     var json: String?
     @Option(help: "Also write a PNG grid of hint | sample | base sample.")
     var grid: String?
-    @Flag(help: "Skip the base-model (scale 0) reference, which costs a second sampling pass.")
+    @Flag(help: "Skip the floors (base model at scale 0; shuffled hints), which cost more sampling passes.")
     var skipBaseReference = false
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+        guard count >= 1 && count <= 100_000 else { throw ValidationError("--count must be in 1...100000, got \(count)") }
         guard !gen.controlTexts.isEmpty else { throw ValidationError("eval needs at least one --control FILE[:SCALE]") }
     }
 
@@ -30,19 +35,34 @@ struct Eval: ParsableCommand {
                             inputs: try gen.inputs())
         let generator = try gen.loadGenerator()
         let config = generator.config, S = config.imageSize
-        let set = try HeldOutHints.load(dataFlags.spec(resize: true), split: .test, kind: .canny, count: count,
-                                        imageSize: S, channels: config.inChannels)
-        let outcome = EdgeEvaluation.run(generator: generator, hints: set, settings: gen.settings,
-                                         data: dataFlags.data, controls: gen.controlTexts, base: gen.base,
-                                         skipBaseFloor: skipBaseReference, progress: reportProgress)
-        if let grid {
-            var panels: [(values: [Float], range: ClosedRange<Float>)] = [(set.hints, 0...1), (outcome.samples, -1...1)]
-            if let b = outcome.baseSamples { panels.append((b, -1...1)) }
-            let n = min(set.count, 64)
-            let cut = panels.map { (Array($0.values.prefix(n * S * S)), $0.range) }
-            try ImageGrid.writePNG(cut, count: n, height: S, width: S, columns: 8, to: URL(fileURLWithPath: grid))
+        let spec = dataFlags.spec(resize: true)
+        let set = try HeldOutHints.load(spec, split: .test, kind: spec.isPaired ? nil : .canny, count: count,
+                                        imageSize: S, imageChannels: config.inChannels,
+                                        hintChannels: config.hintChannels)
+        let isFill = task == .fill || (task == .auto && (try? FillEvaluation.colours(of: set)) != nil)
+        let data: Data, samples: [Float], baseSamples: [Float]?
+        if isFill {
+            let outcome = try FillEvaluation.run(generator: generator, hints: set, settings: gen.settings,
+                                                 data: dataFlags.data, controls: gen.controlTexts, base: gen.base,
+                                                 skipFloors: skipBaseReference, progress: reportProgress)
+            (data, samples, baseSamples) = (outcome.report.json, outcome.samples, outcome.baseSamples)
+        } else {
+            guard config.inChannels == 1 && config.hintChannels == 1 else {
+                throw ValidationError("--task edges scores one-channel images against one-channel edge hints; this model has \(config.inChannels)-channel images and \(config.hintChannels)-channel hints (try --task fill)")
+            }
+            let outcome = try EdgeEvaluation.run(generator: generator, hints: set, settings: gen.settings,
+                                                 data: dataFlags.data, controls: gen.controlTexts, base: gen.base,
+                                                 skipBaseFloor: skipBaseReference, progress: reportProgress)
+            (data, samples, baseSamples) = (outcome.report.json, outcome.samples, outcome.baseSamples)
         }
-        let data = outcome.report.json
+        if let grid {
+            let n = min(set.count, 64)
+            func cut(_ v: [Float], _ channels: Int) -> [Float] { Array(v.prefix(n * channels * S * S)) }
+            var panels = [GridPanel(cut(set.hints, set.hintChannels), range: 0...1, channels: set.hintChannels),
+                          GridPanel(cut(samples, config.inChannels), range: -1...1, channels: config.inChannels)]
+            if let b = baseSamples { panels.append(GridPanel(cut(b, config.inChannels), range: -1...1, channels: config.inChannels)) }
+            try ImageGrid.writePNG(panels, count: n, height: S, width: S, columns: 8, to: URL(fileURLWithPath: grid))
+        }
         print(String(decoding: data, as: UTF8.self))
         if let json { try data.write(to: URL(fileURLWithPath: json)) }
     }

@@ -72,14 +72,16 @@ struct Sample: ParsableCommand {
     @OptionGroup var dataFlags: DataFlags
     @Option(help: "Take hints from this split of --data (e.g. test: the held-out digits).")
     var hintsFrom: DatasetSplit?
-    @Option(help: "Read hints from a safetensors file (tensor `hints`, [N, 1, H, W] in [0, 1]).")
+    @Option(help: "Read hints from a safetensors file (tensor `hints`, [N, hint_channels, H, W] in [0, 1]).")
     var hints: String?
-    @Option(help: "Hint kind computed from the dataset images.")
-    var hint = "canny"
+    @Option(help: "Hint kind computed from the dataset images (default: paired data's own conditions; canny otherwise).")
+    var hint: String?
     @Option(help: "Number of samples.")
     var count = 64
     @Option(help: "Class label for every sample (class configs; default: the held-out images' labels, else none).")
     var label: Int?
+    @Option(help: "Prompt for every sample, looked up in the model's prompt vocabulary (\"\" = no label).")
+    var prompt: String?
     @Option(help: "PNG grid to write.")
     var grid = "samples.png"
     @Option(help: "Also write the tensors (images in [-1, 1], hints, labels) to this safetensors file.")
@@ -94,9 +96,10 @@ struct Sample: ParsableCommand {
         if !gen.controlTexts.isEmpty && hintsFrom == nil && hints == nil {
             throw ValidationError("ControlNets need hints: --hints-from test (held-out images) or --hints FILE")
         }
-        guard HintKind(rawValue: hint) != nil else {
+        if let hint, HintKind(rawValue: hint) == nil {
             throw ValidationError("--hint \(hint): choose one of " + HintKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        if label != nil && prompt != nil { throw ValidationError("give --label or --prompt, not both") }
     }
 
     func run() throws {
@@ -105,11 +108,12 @@ struct Sample: ParsableCommand {
         let generator = try gen.loadGenerator()
         let config = generator.config, S = config.imageSize
         var hintValues: [Float]?, labels: [Int]?, n = count
-        if let split = hintsFrom, let kind = HintKind(rawValue: hint) {
-            let set = try HeldOutHints.load(dataFlags.spec(resize: true), split: split, kind: kind, count: count,
-                                            imageSize: S, channels: config.inChannels, seed: gen.seed)
+        if let split = hintsFrom {
+            let set = try HeldOutHints.load(dataFlags.spec(resize: true), split: split, kind: hint.flatMap(HintKind.init),
+                                            count: count, imageSize: S, imageChannels: config.inChannels,
+                                            hintChannels: config.hintChannels, seed: gen.seed)
             hintValues = set.hints; n = set.count
-            labels = config.numClasses > 0 ? set.labels : nil
+            labels = try generator.labels(for: set)
         } else if let path = hints {
             let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path))
             guard let info = file.info("hints"), info.shape.count == 4, info.shape[1] == config.hintChannels,
@@ -130,12 +134,20 @@ struct Sample: ParsableCommand {
             }
             labels = Array(repeating: label, count: n)
         }
+        if let prompt {
+            guard config.numClasses > 0 else { throw ValidationError("--prompt needs a class-conditional model; \(gen.base) has no classes") }
+            guard let v = generator.vocabulary else {
+                throw ValidationError("--prompt: \(gen.base) holds no prompt vocabulary (it was not trained on prompts); use --label")
+            }
+            guard let l = v.label(of: prompt) else { throw ValidationError("--prompt: \(v.unknownPromptMessage(prompt))") }
+            labels = Array(repeating: l < 0 ? config.numClasses : Int(l), count: n)
+        }
         let started = Date()
         let images = generator.generate(count: n, hints: hintValues, labels: labels, settings: gen.settings) { done, total in
             reportProgress("sampled", done, total)
         }
-        let panels: [(values: [Float], range: ClosedRange<Float>)] =
-            hintValues.map { [($0, 0...1), (images, -1...1)] } ?? [(images, -1...1)]
+        let samplePanel = GridPanel(images, range: -1...1, channels: config.inChannels)
+        let panels = hintValues.map { [GridPanel($0, range: 0...1, channels: config.hintChannels), samplePanel] } ?? [samplePanel]
         try ImageGrid.writePNG(panels, count: n, height: S, width: S, columns: columns, to: URL(fileURLWithPath: grid))
         if let out {
             var w = SafeTensorsWriter()

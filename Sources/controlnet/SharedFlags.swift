@@ -16,15 +16,32 @@ struct ModelFlags: ParsableArguments {
     }
 }
 
-/// --data and --data-dir: where images come from.
+/// --data and --data-dir: where images come from; the paired-data columns and filter.
 struct DataFlags: ParsableArguments {
-    @Option(help: "Dataset: mnist5k, fashion, or a path (IDX images file or .csv/.csv.gz).")
+    @Option(help: ArgumentHelp("Dataset: mnist5k, fashion, a path (IDX images file or .csv/.csv.gz), or a paired-data directory (fill50k's prompt.json or diffusers' metadata.jsonl)."))
     var data = "mnist5k"
     @Option(help: "Directory holding downloaded data (mnist_5k.csv.gz).")
     var dataDir = "data"
+    @Option(help: "Paired data: the image column (default: target, or file_name).")
+    var imageColumn: String?
+    @Option(help: "Paired data: the condition column (default: source, or conditioning_image).")
+    var conditioningImageColumn: String?
+    @Option(help: "Paired data: the prompt column (default: prompt, or text).")
+    var captionColumn: String?
+    @Flag(help: "Paired data: leave out rows whose files are missing or unreadable (named and counted) instead of stopping.")
+    var skipBadImages = false
+    @Option(help: "Paired data: resampling filter, bilinear (diffusers') or area.")
+    var resizeFilter: ResizeFilter = .bilinear
 
-    func spec(resize: Bool) -> DataSpec { DataSpec(source: data, directory: dataDir, resize: resize) }
+    func spec(resize: Bool) -> DataSpec {
+        var s = DataSpec(source: data, directory: dataDir, resize: resize)
+        s.imageColumn = imageColumn; s.conditioningColumn = conditioningImageColumn; s.captionColumn = captionColumn
+        s.skipBadImages = skipBadImages; s.filter = resizeFilter
+        return s
+    }
 }
+
+extension ResizeFilter: ExpressibleByArgument {}
 
 extension LRScheduleKind: ExpressibleByArgument {}
 extension TrainingMode: ExpressibleByArgument {}

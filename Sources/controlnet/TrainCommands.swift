@@ -62,10 +62,16 @@ struct TrainingFlags: ParsableArguments {
     var injectNonfinite: [String] = []
 
     /// The options of a run in `mode`; `base` is the frozen base (ControlNet) and `initFrom` base training's start.
-    func options(mode: TrainingMode, base: String? = nil, initFrom: String? = nil, hint: String = "canny") -> TrainOptions {
+    @Option(help: "Held-out data for the validation previews (default: the test split of --data; paired data: --data itself).")
+    var validationData: String?
+
+    func options(mode: TrainingMode, base: String? = nil, initFrom: String? = nil, hint: String? = nil) -> TrainOptions {
         var o = TrainOptions()
         o.mode = mode; o.config = model.config; o.base = base; o.initFrom = initFrom
         o.data = dataFlags.data; o.dataDir = dataFlags.dataDir; o.resize = resize; o.hint = hint
+        o.imageColumn = dataFlags.imageColumn; o.conditioningColumn = dataFlags.conditioningImageColumn
+        o.captionColumn = dataFlags.captionColumn; o.skipBadImages = dataFlags.skipBadImages
+        o.resizeFilter = dataFlags.resizeFilter.rawValue; o.validationData = validationData
         o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm == 0 ? nil : maxGradNorm   // 0 disables; anything else is validated
         o.lr = lr; o.warmupSteps = warmupSteps; o.lrSchedule = lrSchedule; o.minLRFraction = minLrFraction
         o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed
@@ -108,8 +114,9 @@ struct TrainControlNet: ParsableCommand {
     @OptionGroup var flags: TrainingFlags
     @Option(help: "The frozen base UNet's weights (safetensors).")
     var base: String
-    @Option(help: ArgumentHelp("Hint kind: " + HintKind.allCases.map(\.rawValue).joined(separator: ", ") + "."))
-    var hint = "canny"
+    @Option(help: ArgumentHelp("Hint kind computed from the images: " + HintKind.allCases.map(\.rawValue).joined(separator: ", ")
+        + " (default: paired data's own condition images; canny for image datasets)."))
+    var hint: String?
 
     var options: TrainOptions { flags.options(mode: .controlnet, base: base, hint: hint) }
     func validate() throws { try flags.check(options) }

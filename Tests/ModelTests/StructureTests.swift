@@ -13,6 +13,8 @@ final class StructureTests: XCTestCase {
         let expected: [String: (unet: Int, control: Int)] = [
             "mnist": (1_623_169, 695_664), "mnist-class": (1_624_577, 697_072),
             "tiny": (44_969, 22_064), "tiny-class": (45_097, 22_192),
+            // ARCHITECTURE.md's counts for the two later presets.
+            "fill32": (1_632_643, 704_848), "scale64": (8_952_067, 3_559_824),
         ]
         for (name, config) in ModelConfig.presets {
             XCTAssertEqual(UNet(config: config).parameterCount, expected[name]!.unet, "\(name) UNet")
@@ -20,6 +22,8 @@ final class StructureTests: XCTestCase {
         }
         // 10 zero convs including middle_out for mnist (9 input blocks + middle).
         XCTAssertEqual(UNet(config: .mnist).residualChannels.count, 10)
+        XCTAssertEqual(UNet(config: .fill32).residualChannels.count, 10)
+        XCTAssertEqual(UNet(config: .scale64).residualChannels.count, 13)
     }
 
     func testNamesMatchTheReferenceFixtureExactly() throws {

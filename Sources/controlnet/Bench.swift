@@ -33,6 +33,8 @@ struct Bench: ParsableCommand {
     var convs = false
     @Option(help: ArgumentHelp("Conv timing: samples per GEMM to try (default: the built-in rule).", visibility: .hidden))
     var convSamples: [Int] = []
+    @Flag(name: .customLong("gemm-shapes"), help: "Also list every GEMM shape a step issues (calls and ms per step).")
+    var gemmShapes = false
     @Option(help: "Directory of torch_bench.py: run the PyTorch reference on the same work afterwards (rank 0).")
     var torch: String?
 
@@ -116,7 +118,8 @@ struct Bench: ParsableCommand {
         for step in 1...(warmup + steps) {
             try comm.barrier()
             let timed = step > warmup
-            profiler.setEnabled(timed && profile)
+            profiler.setEnabled(timed && (profile || gemmShapes))
+            if step == warmup + 1 { GemmShapeLog.shared.setEnabled(gemmShapes) }
             let start = DispatchTime.now().uptimeNanoseconds
             try trainStep(model, batch: batch, m: m, v: v, adamStep: step, comm: comm)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
@@ -128,6 +131,13 @@ struct Bench: ParsableCommand {
             }
         }
         profiler.setEnabled(false)
+        let shapes = GemmShapeLog.shared.stats.map { s -> GemmShapeStats in
+            var perStep = s
+            perStep.calls /= steps
+            perStep.seconds /= Double(steps)
+            return perStep
+        }
+        GemmShapeLog.shared.setEnabled(false)
         let median = stepSeconds.sorted()[stepSeconds.count / 2]
         let rss = peakRSSMegabytes()
         var totals = [rss, rss, median]
@@ -154,7 +164,8 @@ struct Bench: ParsableCommand {
             sgemmCeilingGflops: ceiling.bestGflops,
             peakRSSMegabytesPerRankMax: maxima[0], peakRSSMegabytesSum: totals[0],
             activationArenaMegabytes: Double(model.arenas.acts.capacity) * 4 / 1_048_576,
-            gradientArenaMegabytes: Double(model.arenas.grads.capacity) * 4 / 1_048_576, torch: nil)
+            gradientArenaMegabytes: Double(model.arenas.grads.capacity) * 4 / 1_048_576,
+            gemmShapesPerStep: gemmShapes ? shapes : nil, torch: nil)
     }
 
     func makeModel(_ c: ModelConfig) -> TrainingModel {
@@ -296,6 +307,8 @@ struct BenchReport: Codable {
     var peakRSSMegabytesPerRankMax: Double, peakRSSMegabytesSum: Double
     /// Rank 0's step memory: the two stack arenas (activations saved for backward; gradients and temporaries).
     var activationArenaMegabytes: Double, gradientArenaMegabytes: Double
+    /// With --gemm-shapes: each distinct sgemm call shape, its calls and seconds per step, most time first.
+    var gemmShapesPerStep: [GemmShapeStats]?
     var torch: TorchFigure?
 }
 

@@ -71,6 +71,9 @@ const char *_Nonnull ck_sbgemm_variant(void);
 int ck_sbgemm_variant_supported(const char *_Nonnull name);
 /// Selects a variant by name, or "auto" (the faster on this CPU, measured). 0, or -1 unknown, -2 unsupported.
 int ck_sbgemm_select(const char *_Nonnull name);
+/// GFLOP/s of a register-only loop of 512-bit VFMADD231PS (kind 0) or VDPBF16PS (kind 1), fastest of 5 runs of
+/// `iterations` x 24 instructions; 0 when the CPU lacks the instruction.
+double ck_peak_gflops(int kind, long iterations);
 /// 1 when this CPU has bf16 dot-product instructions (whether or not they are the faster choice here).
 int ck_sbgemm_native(void);
 

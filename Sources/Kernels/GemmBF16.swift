@@ -50,6 +50,14 @@ extension Gemm {
         defer { PhaseProfiler.shared.leave(phase) }
         if m == 0 || n == 0 { return }
         PhaseProfiler.shared.addGemm(m: m, n: n, k: k, caller: phase)
+        let log = GemmShapeLog.shared.enabled
+        let start = log ? PhaseProfiler.nanoseconds() : 0
+        defer {
+            if log {
+                GemmShapeLog.shared.record(transA: transA, transB: transB, m: m, n: n, k: k, caller: phase,
+                                           seconds: Double(PhaseProfiler.nanoseconds() - start) * 1e-9)
+            }
+        }
         let status = ck_sbgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         precondition(status == 0, "sbgemm: cannot allocate its packing buffers (\(m)x\(n)x\(k))")
     }

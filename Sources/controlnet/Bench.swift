@@ -33,6 +33,8 @@ struct Bench: ParsableCommand {
     var convs = false
     @Option(help: ArgumentHelp("Conv timing: samples per GEMM to try (default: the built-in rule).", visibility: .hidden))
     var convSamples: [Int] = []
+    @Option(help: "Matrix products of convs and attention: fp32 (default) or bf16 (operands rounded, fp32 sums).")
+    var precision: MatmulPrecision = .fp32
     @Flag(name: .customLong("gemm-shapes"), help: "Also list every GEMM shape a step issues (calls and ms per step).")
     var gemmShapes = false
     @Option(help: "Directory of torch_bench.py: run the PyTorch reference on the same work afterwards (rank 0).")
@@ -50,6 +52,11 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        MatmulPrecision.current = precision
+        if precision == .bf16 && !BF16Kernel.cpuHasBF16Instructions {
+            FileHandle.standardError.write(Data(("warning: this CPU has no bf16 instructions; bf16 runs emulated "
+                + "(the same results, at best fp32 speed)\n").utf8))
+        }
         if convs { return try runConvs() }
         let comm = try Communicators.makeDefault()
         let environment = ProcessInfo.processInfo.environment
@@ -149,7 +156,8 @@ struct Bench: ParsableCommand {
         return BenchReport(
             mode: mode.rawValue, config: config, batchSizePerRank: batchSize, ranks: comm.size,
             blasThreadsPerRank: BLASRuntime.threads, blasThreadSource: threadSource, blasCore: BLASRuntime.coreName,
-            kernelISA: KernelISA.current,
+            kernelISA: KernelISA.current, precision: precision.rawValue,
+            bf16Kernel: precision == .bf16 ? BF16Kernel.current : nil,
             steps: steps, trainableParameters: count, frozenParameters: model.frozen?.count ?? 0,
             samplesPerSecond: Double(batchSize) * Double(comm.size) / maxima[1],
             msPerStepMedian: median * 1000, msPerStepSlowestRank: maxima[1] * 1000,
@@ -280,6 +288,7 @@ struct Bench: ParsableCommand {
 }
 
 extension TrainingMode: ExpressibleByArgument {}
+extension MatmulPrecision: ExpressibleByArgument {}
 
 struct TorchFigure: Codable {
     var line: String
@@ -292,6 +301,8 @@ struct BenchReport: Codable {
     var mode: String, config: String
     var batchSizePerRank: Int, ranks: Int
     var blasThreadsPerRank: Int, blasThreadSource: String, blasCore: String, kernelISA: String
+    /// Of the convs' and attention's matrix products; the bf16 micro-kernel variant when bf16.
+    var precision: String, bf16Kernel: String?
     var steps: Int, trainableParameters: Int, frozenParameters: Int
     /// Summed over ranks (the global batch over the slowest rank's median step).
     var samplesPerSecond: Double

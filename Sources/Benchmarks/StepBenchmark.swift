@@ -19,6 +19,8 @@ public struct StepBenchmarkSettings: Sendable {
     public var warmup = 2
     /// Split the time by phase (two clock reads per kernel call).
     public var profile = true
+    /// Record every GEMM shape the timed steps issue (GemmShapeLog).
+    public var gemmShapes = false
     public init() {}
 }
 
@@ -37,7 +39,8 @@ public enum StepBenchmark {
         for index in 1...(s.warmup + s.steps) {
             try comm.barrier()
             let timed = index > s.warmup
-            profiler.setEnabled(timed && s.profile)
+            profiler.setEnabled(timed && (s.profile || s.gemmShapes))
+            if index == s.warmup + 1 { GemmShapeLog.shared.setEnabled(s.gemmShapes) }
             let start = DispatchTime.now().uptimeNanoseconds
             let outcome = try step.run(batches)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
@@ -52,6 +55,13 @@ public enum StepBenchmark {
             }
         }
         profiler.setEnabled(false)
+        let shapes = GemmShapeLog.shared.stats.map { stats -> GemmShapeStats in
+            var perStep = stats
+            perStep.calls /= s.steps
+            perStep.seconds /= Double(s.steps)
+            return perStep
+        }
+        GemmShapeLog.shared.setEnabled(false)
         let median = stepSeconds.sorted()[stepSeconds.count / 2]
         let rss = peakRSSMegabytes()
         var totals = [rss, rss, median]
@@ -63,7 +73,8 @@ public enum StepBenchmark {
         return BenchReport(
             mode: s.mode.rawValue, config: s.configName, batchSizePerRank: s.batchSize, ranks: comm.size,
             blasThreadsPerRank: BLASRuntime.threads, blasThreadSource: threadSource, blasCore: BLASRuntime.coreName,
-            kernelISA: KernelISA.current,
+            kernelISA: KernelISA.current, precision: MatmulPrecision.current.rawValue,
+            bf16Kernel: MatmulPrecision.current == .bf16 ? BF16Kernel.current : nil,
             steps: s.steps, trainableParameters: model.params.count, frozenParameters: model.frozen?.count ?? 0,
             samplesPerSecond: Double(s.batchSize) * Double(comm.size) / maxima[1],
             msPerStepMedian: median * 1000, msPerStepSlowestRank: maxima[1] * 1000,
@@ -78,7 +89,8 @@ public enum StepBenchmark {
             sgemmCeilingGflops: ceiling.bestGflops,
             peakRSSMegabytesPerRankMax: maxima[0], peakRSSMegabytesSum: totals[0],
             activationArenaMegabytes: Double(model.arenas.acts.capacity) * 4 / 1_048_576,
-            gradientArenaMegabytes: Double(model.arenas.grads.capacity) * 4 / 1_048_576, torch: nil)
+            gradientArenaMegabytes: Double(model.arenas.grads.capacity) * 4 / 1_048_576,
+            gemmShapesPerStep: s.gemmShapes ? shapes : nil, torch: nil)
     }
 
     /// A freshly initialised model (seeded), so every rank and every run times the same numbers.
@@ -130,6 +142,8 @@ public struct BenchReport: Codable, Sendable {
     public var mode: String, config: String
     public var batchSizePerRank: Int, ranks: Int
     public var blasThreadsPerRank: Int, blasThreadSource: String, blasCore: String, kernelISA: String
+    /// Of the convs' and attention's matrix products; the bf16 micro-kernel variant when bf16.
+    public var precision: String, bf16Kernel: String?
     public var steps: Int, trainableParameters: Int, frozenParameters: Int
     /// Summed over ranks (the global batch over the slowest rank's median step).
     public var samplesPerSecond: Double
@@ -145,5 +159,7 @@ public struct BenchReport: Codable, Sendable {
     public var peakRSSMegabytesPerRankMax: Double, peakRSSMegabytesSum: Double
     /// Rank 0's step memory: the two stack arenas (activations saved for backward; gradients and temporaries).
     public var activationArenaMegabytes: Double, gradientArenaMegabytes: Double
+    /// With --gemm-shapes: each distinct sgemm call shape, its calls and seconds per step, most time first.
+    public var gemmShapesPerStep: [GemmShapeStats]?
     public var torch: TorchFigure?
 }

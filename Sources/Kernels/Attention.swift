@@ -32,11 +32,11 @@ public enum Attention {
                 let q = qkv + (n * 3 * c + h * d) * t, k = q + c * t, v = q + 2 * c * t
                 let p = probs + (n * s.heads + h) * t * t
                 // scores (T, T) = scale q^T k
-                Gemm.sgemm(transA: true, transB: false, m: t, n: t, k: d, alpha: scale,
+                Gemm.mixed(transA: true, transB: false, m: t, n: t, k: d, alpha: scale,
                            a: q, lda: t, b: k, ldb: t, beta: 0, c: p, ldc: t)
                 softmaxRows(p, rows: t, cols: t)
                 // a_h (d, T) = v (d, T) p^T
-                Gemm.sgemm(transA: false, transB: true, m: d, n: t, k: t, alpha: 1,
+                Gemm.mixed(transA: false, transB: true, m: d, n: t, k: t, alpha: 1,
                            a: v, lda: t, b: p, ldb: t, beta: 0, c: a + (n * c + h * d) * t, ldc: t)
             }
         }
@@ -59,10 +59,10 @@ public enum Attention {
                 let p = probs + (n * s.heads + h) * t * t
                 let da = dA + (n * c + h * d) * t
                 // dv (d, T) += da (d, T) p (T, T)
-                Gemm.sgemm(transA: false, transB: false, m: d, n: t, k: t, alpha: 1,
+                Gemm.mixed(transA: false, transB: false, m: d, n: t, k: t, alpha: 1,
                            a: da, lda: t, b: p, ldb: t, beta: 1, c: dv, ldc: t)
                 // dP (T, T) = da^T v
-                Gemm.sgemm(transA: true, transB: false, m: t, n: t, k: d, alpha: 1,
+                Gemm.mixed(transA: true, transB: false, m: t, n: t, k: d, alpha: 1,
                            a: da, lda: t, b: v, ldb: t, beta: 0, c: dS, ldc: t)
                 // softmax backward per query row: dS = p (dP - sum_j p dP)
                 for row in 0..<t {
@@ -72,9 +72,9 @@ public enum Attention {
                     for j in 0..<t { dr[j] = pr[j] * (dr[j] - dot) }
                 }
                 // scores = scale q^T k: dq (d, T) += scale k dS^T, dk (d, T) += scale q dS
-                Gemm.sgemm(transA: false, transB: true, m: d, n: t, k: t, alpha: scale,
+                Gemm.mixed(transA: false, transB: true, m: d, n: t, k: t, alpha: scale,
                            a: k, lda: t, b: dS, ldb: t, beta: 1, c: dq, ldc: t)
-                Gemm.sgemm(transA: false, transB: false, m: d, n: t, k: t, alpha: scale,
+                Gemm.mixed(transA: false, transB: false, m: d, n: t, k: t, alpha: scale,
                            a: q, lda: t, b: dS, ldb: t, beta: 1, c: dk, ldc: t)
             }
         }

@@ -137,13 +137,13 @@ public enum Conv2D {
                     Im2Col.im2col(s, x: x + n0 * inSize, cols: cols, ld: pixels)
                     patches = UnsafePointer(cols)
                 }
-                Gemm.sgemm(transA: false, transB: false, m: s.outChannels, n: pixels, k: kk, alpha: 1,
+                Gemm.mixed(transA: false, transB: false, m: s.outChannels, n: pixels, k: kk, alpha: 1,
                            a: weight, lda: kk, b: patches, ldb: pixels, beta: 1, c: yn, ldc: pixels)
             } else {
                 let ld = b * pixels
                 let out = workspace + kk * ld  // (Cout, b * pixels)
                 for j in 0..<b { Im2Col.im2col(s, x: x + (n0 + j) * inSize, cols: cols + j * pixels, ld: ld) }
-                Gemm.sgemm(transA: false, transB: false, m: s.outChannels, n: ld, k: kk, alpha: 1,
+                Gemm.mixed(transA: false, transB: false, m: s.outChannels, n: ld, k: kk, alpha: 1,
                            a: weight, lda: kk, b: cols, ldb: ld, beta: 0, c: out, ldc: ld)
                 for j in 0..<b {
                     let yn = y + (n0 + j) * outSize
@@ -217,16 +217,16 @@ public enum Conv2D {
                     for j in 0..<b { Im2Col.im2col(s, x: x + (n0 + j) * inSize, cols: cols + j * pixels, ld: ld) }
                     patches = UnsafePointer(cols)
                 }
-                Gemm.sgemm(transA: false, transB: true, m: s.outChannels, n: kk, k: ld, alpha: 1,
+                Gemm.mixed(transA: false, transB: true, m: s.outChannels, n: kk, k: ld, alpha: 1,
                            a: g, lda: ld, b: patches, ldb: ld, beta: 1, c: dWeight, ldc: kk)
             }
             if let dX {
                 // dPatches (kk, ld) = W^T (kk, Cout) x dY (Cout, ld), then scattered back (col2im adds).
                 if b == 1 && s.isPointwise {
-                    Gemm.sgemm(transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
+                    Gemm.mixed(transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
                                a: weight, lda: kk, b: g, ldb: ld, beta: 1, c: dX + n0 * inSize, ldc: ld)
                 } else {
-                    Gemm.sgemm(transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
+                    Gemm.mixed(transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
                                a: weight, lda: kk, b: g, ldb: ld, beta: 0, c: cols, ldc: ld)
                     for j in 0..<b { Im2Col.col2im(s, cols: cols + j * pixels, ld: ld, dX: dX + (n0 + j) * inSize) }
                 }

@@ -13,6 +13,14 @@ public enum Gemm {
         defer { PhaseProfiler.shared.leave(phase) }
         if m == 0 || n == 0 { return }
         PhaseProfiler.shared.addGemm(m: m, n: n, k: k, caller: phase)
+        let log = GemmShapeLog.shared.enabled
+        let start = log ? PhaseProfiler.nanoseconds() : 0
+        defer {
+            if log {
+                GemmShapeLog.shared.record(transA: transA, transB: transB, m: m, n: n, k: k, caller: phase,
+                                           seconds: Double(PhaseProfiler.nanoseconds() - start) * 1e-9)
+            }
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta,
                     c, blasint(ldc))

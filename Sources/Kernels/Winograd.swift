@@ -123,6 +123,8 @@ public enum Winograd {
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
         let inSize = cin * s.height * s.width, outSize = yStride
         F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
+        let packedU = MixedWeights(count: F.elements, transA: false, m: cout, k: cin, a: buf.u, stride: cout * cin,
+                                   maxN: s.samplesPerGemm * tiles)
         var n0 = 0
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
@@ -131,7 +133,12 @@ public enum Winograd {
                                  scratch: buf.scratch)
             }
             for e in 0..<F.elements {
-                Gemm.sgemm(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
+                if let packedU {
+                    packedU.multiply(e, n: t, b: buf.v + e * cin * ld, ldb: ld, beta: 0, c: buf.m + e * cout * ld,
+                                     ldc: ld)
+                    continue
+                }
+                Gemm.mixed(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
                            a: buf.u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
                            beta: 0, c: buf.m + e * cout * ld, ldc: ld)
             }
@@ -155,6 +162,9 @@ public enum Winograd {
         let inSize = cin * s.height * s.width, outSize = cout * s.height * s.width
         if dX != nil { F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u) }
         if dWeight != nil { buf.dU.update(repeating: 0, count: elements * cout * cin) }
+        // dV = U^T dM: U^T packed once per call in bf16 mode
+        let packedUT = dX == nil ? nil : MixedWeights(count: elements, transA: true, m: cin, k: cout, a: buf.u,
+                                                       stride: cout * cin, maxN: s.samplesPerGemm * tiles)
         var n0 = 0
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
@@ -169,7 +179,7 @@ public enum Winograd {
                                      col0: j * tiles, scratch: buf.scratch)
                 }
                 for e in 0..<elements {
-                    Gemm.sgemm(transA: false, transB: true, m: cout, n: cin, k: t, alpha: 1,
+                    Gemm.mixed(transA: false, transB: true, m: cout, n: cin, k: t, alpha: 1,
                                a: buf.m + e * cout * ld, lda: ld, b: buf.v + e * cin * ld, ldb: ld,
                                beta: 1, c: buf.dU + e * cout * cin, ldc: cin)
                 }
@@ -177,7 +187,12 @@ public enum Winograd {
             if let dX {
                 // dV (Cin, T) = U^T (Cin, Cout) dM (Cout, T), into V's space (its last reader is done).
                 for e in 0..<elements {
-                    Gemm.sgemm(transA: true, transB: false, m: cin, n: t, k: cout, alpha: 1,
+                    if let packedUT {
+                        packedUT.multiply(e, n: t, b: buf.m + e * cout * ld, ldb: ld, beta: 0,
+                                          c: buf.v + e * cin * ld, ldc: ld)
+                        continue
+                    }
+                    Gemm.mixed(transA: true, transB: false, m: cin, n: t, k: cout, alpha: 1,
                                a: buf.u + e * cout * cin, lda: cin, b: buf.m + e * cout * ld, ldb: ld,
                                beta: 0, c: buf.v + e * cin * ld, ldc: ld)
                 }

@@ -31,6 +31,10 @@ struct Bench: ParsableCommand {
     var convs = false
     @Option(help: ArgumentHelp("Conv timing: samples per GEMM to try (default: the built-in rule).", visibility: .hidden))
     var convSamples: [Int] = []
+    @Option(help: "Matrix products of convs and attention: fp32 (default) or bf16 (operands rounded, fp32 sums).")
+    var precision: MatmulPrecision = .fp32
+    @Flag(name: .customLong("gemm-shapes"), help: "Also list every GEMM shape a step issues (calls and ms per step).")
+    var gemmShapes = false
     @Option(help: "Directory of torch_bench.py: run the PyTorch reference on the same work afterwards (rank 0).")
     var torch: String?
 
@@ -46,12 +50,18 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        MatmulPrecision.current = precision
+        if precision == .bf16 && !BF16Kernel.cpuHasBF16Instructions {
+            FileHandle.standardError.write(Data(("warning: this CPU has no bf16 instructions; bf16 runs emulated "
+                + "(the same results, at best fp32 speed)\n").utf8))
+        }
         if convs { return try runConvs() }
         let comm = try Communicators.makeDefault()
         let blas = BLASRuntime.configureThreadsForThisProcess(explicit: threads)
         var settings = StepBenchmarkSettings()
         settings.mode = mode; settings.configName = model.config; settings.config = try model.load()
         settings.batchSize = batchSize; settings.steps = steps; settings.warmup = warmup; settings.profile = profile
+        settings.gemmShapes = gemmShapes
         let report: BenchReport
         do {
             report = try StepBenchmark.measure(settings, comm: comm, threadSource: blas.source.description)
@@ -96,3 +106,5 @@ struct Bench: ParsableCommand {
         }
     }
 }
+
+extension MatmulPrecision: ExpressibleByArgument {}

@@ -13,11 +13,13 @@ struct ControlNetCommand: ParsableCommand {
 
     /// Runs before argument parsing: OpenBLAS picks its kernels when the library loads, so a wrong pick can
     /// only be fixed by re-executing this process with OPENBLAS_CORETYPE set (see BLASRuntime).
-    /// CONTROLNET_KERNEL_ISA is checked here too, so a bad value stops every command before any work.
+    /// CONTROLNET_KERNEL_ISA and CONTROLNET_BF16_KERNEL are checked here too, so a bad value stops every command
+    /// before any work.
     static func main() {
         BLASRuntime.ensureFastKernels()
         do {
             try KernelISA.selectFromEnvironment(ProcessInfo.processInfo.environment)
+            try BF16Kernel.selectFromEnvironment(ProcessInfo.processInfo.environment)
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             Foundation.exit(64)  // EX_USAGE, as for bad options

@@ -7,6 +7,7 @@
 // Buffers are float32 NCHW; `spatial` is H*W. Backward functions add into gradients unless `overwrite` is set.
 #ifndef CKERNELS_H
 #define CKERNELS_H
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,6 +41,41 @@ const char *_Nonnull ck_isa(void);
 int ck_select_isa(const char *_Nonnull name);
 /// 1 when this CPU and build can run the named instruction set.
 int ck_isa_supported(const char *_Nonnull name);
+
+
+// ---- bf16 matrix multiply (sbgemm*.c): fp32 in and out, operands rounded to bf16, fp32 accumulation ----
+// C (m, n) = alpha op(A) (m, k) op(B) (k, n) + beta C, row-major; op(A) = A^T (A stored (k, m)) when transA != 0,
+// likewise B (stored (n, k)). Operands are rounded to bf16 (nearest even; subnormals to zero) when packed; every
+// variant gives the same bits (sbgemm.h). With beta == 0, C's old contents are not read.
+
+/// Packs, multiplies, returns 0 (or -3 when the packing scratch cannot be allocated).
+int ck_sbgemm(int transA, int transB, long m, long n, long k, float alpha, const float *_Nonnull a, long lda,
+              const float *_Nonnull b, long ldb, float beta, float *_Nonnull c, long ldc);
+/// Bytes of a packed A (m, k) and of a packed B (k, n) (pass 64-byte-aligned buffers).
+long ck_sbgemm_packed_a_bytes(long m, long k);
+long ck_sbgemm_packed_b_bytes(long k, long n);
+/// op(A) (m, k) -> packed, for the variant running now (weights: pack once, multiply many times).
+void ck_sbgemm_pack_a(int transA, long m, long k, const float *_Nonnull a, long lda, void *_Nonnull packed);
+/// op(B) (k, n) -> packed (the same layout for every variant).
+void ck_sbgemm_pack_b(int transB, long k, long n, const float *_Nonnull b, long ldb, uint16_t *_Nonnull packed);
+/// C (m, n) = alpha A B + beta C from packed operands. Returns -1 (computing nothing) when packedA was not packed
+/// as (m, k) for the variant running now.
+int ck_sbgemm_packed(long m, long n, long k, float alpha, const void *_Nonnull packedA,
+                     const uint16_t *_Nonnull packedB, float beta, float *_Nonnull c, long ldc);
+/// y (count) = x rounded to bf16 and back (the operands' rounding); y may alias x.
+void ck_bf16_round(long count, const float *_Nonnull x, float *_Nonnull y);
+
+/// The micro-kernel variant running now: "avx512bf16" (VDPBF16PS), "avx512", "avx2" (FMA emulation), "generic".
+const char *_Nonnull ck_sbgemm_variant(void);
+/// 1 when this CPU can run the named variant.
+int ck_sbgemm_variant_supported(const char *_Nonnull name);
+/// Selects a variant by name, or "auto" (the faster on this CPU, measured). 0, or -1 unknown, -2 unsupported.
+int ck_sbgemm_select(const char *_Nonnull name);
+/// GFLOP/s of a register-only loop of 512-bit VFMADD231PS (kind 0) or VDPBF16PS (kind 1), fastest of 5 runs of
+/// `iterations` x 24 instructions; 0 when the CPU lacks the instruction.
+double ck_peak_gflops(int kind, long iterations);
+/// 1 when this CPU has bf16 dot-product instructions (whether or not they are the faster choice here).
+int ck_sbgemm_native(void);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,9 @@
 typedef struct {
     void (*b)(int, long, long, const float *, long, uint32_t *);
     void (*a)(int, int, long, long, const float *, long, char *);
+    void (*round)(long, const float *, float *);
+    void (*store)(long, const float *, uint16_t *);
+    void (*load)(long, const uint16_t *, float *);
 } packers;
 
 #define SB_PACK_ISA generic
@@ -22,9 +25,11 @@ typedef struct {
 #pragma clang attribute pop
 #endif
 
-static const packers generic_packers = {pack_b_generic, pack_a_generic};
+static const packers generic_packers = {pack_b_generic, pack_a_generic, round_f32_generic, store_bf16_generic,
+                                        load_bf16_generic};
 #if defined(__x86_64__)
-static const packers avx512_packers = {pack_b_avx512, pack_a_avx512};
+static const packers avx512_packers = {pack_b_avx512, pack_a_avx512, round_f32_avx512, store_bf16_avx512,
+                                       load_bf16_avx512};
 #endif
 
 static const packers *current_packers(void) {
@@ -60,6 +65,8 @@ void sb_pack_a(int alayout, int transA, long m, long k, const float *a, long lda
     current_packers()->a(alayout, transA, m, k, a, lda, (char *)packed + SB_AHEADER);
 }
 
-void ck_bf16_round(long count, const float *x, float *y) {
-    for (long i = 0; i < count; i++) y[i] = ck_f32_of_bf16(ck_bf16_of(x[i]));
-}
+void ck_bf16_round(long count, const float *x, float *y) { current_packers()->round(count, x, y); }
+
+void ck_bf16_store(long count, const float *x, uint16_t *out) { current_packers()->store(count, x, out); }
+
+void ck_bf16_load(long count, const uint16_t *in, float *y) { current_packers()->load(count, in, y); }

@@ -144,4 +144,45 @@ static void SB_FN(pack_a)(int alayout, int transA, long m, long k, const float *
     for (; i < 2 * total; i++) f[i] = ck_f32_of_bf16(ck_bf16_of(f[i]));
 }
 
+
+/// y (count) = x rounded to bf16, kept as floats (operands pre-rounded for an fp32 GEMM); y may alias x.
+static void SB_FN(round_f32)(long count, const float *x, float *y) {
+    long i = 0;
+    for (; i + SB_NP <= count; i += SB_NP) {
+        const VU v = SB_FN(round_hi)(SB_FN(ld)(x + i));
+        __builtin_memcpy(y + i, &v, sizeof v);
+    }
+    for (; i < count; i++) y[i] = ck_f32_of_bf16(ck_bf16_of(x[i]));
+}
+
+typedef unsigned short SB_FN(vh) __attribute__((ext_vector_type(16)));
+
+/// x (count) floats -> out (count) bf16. out may alias x: element i goes to byte 2i, which only the already-read
+/// elements below i occupied (the vector step reads 64 bytes before it writes the first 32 of them).
+static void SB_FN(store_bf16)(long count, const float *x, uint16_t *out) {
+    long i = 0;
+    for (; i + SB_NP <= count; i += SB_NP) {
+        const SB_FN(vh) h = __builtin_convertvector(SB_FN(round_hi)(SB_FN(ld)(x + i)) >> 16, SB_FN(vh));
+        __builtin_memcpy(out + i, &h, sizeof h);
+    }
+    for (; i < count; i++) out[i] = ck_bf16_of(x[i]);
+}
+
+/// in (count) bf16 -> y (count) floats. y may alias in: run from the end, element i's float (bytes 4i..4i+3)
+/// only covers bf16 elements 2i and 2i + 1, which are at or above i and already converted.
+static void SB_FN(load_bf16)(long count, const uint16_t *in, float *y) {
+    long i = count;
+    while (i % SB_NP) {
+        i--;
+        y[i] = ck_f32_of_bf16(in[i]);
+    }
+    while (i > 0) {
+        i -= SB_NP;
+        SB_FN(vh) h;
+        __builtin_memcpy(&h, in + i, sizeof h);
+        const VU v = __builtin_convertvector(h, VU) << 16;
+        __builtin_memcpy(y + i, &v, sizeof v);
+    }
+}
+
 #undef VU

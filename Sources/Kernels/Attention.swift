@@ -5,10 +5,13 @@
 
 public struct AttentionShape: Sendable, Hashable {
     public var batch, channels, heads, tokens: Int  // tokens = H*W
+    /// Of the four products per head (Precision.swift); the softmax is fp32 either way.
+    public var precision: Precision
 
-    public init(batch: Int, channels: Int, heads: Int, tokens: Int) {
+    public init(batch: Int, channels: Int, heads: Int, tokens: Int, precision: Precision = .fp32) {
         precondition(heads > 0 && channels % heads == 0, "Attention: \(channels) channels not divisible by \(heads) heads")
         self.batch = batch; self.channels = channels; self.heads = heads; self.tokens = tokens
+        self.precision = precision
     }
 
     public var headDim: Int { channels / heads }
@@ -32,11 +35,11 @@ public enum Attention {
                 let q = qkv + (n * 3 * c + h * d) * t, k = q + c * t, v = q + 2 * c * t
                 let p = probs + (n * s.heads + h) * t * t
                 // scores (T, T) = scale q^T k
-                Gemm.mixed(transA: true, transB: false, m: t, n: t, k: d, alpha: scale,
+                Gemm.product(s.precision, transA: true, transB: false, m: t, n: t, k: d, alpha: scale,
                            a: q, lda: t, b: k, ldb: t, beta: 0, c: p, ldc: t)
                 softmaxRows(p, rows: t, cols: t)
                 // a_h (d, T) = v (d, T) p^T
-                Gemm.mixed(transA: false, transB: true, m: d, n: t, k: t, alpha: 1,
+                Gemm.product(s.precision, transA: false, transB: true, m: d, n: t, k: t, alpha: 1,
                            a: v, lda: t, b: p, ldb: t, beta: 0, c: a + (n * c + h * d) * t, ldc: t)
             }
         }
@@ -59,10 +62,10 @@ public enum Attention {
                 let p = probs + (n * s.heads + h) * t * t
                 let da = dA + (n * c + h * d) * t
                 // dv (d, T) += da (d, T) p (T, T)
-                Gemm.mixed(transA: false, transB: false, m: d, n: t, k: t, alpha: 1,
+                Gemm.product(s.precision, transA: false, transB: false, m: d, n: t, k: t, alpha: 1,
                            a: da, lda: t, b: p, ldb: t, beta: 1, c: dv, ldc: t)
                 // dP (T, T) = da^T v
-                Gemm.mixed(transA: true, transB: false, m: t, n: t, k: d, alpha: 1,
+                Gemm.product(s.precision, transA: true, transB: false, m: t, n: t, k: d, alpha: 1,
                            a: da, lda: t, b: v, ldb: t, beta: 0, c: dS, ldc: t)
                 // softmax backward per query row: dS = p (dP - sum_j p dP)
                 for row in 0..<t {
@@ -72,9 +75,9 @@ public enum Attention {
                     for j in 0..<t { dr[j] = pr[j] * (dr[j] - dot) }
                 }
                 // scores = scale q^T k: dq (d, T) += scale k dS^T, dk (d, T) += scale q dS
-                Gemm.mixed(transA: false, transB: true, m: d, n: t, k: t, alpha: scale,
+                Gemm.product(s.precision, transA: false, transB: true, m: d, n: t, k: t, alpha: scale,
                            a: k, lda: t, b: dS, ldb: t, beta: 1, c: dq, ldc: t)
-                Gemm.mixed(transA: false, transB: false, m: d, n: t, k: t, alpha: scale,
+                Gemm.product(s.precision, transA: false, transB: false, m: d, n: t, k: t, alpha: scale,
                            a: q, lda: t, b: dS, ldb: t, beta: 1, c: dk, ldc: t)
             }
         }

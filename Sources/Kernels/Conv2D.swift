@@ -27,10 +27,12 @@ public struct ConvShape: Sendable, Hashable {
     public var gemmSamples: Int?
     /// nil picks `defaultAlgorithm`; the Winograd ones need a 3x3, stride 1, pad 1 geometry.
     public var algorithmChoice: ConvAlgorithm?
+    /// Of the GEMM operands (Precision.swift): fp32, or bf16 with fp32 accumulation.
+    public var precision: Precision
 
     public init(batch: Int, inChannels: Int, outChannels: Int, height: Int, width: Int,
                 kernel: Int = 3, stride: Int = 1, padding: Int = 1, gemmSamples: Int? = nil,
-                algorithm: ConvAlgorithm? = nil) {
+                algorithm: ConvAlgorithm? = nil, precision: Precision = .fp32) {
         precondition(kernel >= 1 && stride >= 1 && padding >= 0, "conv kernel/stride must be >= 1, padding >= 0")
         self.batch = batch; self.inChannels = inChannels; self.outChannels = outChannels
         self.height = height; self.width = width
@@ -39,6 +41,7 @@ public struct ConvShape: Sendable, Hashable {
         precondition(!(algorithm?.isWinograd ?? false) || (kernel == 3 && stride == 1 && padding == 1),
                      "Winograd needs kernel 3, stride 1, padding 1")
         self.algorithmChoice = algorithm
+        self.precision = precision
     }
 
     /// Winograd for 3x3 "same" convs wide enough for its GEMMs (>= 8 channels each side) on maps of at least 7x7;
@@ -137,13 +140,13 @@ public enum Conv2D {
                     Im2Col.im2col(s, x: x + n0 * inSize, cols: cols, ld: pixels)
                     patches = UnsafePointer(cols)
                 }
-                Gemm.mixed(transA: false, transB: false, m: s.outChannels, n: pixels, k: kk, alpha: 1,
+                Gemm.product(s.precision, transA: false, transB: false, m: s.outChannels, n: pixels, k: kk, alpha: 1,
                            a: weight, lda: kk, b: patches, ldb: pixels, beta: 1, c: yn, ldc: pixels)
             } else {
                 let ld = b * pixels
                 let out = workspace + kk * ld  // (Cout, b * pixels)
                 for j in 0..<b { Im2Col.im2col(s, x: x + (n0 + j) * inSize, cols: cols + j * pixels, ld: ld) }
-                Gemm.mixed(transA: false, transB: false, m: s.outChannels, n: ld, k: kk, alpha: 1,
+                Gemm.product(s.precision, transA: false, transB: false, m: s.outChannels, n: ld, k: kk, alpha: 1,
                            a: weight, lda: kk, b: cols, ldb: ld, beta: 0, c: out, ldc: ld)
                 for j in 0..<b {
                     let yn = y + (n0 + j) * outSize
@@ -217,16 +220,16 @@ public enum Conv2D {
                     for j in 0..<b { Im2Col.im2col(s, x: x + (n0 + j) * inSize, cols: cols + j * pixels, ld: ld) }
                     patches = UnsafePointer(cols)
                 }
-                Gemm.mixed(transA: false, transB: true, m: s.outChannels, n: kk, k: ld, alpha: 1,
+                Gemm.product(s.precision, transA: false, transB: true, m: s.outChannels, n: kk, k: ld, alpha: 1,
                            a: g, lda: ld, b: patches, ldb: ld, beta: 1, c: dWeight, ldc: kk)
             }
             if let dX {
                 // dPatches (kk, ld) = W^T (kk, Cout) x dY (Cout, ld), then scattered back (col2im adds).
                 if b == 1 && s.isPointwise {
-                    Gemm.mixed(transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
+                    Gemm.product(s.precision, transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
                                a: weight, lda: kk, b: g, ldb: ld, beta: 1, c: dX + n0 * inSize, ldc: ld)
                 } else {
-                    Gemm.mixed(transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
+                    Gemm.product(s.precision, transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
                                a: weight, lda: kk, b: g, ldb: ld, beta: 0, c: cols, ldc: ld)
                     for j in 0..<b { Im2Col.col2im(s, cols: cols + j * pixels, ld: ld, dX: dX + (n0 + j) * inSize) }
                 }

@@ -6,6 +6,8 @@
 //
 // A chunk of `samplesPerGemm` samples is transformed at a time, its tiles side by side as GEMM columns, so the
 // transformed buffers stay in cache and each GEMM has enough columns (T = samples x tiles per sample).
+// bf16 (ConvShape.precision): the GEMM operands - transformed weights U, tiles V and output gradients dM - are what
+// is rounded, in every kernel path alike, so F(4x4)'s products carry ~6x im2col's bf16 error (docs/bf16-kernels.md).
 // Rounding: F(2x2)'s transforms only add and halve, so its results differ from a direct convolution by a few ulps
 // of the largest partial sums (tested against the Double reference at 1e-5). F(4x4)'s output transform multiplies
 // the rounded products by up to 64, so its error is ~6x larger (measured in WinogradF4Transforms.swift).
@@ -123,8 +125,12 @@ public enum Winograd {
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
         let inSize = cin * s.height * s.width, outSize = yStride
         F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
-        let packedU = MixedWeights(count: F.elements, transA: false, m: cout, k: cin, a: buf.u, stride: cout * cin,
-                                   maxN: s.samplesPerGemm * tiles)
+        // bf16: native kernels pack U once per call; elsewhere U and each chunk's V are rounded in place and
+        // multiplied by sgemm (exact products of the rounded values, fp32 sums: the same rounding).
+        let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative, roundInPlace = bf16 && !native
+        let packedU = native ? MixedWeights(count: F.elements, transA: false, m: cout, k: cin, a: buf.u,
+                                            stride: cout * cin, maxN: s.samplesPerGemm * tiles) : nil
+        if roundInPlace { BF16Buffer.round(count: F.elements * cout * cin, buf.u, into: buf.u) }
         var n0 = 0
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
@@ -132,13 +138,14 @@ public enum Winograd {
                 F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld, col0: j * tiles,
                                  scratch: buf.scratch)
             }
+            if roundInPlace { BF16Buffer.round(count: F.elements * cin * ld, buf.v, into: buf.v) }
             for e in 0..<F.elements {
                 if let packedU {
                     packedU.multiply(e, n: t, b: buf.v + e * cin * ld, ldb: ld, beta: 0, c: buf.m + e * cout * ld,
                                      ldc: ld)
                     continue
                 }
-                Gemm.mixed(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
+                Gemm.sgemm(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
                            a: buf.u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
                            beta: 0, c: buf.m + e * cout * ld, ldc: ld)
             }
@@ -160,11 +167,16 @@ public enum Winograd {
         let buf = Buffers(s, geo, elements: F.elements, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles, elements = F.elements
         let inSize = cin * s.height * s.width, outSize = cout * s.height * s.width
-        if dX != nil { F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u) }
+        let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative, roundInPlace = bf16 && !native
+        if dX != nil {
+            F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
+            if roundInPlace { BF16Buffer.round(count: elements * cout * cin, buf.u, into: buf.u) }
+        }
         if dWeight != nil { buf.dU.update(repeating: 0, count: elements * cout * cin) }
-        // dV = U^T dM: U^T packed once per call in bf16 mode
-        let packedUT = dX == nil ? nil : MixedWeights(count: elements, transA: true, m: cin, k: cout, a: buf.u,
-                                                       stride: cout * cin, maxN: s.samplesPerGemm * tiles)
+        // dV = U^T dM: U^T packed once per call with native bf16 kernels
+        let packedUT = dX == nil || !native ? nil : MixedWeights(count: elements, transA: true, m: cin, k: cout,
+                                                                  a: buf.u, stride: cout * cin,
+                                                                  maxN: s.samplesPerGemm * tiles)
         var n0 = 0
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
@@ -172,16 +184,18 @@ public enum Winograd {
                 F.transformOutputAdjoint(geo, channels: cout, dY: dY + (n0 + j) * outSize, dM: buf.m, ld: ld,
                                          col0: j * tiles, scratch: buf.scratch)
             }
+            if roundInPlace { BF16Buffer.round(count: elements * cout * ld, buf.m, into: buf.m) }
             if dWeight != nil {
                 // dU (Cout, Cin) += dM (Cout, T) V^T (T, Cin), V recomputed from x (cheaper than keeping it).
                 for j in 0..<b {
                     F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld,
                                      col0: j * tiles, scratch: buf.scratch)
                 }
+                if roundInPlace { BF16Buffer.round(count: elements * cin * ld, buf.v, into: buf.v) }
                 for e in 0..<elements {
-                    Gemm.mixed(transA: false, transB: true, m: cout, n: cin, k: t, alpha: 1,
-                               a: buf.m + e * cout * ld, lda: ld, b: buf.v + e * cin * ld, ldb: ld,
-                               beta: 1, c: buf.dU + e * cout * cin, ldc: cin)
+                    Gemm.product(native ? .bf16 : .fp32, transA: false, transB: true, m: cout, n: cin, k: t,
+                                 alpha: 1, a: buf.m + e * cout * ld, lda: ld, b: buf.v + e * cin * ld, ldb: ld,
+                                 beta: 1, c: buf.dU + e * cout * cin, ldc: cin)
                 }
             }
             if let dX {
@@ -192,7 +206,7 @@ public enum Winograd {
                                           c: buf.v + e * cin * ld, ldc: ld)
                         continue
                     }
-                    Gemm.mixed(transA: true, transB: false, m: cin, n: t, k: cout, alpha: 1,
+                    Gemm.sgemm(transA: true, transB: false, m: cin, n: t, k: cout, alpha: 1,
                                a: buf.u + e * cout * cin, lda: cin, b: buf.m + e * cout * ld, ldb: ld,
                                beta: 0, c: buf.v + e * cin * ld, ldc: ld)
                 }

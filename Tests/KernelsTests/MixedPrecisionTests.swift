@@ -1,6 +1,8 @@
-// Convolutions with MatmulPrecision.bf16 (the mixed-precision prototype) against the Double reference: every conv
-// algorithm's forward, input and weight gradients stay within a bound set by bf16's rounding of the GEMM operands,
-// the switch really changes the arithmetic, and every bf16 kernel variant gives the same bits.
+// Convolutions and attention with bf16 operands (ConvShape/AttentionShape.precision) against Double references:
+// im2col equals the exact convolution of the rounded operands up to fp32 summation; every conv algorithm's
+// forward, input and weight gradients stay within a bound set by bf16's rounding; every bf16 kernel variant of a
+// route gives the same bits (the Winograd products take OpenBLAS sgemm on rounded operands unless the variant is
+// native, which then differs only in summation order); fp32 is untouched by any of it.
 import XCTest
 import Kernels
 
@@ -8,7 +10,6 @@ final class MixedPrecisionTests: XCTestCase {
     typealias Case = Conv2DTests.Case
 
     override func tearDown() {
-        MatmulPrecision.current = .fp32
         try? BF16Kernel.select("auto")
     }
 
@@ -31,31 +32,38 @@ final class MixedPrecisionTests: XCTestCase {
         return w
     }
 
-    func run(_ c: Case) -> (y: Buf, dX: Buf, dW: Buf) {
-        let y = c.forward(), dX = Buf(c.x.count), dW = Buf(c.w.count)
-        c.backward(dX: dX, dW: dW, dB: nil)
+    func run(_ c: Case, _ precision: Precision) -> (y: Buf, dX: Buf, dW: Buf) {
+        var s = c.s
+        s.precision = precision
+        let ws = Buf(s.workspaceCount, fill: .nan)
+        let y = Buf(c.dY.count, fill: .nan), dX = Buf(c.x.count), dW = Buf(c.w.count)
+        withExtendedLifetime(ws) {
+            Conv2D.forward(s, x: c.x.cp, weight: c.w.cp, bias: c.b.cp, y: y.p, workspace: ws.p)
+            Conv2D.backward(s, x: c.x.cp, weight: c.w.cp, dY: c.dY.cp, dX: dX.p, dWeight: dW.p, dBias: nil,
+                            workspace: ws.p)
+        }
         return (y, dX, dW)
     }
 
-    /// bf16 keeps 8 significant bits, so rounding an operand errs by at most 2^-8 relative and a product of two by
-    /// ~2^-7: im2col's results are within 2^-7 of the magnitude sums (fp32 summation adds ~1e-7). Winograd rounds
+    static let shapes = [
+        ConvShape(batch: 2, inChannels: 12, outChannels: 20, height: 9, width: 9, algorithm: .im2col),
+        ConvShape(batch: 3, inChannels: 12, outChannels: 20, height: 9, width: 7, stride: 2, gemmSamples: 2),
+        ConvShape(batch: 2, inChannels: 12, outChannels: 20, height: 6, width: 6, kernel: 1, padding: 0),
+        ConvShape(batch: 3, inChannels: 12, outChannels: 20, height: 9, width: 9, gemmSamples: 2, algorithm: .winograd),
+        ConvShape(batch: 3, inChannels: 20, outChannels: 12, height: 10, width: 9, gemmSamples: 1,
+                  algorithm: .winograd4),
+    ]
+
+    /// bf16 keeps 8 significant bits, so rounding an operand errs by at most 2^-9 relative and a product of two by
+    /// ~2^-8: im2col's results are within 2^-7 of the magnitude sums (fp32 summation adds ~1e-7). Winograd rounds
     /// the transformed tiles, whose sums exceed the direct ones (F(4x4)'s output transform scales by up to 64), so
     /// its errors are larger. Measured worst on these cases, in units of the magnitude: im2col 0.0025, F(2x2)
     /// 0.0027, F(4x4) 0.016 (6x im2col's); bounds: im2col's rigorous 2^-7, Winograd ~3x the measured.
     static let bounds: [ConvAlgorithm: Double] = [.im2col: 0x1p-7, .winograd: 0.008, .winograd4: 0.05]
 
-    func testEveryConvAlgorithmStaysWithinTheBF16Bound() throws {
+    func testEveryConvAlgorithmStaysWithinTheBF16BoundUnderEveryKernel() throws {
         var seed: UInt64 = 900
-        let shapes = [
-            ConvShape(batch: 2, inChannels: 12, outChannels: 20, height: 9, width: 9, algorithm: .im2col),
-            ConvShape(batch: 3, inChannels: 12, outChannels: 20, height: 9, width: 7, stride: 2, gemmSamples: 2),
-            ConvShape(batch: 2, inChannels: 12, outChannels: 20, height: 6, width: 6, kernel: 1, padding: 0),
-            ConvShape(batch: 3, inChannels: 12, outChannels: 20, height: 9, width: 9, gemmSamples: 2,
-                      algorithm: .winograd),
-            ConvShape(batch: 3, inChannels: 20, outChannels: 12, height: 10, width: 9, gemmSamples: 1,
-                      algorithm: .winograd4),
-        ]
-        for s in shapes {
+        for s in Self.shapes {
             seed += 1
             let c = Case(s, seed: seed)
             let ref = (y: Buf(c.dY.count), dX: Buf(c.x.count), dW: Buf(c.w.count))
@@ -63,29 +71,100 @@ final class MixedPrecisionTests: XCTestCase {
             Conv2D.backwardNaive(s, x: c.x.cp, weight: c.w.cp, dY: c.dY.cp, dX: ref.dX.p, dWeight: ref.dW.p,
                                  dBias: nil)
             let mag = magnitudes(c)
-            MatmulPrecision.current = .fp32
-            let full = run(c)
-            MatmulPrecision.current = .bf16
-            let half = run(c)
+            let full = run(c, .fp32)
             let label = "\(s.algorithm) \(s.inChannels)->\(s.outChannels) k\(s.kernel) s\(s.stride) \(s.height)x\(s.width)"
             let bound = Self.bounds[s.algorithm] ?? 0
-            for (name, got, fp32, want, m) in [("y", half.y, full.y, ref.y, mag.y), ("dX", half.dX, full.dX, ref.dX, mag.dX),
-                                               ("dW", half.dW, full.dW, ref.dW, mag.dW)] {
-                let err = worst(got, want, m)
-                print("[\(label) \(name)] bf16 error \(err) of the magnitude, bound \(bound)")
-                XCTAssertLessThanOrEqual(err, bound, "\(label) \(name): bf16 error \(err) of the magnitude")
-                // fp32 is ~1e-6 of the magnitude; bf16 must actually have rounded something
-                XCTAssertLessThan(worst(fp32, want, m), 1e-5, "\(label) \(name) fp32")
-                XCTAssertGreaterThan(err, 1e-5, "\(label) \(name): bf16 mode gave fp32-accurate results")
-            }
-            // every bf16 kernel variant: the same bits
+            var emulated: (y: Buf, dX: Buf, dW: Buf)?
             for v in BF16Kernel.supported {
                 try BF16Kernel.select(v)
-                let again = run(c)
-                XCTAssertEqual(again.y.array.map(\.bitPattern), half.y.array.map(\.bitPattern), "\(label) y \(v)")
-                XCTAssertEqual(again.dW.array.map(\.bitPattern), half.dW.array.map(\.bitPattern), "\(label) dW \(v)")
+                let half = run(c, .bf16)
+                for (name, got, fp32, want, m) in [("y", half.y, full.y, ref.y, mag.y), ("dX", half.dX, full.dX, ref.dX, mag.dX),
+                                                   ("dW", half.dW, full.dW, ref.dW, mag.dW)] {
+                    let err = worst(got, want, m)
+                    print("[\(label) \(name) \(v)] bf16 error \(err) of the magnitude, bound \(bound)")
+                    XCTAssertLessThanOrEqual(err, bound, "\(label) \(name) \(v): bf16 error \(err) of the magnitude")
+                    // fp32 is ~1e-6 of the magnitude; bf16 must actually have rounded something
+                    XCTAssertLessThan(worst(fp32, want, m), 1e-5, "\(label) \(name) fp32")
+                    XCTAssertGreaterThan(err, 1e-5, "\(label) \(name) \(v): bf16 mode gave fp32-accurate results")
+                }
+                // The emulations (and, for im2col, every variant: all go through sbgemm) give the same bits.
+                if BF16Kernel.isNative && s.algorithm.isWinograd { continue }
+                if let e = emulated {
+                    for (name, a, b) in [("y", half.y, e.y), ("dX", half.dX, e.dX), ("dW", half.dW, e.dW)] {
+                        XCTAssertEqual(a.array.map(\.bitPattern), b.array.map(\.bitPattern), "\(label) \(name) \(v)")
+                    }
+                } else {
+                    emulated = half
+                }
             }
             try BF16Kernel.select("auto")
+        }
+    }
+
+    /// The definition for im2col: the exact convolution (Double) of the rounded x and w, then fp32 sums: within
+    /// (K + 2) 2^-24 of the magnitude sums, far tighter than bf16's own error.
+    func testIm2colEqualsTheConvolutionOfTheRoundedOperands() throws {
+        let s = ConvShape(batch: 2, inChannels: 7, outChannels: 5, height: 6, width: 5, algorithm: .im2col)
+        let c = Case(s, seed: 77)
+        let xr = Buf(BF16Buffer.roundNaive(c.x.array)), wr = Buf(BF16Buffer.roundNaive(c.w.array))
+        let dYr = Buf(BF16Buffer.roundNaive(c.dY.array))
+        let ref = (y: Buf(c.dY.count), dX: Buf(c.x.count), dW: Buf(c.w.count))
+        Conv2D.forwardNaive(s, x: xr.cp, weight: wr.cp, bias: c.b.cp, y: ref.y.p)
+        Conv2D.backwardNaive(s, x: xr.cp, weight: wr.cp, dY: dYr.cp, dX: ref.dX.p, dWeight: ref.dW.p, dBias: nil)
+        let mag = magnitudes(c)
+        for v in BF16Kernel.supported {
+            try BF16Kernel.select(v)
+            let half = run(c, .bf16)
+            let k = Double(s.patchSize + 2)
+            for (name, got, want, m) in [("y", half.y, ref.y, mag.y), ("dX", half.dX, ref.dX, mag.dX),
+                                         ("dW", half.dW, ref.dW, mag.dW)] {
+                XCTAssertLessThanOrEqual(worst(got, want, m), k * 0x1p-24 * 2, "\(name) \(v)")
+            }
+        }
+    }
+
+    func testAttentionInBF16StaysWithinItsBoundAndFp32IsUnchanged() throws {
+        var rng = SeededRandom(5)
+        for precision in Precision.allCases {
+            let s = AttentionShape(batch: 2, channels: 8, heads: 2, tokens: 9, precision: precision)
+            let qkv = Buf(random: 2 * 3 * 8 * 9, &rng), dA = Buf(random: 2 * 8 * 9, &rng)
+            let a = Buf(2 * 8 * 9), probs = Buf(s.probsCount), ws = Buf(s.workspaceCount), dQKV = Buf(qkv.count)
+            Attention.forward(s, qkv: qkv.cp, a: a.p, probs: probs.p, workspace: ws.p)
+            Attention.backward(s, qkv: qkv.cp, probs: probs.cp, dA: dA.cp, dQKV: dQKV.p, workspace: ws.p)
+            let refA = Buf(a.count), refP = Buf(probs.count), refD = Buf(dQKV.count)
+            var s32 = s
+            s32.precision = .fp32
+            Attention.forwardNaive(s32, qkv: qkv.cp, a: refA.p, probs: refP.p)
+            Attention.backwardNaive(s32, qkv: qkv.cp, probs: refP.cp, dA: dA.cp, dQKV: refD.p)
+            // values ~1, 9 tokens, head dim 4: bf16's relative 2^-8 per product, a few products deep
+            let (rtol, atol): (Float, Float) = precision == .fp32 ? (1e-4, 1e-5) : (3e-2, 2e-2)
+            assertClose(a.array, refA.array, rtol: rtol, atol: atol, "attention a \(precision)")
+            assertClose(dQKV.array, refD.array, rtol: rtol, atol: atol, "attention dQKV \(precision)")
+            if precision == .bf16 {
+                XCTAssertNotEqual(a.array, refA.array, "bf16 attention rounded nothing")
+            }
+        }
+    }
+
+    func testBufferRoundingNarrowingAndWideningMatchTheReference() {
+        var rng = SeededRandom(11)
+        var values: [Float] = (0..<1000).map { _ in Float.random(in: -3...3, using: &rng) }
+        values += [0, -0, .infinity, -.infinity, .nan, .leastNonzeroMagnitude, -.leastNormalMagnitude,
+                   Float(bitPattern: 0x3f80_8000), Float(bitPattern: 0x3f81_8000), Float(bitPattern: 0x7f7f_ffff),
+                   65504, 1e-30, -1e30]
+        for count in [0, 1, 15, 16, 17, 31, 33, values.count] {
+            let x = Array(values.prefix(count))
+            let want = BF16Buffer.roundNaive(x), wantBits = BF16Buffer.storeNaive(x)
+            let y = Buf(count), source = Buf(x)
+            withExtendedLifetime(source) { BF16Buffer.round(count: count, source.cp, into: y.p) }
+            XCTAssertEqual(y.array.map(\.bitPattern), want.map(\.bitPattern), "round, \(count)")
+            // in place, as the compact activations use them: narrow into the first half, widen back
+            let inPlace = Buf(x)
+            let half = UnsafeMutableRawPointer(inPlace.p).assumingMemoryBound(to: UInt16.self)
+            BF16Buffer.store(count: count, inPlace.cp, into: half)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: half, count: count)), wantBits, "store in place, \(count)")
+            BF16Buffer.load(count: count, half, into: inPlace.p)
+            XCTAssertEqual(inPlace.array.map(\.bitPattern), want.map(\.bitPattern), "load in place, \(count)")
         }
     }
 }

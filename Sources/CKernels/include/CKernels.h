@@ -64,6 +64,11 @@ int ck_sbgemm_packed(long m, long n, long k, float alpha, const void *_Nonnull p
                      const uint16_t *_Nonnull packedB, float beta, float *_Nonnull c, long ldc);
 /// y (count) = x rounded to bf16 and back (the operands' rounding); y may alias x.
 void ck_bf16_round(long count, const float *_Nonnull x, float *_Nonnull y);
+/// x (count) floats -> out (count) bf16, rounded as above (activations kept for backward in half the bytes).
+/// out may alias x (an in-place narrowing: the bf16 values end up in the first half of x's bytes).
+void ck_bf16_store(long count, const float *_Nonnull x, uint16_t *_Nonnull out);
+/// in (count) bf16 -> y (count) floats, exactly. y may alias in (an in-place widening back over the same bytes).
+void ck_bf16_load(long count, const uint16_t *_Nonnull in, float *_Nonnull y);
 
 /// The micro-kernel variant running now: "avx512bf16" (VDPBF16PS), "avx512", "avx2" (FMA emulation), "generic".
 const char *_Nonnull ck_sbgemm_variant(void);

@@ -23,14 +23,14 @@ final class AttentionLayer: Layer {
 
     func outputDims(_ d: Dims) -> Dims { d }
 
-    private func shape(_ d: Dims) -> AttentionShape {
-        AttentionShape(batch: d.n, channels: channels, heads: heads, tokens: d.spatial)
+    private func shape(_ d: Dims, _ precision: Precision) -> AttentionShape {
+        AttentionShape(batch: d.n, channels: channels, heads: heads, tokens: d.spatial, precision: precision)
     }
 
     func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
                  into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
         let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
-        let n = d.n, t = d.spatial, s = shape(d)
+        let n = d.n, t = d.spatial, s = shape(d, ws.precision)
         dims = d; self.x = x
         let out = slot?.pointer ?? acts.take(d.count), outStride = slot?.sampleStride ?? d.c * d.spatial
         let outputMark = acts.mark()
@@ -55,7 +55,7 @@ final class AttentionLayer: Layer {
 
     func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
         let ws = ctx.weights, grads = ctx.arenas.grads
-        let d = dims, s = shape(d)
+        let d = dims, s = shape(d, ws.precision)
         guard dX != nil || ws.trainable else { return }
         let mark = grads.mark()
         let dA = grads.takeZeroed(d.count)

@@ -77,7 +77,8 @@ public final class ControlNet {
     private var encoderOut: Encoder.Outputs?
 
     /// x: (N, in_channels, S, S) the noisy image, hint: (N, hint_channels, S, S) -> residuals: one per input block
-    /// (that block's output shape) then the middle's, in `arenas.acts`.
+    /// (that block's output shape) then the middle's, in `arenas.acts`. Backward never reads the residuals, so a
+    /// caller may discard them (BumpArena.discard) once the UNet has added them.
     public func forward(_ ws: WeightSource, x: UnsafeMutablePointer<Float>, hint: UnsafeMutablePointer<Float>,
                         t: [Int], labels: [Int]? = nil, arenas: StepArenas) -> [UnsafeMutablePointer<Float>] {
         n = t.count
@@ -110,6 +111,8 @@ public final class ControlNet {
         acts.release(to: mark)
         let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), ctx, afterFirst: g)
         encoderOut = enc
+        // The last pre-activation (the hint features) was only added into block 0's output: backward never reads it.
+        if CompactActivations.enabled(ws.precision) { acts.discard(g, count: n * config.modelChannels * S * S) }
         var residuals: [UnsafeMutablePointer<Float>] = []
         for (k, conv) in zeroConvs.enumerated() {
             let r = acts.take(enc.dims[k].count)

@@ -56,9 +56,9 @@ protocol Layer: AnyObject {
 }
 
 extension ConvParams {
-    func shape(_ d: Dims) -> ConvShape {
+    func shape(_ d: Dims, _ precision: Precision = .fp32) -> ConvShape {
         ConvShape(batch: d.n, inChannels: inChannels, outChannels: outChannels, height: d.h, width: d.w,
-                  kernel: kernel, stride: stride, padding: kernel / 2)
+                  kernel: kernel, stride: stride, padding: kernel / 2, precision: precision)
     }
     func outputDims(_ d: Dims) -> Dims {
         let s = shape(d)
@@ -68,7 +68,7 @@ extension ConvParams {
     /// plus sampleBias (N, Cout) when given. Workspace comes from `scratch` and is released.
     func forward(_ ws: WeightSource, _ x: UnsafePointer<Float>, _ d: Dims, into y: UnsafeMutablePointer<Float>,
                  scratch: BumpArena, sampleBias: UnsafePointer<Float>? = nil, yStride: Int? = nil) {
-        let s = shape(d)
+        let s = shape(d, ws.precision)
         let mark = scratch.mark()
         Conv2D.forward(s, x: x, weight: ws.p(weight), bias: ws.p(bias), y: y,
                        workspace: scratch.take(s.workspaceCount), sampleBias: sampleBias, yStride: yStride)
@@ -81,7 +81,7 @@ extension ConvParams {
                   dX: UnsafeMutablePointer<Float>?, scratch: BumpArena, biasGradient: Bool = true,
                   overwriteInput: Bool = false) {
         if dX == nil && !ws.trainable { return }
-        let s = shape(d)
+        let s = shape(d, ws.precision)
         let mark = scratch.mark()
         Conv2D.backward(s, x: x, weight: ws.p(weight), dY: dY, dX: dX, dWeight: ws.g(weight),
                         dBias: biasGradient ? ws.g(bias) : nil, workspace: scratch.take(s.workspaceCount),

@@ -22,15 +22,20 @@ final class ResBlockLayer: Layer {
     private var x: UnsafeMutablePointer<Float>?
     private var mean1: UnsafeMutablePointer<Float>?, rstd1: UnsafeMutablePointer<Float>?
     private var mean2: UnsafeMutablePointer<Float>?, rstd2: UnsafeMutablePointer<Float>?
-    private var a1: UnsafeMutablePointer<Float>?      // silu(norm1(x)), only when weights train
+    private var a1: UnsafeMutablePointer<Float>?      // silu(norm1(x)), when weights train (fp32)
     private var h: UnsafeMutablePointer<Float>?       // conv1 output + time projection
-    private var a2: UnsafeMutablePointer<Float>?      // silu(norm2(h)), only when weights train
+    private var a2: UnsafeMutablePointer<Float>?      // silu(norm2(h)), when weights train (fp32)
+    // Compact activations (bf16 runs, CompactActivations.swift): with trainable weights a1 and a2 are recomputed
+    // in backward instead of kept; a frozen block that backward runs through (the UNet decoder under ControlNet
+    // training) narrows x and h to bf16 in place, since only the GroupNorm backwards read them.
+    private var xHalf: UnsafeMutablePointer<UInt16>?, hHalf: UnsafeMutablePointer<UInt16>?
 
     func outputDims(_ d: Dims) -> Dims { Dims(n: d.n, c: outChannels, h: d.h, w: d.w) }
 
     func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
                  into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
-        let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
+        let ws = ctx.weights, acts = ctx.arenas.acts, compact = CompactActivations.enabled(ws.precision)
+        let keep = ctx.saveForWeights && !compact
         let od = outputDims(d), n = d.n, g = norm1.groups
         dims = d; self.x = x
         // Persistent first, then temporaries above a mark (the arena is a stack). Without backward only the
@@ -64,6 +69,13 @@ final class ResBlockLayer: Layer {
         acts.release(to: ctx.saveForBackward ? mark : outputMark)
         self.mean1 = mean1; self.rstd1 = rstd1; self.mean2 = mean2; self.rstd2 = rstd2
         self.h = h; self.a1 = a1keep; self.a2 = a2keep
+        xHalf = nil; hHalf = nil
+        if compact && ctx.saveForBackward && !ws.trainable {
+            // Frozen: backward reads x and h only in the GroupNorm backwards (the convs' dX need weights only).
+            // x is this block's own input, read by nothing else after this forward (the decoder's concatenation).
+            xHalf = CompactActivations.narrow(x, count: d.count, arena: acts)
+            hHalf = CompactActivations.narrow(h, count: od.count, arena: acts)
+        }
         return out
     }
 
@@ -74,11 +86,23 @@ final class ResBlockLayer: Layer {
         // conv2: its input a2 is only read for the weight gradient (present exactly when weights train).
         // dA2, dH and dA1 each have one writer, which overwrites (no zero fill).
         let dA2 = grads.take(od.count)
-        conv2.backward(ws, a2 ?? dOut, od, dY: dOut, dX: dA2, scratch: grads, overwriteInput: true)
+        do {
+            let scratch = grads.mark()
+            let input = a2 ?? (trainable ? activation(norm2, h!, od, ws, grads) : dOut)
+            conv2.backward(ws, input, od, dY: dOut, dX: dA2, scratch: grads, overwriteInput: true)
+            grads.release(to: scratch)
+        }
         let dH = grads.take(od.count)
-        GroupNorm.backwardSiLU(norm2.shape(od), x: h!, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias),
-                               mean: mean2!, rstd: rstd2!, dY: dA2, dX: dH,
-                               dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias), overwriteInput: true)
+        if let hHalf {
+            CompactActivations.groupNormBackward(norm2.shape(od), silu: true, x: hHalf, gamma: ws.p(norm2.weight),
+                                                 beta: ws.p(norm2.bias), mean: mean2!, rstd: rstd2!, dY: dA2, dX: dH,
+                                                 dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias),
+                                                 overwriteInput: true, arena: grads)
+        } else {
+            GroupNorm.backwardSiLU(norm2.shape(od), x: h!, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias),
+                                   mean: mean2!, rstd: rstd2!, dY: dA2, dX: dH,
+                                   dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias), overwriteInput: true)
+        }
         // The time projection's gradient is dH summed over pixels per (sample, channel); conv1's bias gradient is
         // the same sums added over samples, so they are taken once.
         var biasDone = false
@@ -93,12 +117,22 @@ final class ResBlockLayer: Layer {
         }
         if dX != nil || trainable {
             let dA1 = grads.take(d.count)
-            conv1.backward(ws, a1 ?? dH, d, dY: dH, dX: dA1, scratch: grads, biasGradient: !biasDone,
+            let scratch = grads.mark()
+            let input = a1 ?? (trainable ? activation(norm1, x!, d, ws, grads) : dH)
+            conv1.backward(ws, input, d, dY: dH, dX: dA1, scratch: grads, biasGradient: !biasDone,
                            overwriteInput: true)
+            grads.release(to: scratch)
             // dX nil: only the norm's affine gradients.
-            GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
-                                   mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
-                                   dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
+            if let xHalf {
+                CompactActivations.groupNormBackward(norm1.shape(d), silu: true, x: xHalf, gamma: ws.p(norm1.weight),
+                                                     beta: ws.p(norm1.bias), mean: mean1!, rstd: rstd1!, dY: dA1,
+                                                     dX: dX, dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias),
+                                                     arena: grads)
+            } else {
+                GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
+                                       mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
+                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
+            }
         }
         if let skip {
             skip.backward(ws, x!, d, dY: dOut, dX: dX, scratch: grads)
@@ -106,5 +140,15 @@ final class ResBlockLayer: Layer {
             Elementwise.axpy(count: d.count, alpha: 1, x: dOut, y: dX)
         }
         grads.release(to: mark)
+    }
+
+    /// silu(norm(input)) (d) recomputed into `arena` for a conv's weight gradient (compact runs): the same kernel
+    /// on the same values as forward, so the same bits. Statistics go to scratch (forward's are kept, equal).
+    private func activation(_ norm: NormParams, _ input: UnsafeMutablePointer<Float>, _ d: Dims, _ ws: WeightSource,
+                            _ arena: BumpArena) -> UnsafeMutablePointer<Float> {
+        let a = arena.take(d.count), stats = arena.take(2 * d.n * norm.groups)
+        GroupNorm.forwardSiLU(norm.shape(d), x: input, gamma: ws.p(norm.weight), beta: ws.p(norm.bias), y: a,
+                              mean: stats, rstd: stats + d.n * norm.groups)
+        return a
     }
 }

@@ -95,6 +95,9 @@ public final class UNet {
             Elementwise.axpy(count: hd.count, alpha: control.scale, x: control.residuals[last], y: h)
         }
         concatDims.removeAll(keepingCapacity: true); decoderInputs.removeAll(keepingCapacity: true)
+        // A frozen encoder's outputs are dead once copied into the concatenations (nothing backpropagates
+        // through them): compact runs give their pages back as soon as they are copied.
+        let discardCopied = !ws.trainable && CompactActivations.enabled(ws.precision)
         // Each decoder block reads cat([h, skip (+ residuals)]). The next block's concatenation is taken before a
         // block runs, and the block writes its output straight into its leading channels.
         func concatenation(_ j: Int, _ hd: Dims) -> (UnsafeMutablePointer<Float>, Dims) {
@@ -111,9 +114,11 @@ public final class UNet {
                     Elementwise.axpy(count: per, alpha: control.scale, x: control.residuals[k] + i * per, y: dst)
                 }
             }
+            if discardCopied { arenas.acts.discard(enc.blocks[k], count: enc.dims[k].count) }
         }
         var (cat, cd) = concatenation(0, hd)
         for i in 0..<n { (cat + i * cd.count / n).update(from: h + i * hd.count / n, count: hd.count / n) }
+        if discardCopied { arenas.acts.discard(h, count: hd.count) }
         fillSkip(0, cat, cd)
         for (j, block) in outputBlocks.enumerated() {
             concatDims.append(cd); decoderInputs.append(cat)

@@ -17,6 +17,8 @@ public struct GenerationSettings: Sendable {
     /// with CFG the control goes to the conditional branch only (as the ControlNet reference does).
     public var guessMode = false
     public var batchSize = 64
+    /// Of the convolutions' and attention's products (Precision.swift).
+    public var precision = Precision.fp32
     public init() {}
 }
 
@@ -147,7 +149,7 @@ public final class Generator {
                          labels: [Int]?, active: [Control], settings: GenerationSettings) -> UnsafePointer<Float> {
         arenas.reset()
         let t = [Int](repeating: point.t, count: n)
-        let frozen = WeightSource(params: base.pointer, grads: nil)
+        let frozen = WeightSource(params: base.pointer, grads: nil, precision: settings.precision)
         let inWindow = point.fractionBefore >= settings.guidanceStart && point.fractionAfter <= settings.guidanceEnd + 1e-9
         let useCFG = config.numClasses > 0 && labels != nil && settings.cfgScale != 1
         // Residuals of every active ControlNet for this step (guess mode: computed without the label).
@@ -155,7 +157,8 @@ public final class Generator {
         if inWindow {
             for c in active {
                 let controlLabels = settings.guessMode ? nil : labels
-                let r = c.net.forward(WeightSource(params: c.params.pointer, grads: nil), x: x, hint: hint, t: t,
+                let cws = WeightSource(params: c.params.pointer, grads: nil, precision: settings.precision)
+                let r = c.net.forward(cws, x: x, hint: hint, t: t,
                                       labels: controlLabels, arenas: arenas)
                 if settings.guessMode {
                     let k = r.count

@@ -2,6 +2,7 @@
 // checkpoints) with a validation that rejects bad combinations before any work.
 import Foundation
 import Datasets
+import Kernels
 import Model
 
 public struct TrainOptions: Codable, Sendable, Equatable {
@@ -49,6 +50,9 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var overwrite = false
     public var validationSteps: Int?
     public var validationCount: Int = 16
+    /// Of the convolutions' and attention's products. Not part of what a checkpoint belongs to (weights and moments
+    /// are fp32 either way), so a run may resume in the other precision; every rank must use the same.
+    public var precision: Precision = .fp32
     /// Testing aid: make one rank's gradients non-finite at these steps ("STEP" or "STEP:RANK").
     public var injectNonfinite: [String] = []
 
@@ -63,7 +67,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case simulateRanks = "simulate_ranks", logEvery = "log_every", checksumEvery = "checksum_every"
         case checkpointEvery = "checkpoint_every", checkpointsTotalLimit = "checkpoints_total_limit"
         case validationSteps = "validation_steps", validationCount = "validation_count"
-        case injectNonfinite = "inject_nonfinite"
+        case injectNonfinite = "inject_nonfinite", precision
     }
 
     public init() {}
@@ -97,6 +101,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         validationSteps = try c.decodeIfPresent(Int.self, forKey: .validationSteps)
         validationCount = try get(.validationCount, d.validationCount)
         injectNonfinite = try get(.injectNonfinite, d.injectNonfinite)
+        precision = try get(.precision, d.precision)
     }
 
     /// Upper bounds on the count options: far above any real run, low enough that no value can make a step
@@ -187,6 +192,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         s.ranksPerProcess = simulateRanks
         s.maxGradNorm = maxGradNorm
         s.adam = AdamWConfig(weightDecay: Float(weightDecay))
+        s.precision = precision
         s.injectNonfinite = injectNonfinite.compactMap { spec in
             let parts = spec.split(separator: ":").map { Int($0) }
             guard let first = parts.first, let step = first else { return nil }

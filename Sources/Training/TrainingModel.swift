@@ -19,6 +19,9 @@ public protocol TrainingModel: AnyObject {
     /// Frozen weights (the base UNet in ControlNet training), never written.
     var frozen: FloatBuffer? { get }
     var arenas: StepArenas { get }
+    /// Of the convolutions' and attention's products in forward and backward (TrainingStep sets it from its
+    /// settings); weights, gradients and the optimizer are fp32 either way.
+    var precision: Precision { get set }
     /// The network's prediction for `batch.xT` (N, in, S, S), in `arenas`; keeps what backward needs.
     func forward(_ batch: TrainingBatch) -> UnsafeMutablePointer<Float>
     /// Backward of the last forward from dPrediction (N, in, S, S): weight gradients are ADDED into `grads`.
@@ -34,6 +37,7 @@ public final class BaseTraining: TrainingModel {
     public let unet: UNet
     public let params: FloatBuffer, grads: FloatBuffer
     public let arenas = StepArenas()
+    public var precision = Precision.fp32
     public var frozen: FloatBuffer? { nil }
     public var trainableTable: ParameterTable { unet.table }
 
@@ -45,7 +49,7 @@ public final class BaseTraining: TrainingModel {
         grads = FloatBuffer(count: unet.parameterCount)
     }
 
-    private var weights: WeightSource { WeightSource(params: params.pointer, grads: grads.pointer) }
+    private var weights: WeightSource { WeightSource(params: params.pointer, grads: grads.pointer, precision: precision) }
 
     public func forward(_ b: TrainingBatch) -> UnsafeMutablePointer<Float> {
         unet.forward(weights, x: b.xT, t: b.t, labels: b.labels, arenas: arenas)
@@ -70,6 +74,7 @@ public final class ControlNetTraining: TrainingModel {
     public let base: FloatBuffer
     public let params: FloatBuffer, grads: FloatBuffer
     public let arenas = StepArenas()
+    public var precision = Precision.fp32
     public var frozen: FloatBuffer? { base }
     public var trainableTable: ParameterTable { control.table }
     /// Conditioning scale used in training (1, as the reference).
@@ -89,13 +94,19 @@ public final class ControlNetTraining: TrainingModel {
         control.initialize(params: params.pointer, from: unet, unetParams: base.pointer)
     }
 
-    private var frozenWeights: WeightSource { WeightSource(params: base.pointer, grads: nil) }
-    private var weights: WeightSource { WeightSource(params: params.pointer, grads: grads.pointer) }
+    private var frozenWeights: WeightSource { WeightSource(params: base.pointer, grads: nil, precision: precision) }
+    private var weights: WeightSource { WeightSource(params: params.pointer, grads: grads.pointer, precision: precision) }
 
     public func forward(_ b: TrainingBatch) -> UnsafeMutablePointer<Float> {
         let residuals = control.forward(weights, x: b.xT, hint: b.hint, t: b.t, labels: b.labels, arenas: arenas)
-        return unet.forward(frozenWeights, x: b.xT, t: b.t, labels: b.labels,
-                            controls: [ControlResiduals(residuals: residuals, scale: scale)], arenas: arenas)
+        let out = unet.forward(frozenWeights, x: b.xT, t: b.t, labels: b.labels,
+                               controls: [ControlResiduals(residuals: residuals, scale: scale)], arenas: arenas)
+        // Compact runs (bf16) give back memory as soon as it is dead: the residuals once added (backward reads the
+        // zero convs' inputs, not their outputs).
+        if precision == .bf16 {
+            for (k, r) in residuals.enumerated() { arenas.acts.discard(r, count: control.residualCount(k, batch: b.count)) }
+        }
+        return out
     }
 
     public func backward(dPrediction: UnsafeMutablePointer<Float>) {

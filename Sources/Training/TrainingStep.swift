@@ -29,6 +29,8 @@ public struct StepSettings: Sendable {
     public var adam = AdamWConfig()
     /// Consecutive non-finite steps that end the run.
     public var maxConsecutiveSkips = 10
+    /// Of the convolutions' and attention's products (Precision.swift); everything the step keeps is fp32.
+    public var precision = Precision.fp32
     /// Testing aid: make the gradients non-finite at these steps, on one rank or all (nil).
     public var injectNonfinite: [(step: Int, rank: Int?)] = []
 
@@ -64,6 +66,7 @@ public final class TrainingStep {
     public init(model: TrainingModel, objective: DiffusionObjective = DiffusionObjective(), comm: any Communicator,
                 settings: StepSettings) {
         self.model = model; self.objective = objective; self.comm = comm; self.settings = settings
+        model.precision = settings.precision
         m = FloatBuffer(count: model.params.count)
         v = FloatBuffer(count: model.params.count)
     }

@@ -31,6 +31,7 @@ public final class ValidationPreview {
         }
         var s = GenerationSettings()
         s.sampler = SamplerSettings(kind: .ddim, steps: steps, seed: seed)
+        s.precision = model.precision
         settings = s
         switch model {
         case let m as ControlNetTraining:

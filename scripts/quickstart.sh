@@ -4,14 +4,17 @@
 # of held-out hints into runs/quickstart/samples.png and prints the edge-following figures.
 #
 # Environment knobs (defaults fit 15 minutes on a 2-core machine): QUICKSTART_STEPS (optimizer steps),
-# QUICKSTART_BATCH (per rank), QUICKSTART_NP (ranks; default: the number of cores), QUICKSTART_EVAL_COUNT.
+# QUICKSTART_BATCH (per rank), QUICKSTART_NP (ranks; default: the number of cores), QUICKSTART_EVAL_COUNT,
+# QUICKSTART_PRECISION (fp32 or bf16: --precision of training, sampling and evaluation; bf16 writes to
+# runs/quickstart-bf16).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
 CONTROLNET=.build/release/controlnet
 BASE=models/mnist-base.safetensors
-OUT=runs/quickstart
+PRECISION=${QUICKSTART_PRECISION:-fp32}
+OUT=runs/quickstart$([ "$PRECISION" = fp32 ] || echo "-$PRECISION")
 NP=${QUICKSTART_NP:-$(nproc)}
 STEPS=${QUICKSTART_STEPS:-400}
 BATCH=${QUICKSTART_BATCH:-32}
@@ -30,16 +33,17 @@ echo "quickstart: training a Canny ControlNet for $STEPS steps ($NP ranks x $BAT
 start=$(date +%s)
 mpirun "${mpirun_flags[@]}" "$CONTROLNET" train-controlnet --config mnist --base "$BASE" --data mnist5k --hint canny \
     --batch-size "$BATCH" --max-steps "$STEPS" --lr 1e-3 --warmup-steps 50 --lr-schedule cosine --min-lr-fraction 0.1 \
-    --log-every 25 --checkpoint-every 200 --validation-steps 200 --checkpoints-total-limit 2 --seed 0 --out "$OUT"
+    --log-every 25 --checkpoint-every 200 --validation-steps 200 --checkpoints-total-limit 2 --seed 0 --out "$OUT" \
+    --precision "$PRECISION"
 train_seconds=$(( $(date +%s) - start ))
 
 echo "quickstart: sampling 64 held-out hints (DDIM, 50 steps) into $OUT/samples.png"
 "$CONTROLNET" sample --base "$BASE" --control "$OUT/controlnet.safetensors" --hints-from test --count 64 \
-    --steps 50 --grid "$OUT/samples.png" --out "$OUT/samples.safetensors"
+    --steps 50 --grid "$OUT/samples.png" --out "$OUT/samples.safetensors" --precision "$PRECISION"
 
 echo "quickstart: evaluating on $EVAL_COUNT held-out hints (DDIM 25 steps; edge F1 of Canny(sample) vs the hint)"
 "$CONTROLNET" eval --base "$BASE" --control "$OUT/controlnet.safetensors" --count "$EVAL_COUNT" --steps 25 \
-    --json "$OUT/eval.json" --grid "$OUT/eval-grid.png" > /dev/null
+    --json "$OUT/eval.json" --grid "$OUT/eval-grid.png" --precision "$PRECISION" > /dev/null
 python3 - "$OUT/eval.json" "$train_seconds" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

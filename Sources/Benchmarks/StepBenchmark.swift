@@ -21,6 +21,8 @@ public struct StepBenchmarkSettings: Sendable {
     public var profile = true
     /// Record every GEMM shape the timed steps issue (GemmShapeLog).
     public var gemmShapes = false
+    /// Of the convs' and attention's products (Precision.swift).
+    public var precision = Precision.fp32
     public init() {}
 }
 
@@ -30,6 +32,7 @@ public enum StepBenchmark {
         var settings = StepSettings(schedule: LRSchedule(base: 1e-4, warmup: 0, total: s.warmup + s.steps,
                                                          kind: .constant, minFraction: 0))
         settings.maxGradNorm = 1
+        settings.precision = s.precision
         let step = TrainingStep(model: model, comm: comm, settings: settings)
         let batches = SyntheticBatches(config: s.config, batchSize: s.batchSize, rank: comm.rank)
         // The sgemm ceiling at this thread count, measured before the step's memory exists.
@@ -73,8 +76,8 @@ public enum StepBenchmark {
         return BenchReport(
             mode: s.mode.rawValue, config: s.configName, batchSizePerRank: s.batchSize, ranks: comm.size,
             blasThreadsPerRank: BLASRuntime.threads, blasThreadSource: threadSource, blasCore: BLASRuntime.coreName,
-            kernelISA: KernelISA.current, precision: MatmulPrecision.current.rawValue,
-            bf16Kernel: MatmulPrecision.current == .bf16 ? BF16Kernel.current : nil,
+            kernelISA: KernelISA.current, precision: s.precision.rawValue,
+            bf16Kernel: s.precision == .bf16 ? BF16Kernel.current : nil,
             steps: s.steps, trainableParameters: model.params.count, frozenParameters: model.frozen?.count ?? 0,
             samplesPerSecond: Double(s.batchSize) * Double(comm.size) / maxima[1],
             msPerStepMedian: median * 1000, msPerStepSlowestRank: maxima[1] * 1000,
@@ -90,6 +93,7 @@ public enum StepBenchmark {
             peakRSSMegabytesPerRankMax: maxima[0], peakRSSMegabytesSum: totals[0],
             activationArenaMegabytes: Double(model.arenas.acts.capacity) * 4 / 1_048_576,
             gradientArenaMegabytes: Double(model.arenas.grads.capacity) * 4 / 1_048_576,
+            activationDiscardedMegabytes: Double(model.arenas.acts.discardedBytes) / 1_048_576,
             gemmShapesPerStep: s.gemmShapes ? shapes : nil, torch: nil)
     }
 
@@ -159,6 +163,8 @@ public struct BenchReport: Codable, Sendable {
     public var peakRSSMegabytesPerRankMax: Double, peakRSSMegabytesSum: Double
     /// Rank 0's step memory: the two stack arenas (activations saved for backward; gradients and temporaries).
     public var activationArenaMegabytes: Double, gradientArenaMegabytes: Double
+    /// Of the activation arena, what the step gave back once dead (BumpArena.discard) and never held at the peak.
+    public var activationDiscardedMegabytes: Double
     /// With --gemm-shapes: each distinct sgemm call shape, its calls and seconds per step, most time first.
     public var gemmShapesPerStep: [GemmShapeStats]?
     public var torch: TorchFigure?

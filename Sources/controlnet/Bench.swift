@@ -32,11 +32,13 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Conv timing: samples per GEMM to try (default: the built-in rule).", visibility: .hidden))
     var convSamples: [Int] = []
     @Option(help: "Matrix products of convs and attention: fp32 (default) or bf16 (operands rounded, fp32 sums).")
-    var precision: MatmulPrecision = .fp32
+    var precision: Precision = .fp32
     @Flag(name: .customLong("gemm-shapes"), help: "Also list every GEMM shape a step issues (calls and ms per step).")
     var gemmShapes = false
     @Option(help: "Directory of torch_bench.py: run the PyTorch reference on the same work afterwards (rank 0).")
     var torch: String?
+    @Option(name: .customLong("torch-amp"), help: "With --torch: PyTorch's precision, fp32 (eager) or bf16 (autocast to bfloat16, AMP=bf16).")
+    var torchAmp: Precision = .fp32
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
@@ -50,10 +52,8 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        MatmulPrecision.current = precision
-        if precision == .bf16 && !BF16Kernel.cpuHasBF16Instructions {
-            FileHandle.standardError.write(Data(("warning: this CPU has no bf16 instructions; bf16 runs emulated "
-                + "(the same results, at best fp32 speed)\n").utf8))
+        if precision == .bf16, let warning = BF16Kernel.slowPathWarning {
+            FileHandle.standardError.write(Data((warning + "\n").utf8))
         }
         if convs { return try runConvs() }
         let comm = try Communicators.makeDefault()
@@ -61,7 +61,7 @@ struct Bench: ParsableCommand {
         var settings = StepBenchmarkSettings()
         settings.mode = mode; settings.configName = model.config; settings.config = try model.load()
         settings.batchSize = batchSize; settings.steps = steps; settings.warmup = warmup; settings.profile = profile
-        settings.gemmShapes = gemmShapes
+        settings.gemmShapes = gemmShapes; settings.precision = precision
         let report: BenchReport
         do {
             report = try StepBenchmark.measure(settings, comm: comm, threadSource: blas.source.description)
@@ -76,7 +76,7 @@ struct Bench: ParsableCommand {
         if let torch {
             out.torch = try TorchComparison.run(directory: torch, mode: mode, config: model.config, batchSize: batchSize,
                                                 threads: BLASRuntime.threads, world: world, steps: steps,
-                                                ours: report.samplesPerSecond)
+                                                amp: torchAmp, ours: report.samplesPerSecond)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -107,4 +107,4 @@ struct Bench: ParsableCommand {
     }
 }
 
-extension MatmulPrecision: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}

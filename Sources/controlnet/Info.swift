@@ -79,5 +79,11 @@ struct Info: ParsableCommand {
             ? "the best this CPU runs" : "\(KernelISA.environmentVariable) set by the user"
         print("Kernels:       \(KernelISA.current) for GroupNorm, SiLU and exp (\(chosenBy); this CPU runs "
               + "\(KernelISA.supported.joined(separator: ", ")))")
+        let bf16By = (ProcessInfo.processInfo.environment[BF16Kernel.environmentVariable] ?? "").isEmpty
+            ? "measured faster" : "\(BF16Kernel.environmentVariable) set by the user"
+        print("bf16:          --precision bf16 runs \(BF16Kernel.current) (\(bf16By); this CPU runs "
+              + "\(BF16Kernel.supported.joined(separator: ", ")))")
+        print("               \(BF16Kernel.pathDescription)")
+        if !BF16Kernel.isNative { print("               so bf16 will not be faster than fp32 here (fp32 is the default)") }
     }
 }

@@ -2,6 +2,7 @@
 // optionally a safetensors file of the tensors.
 import ArgumentParser
 import Foundation
+import Kernels
 import Datasets
 import Model
 import SafeTensors
@@ -29,6 +30,8 @@ struct GenerationFlags: ParsableArguments {
     var seed: UInt64 = 0
     @Option(help: "Samples per forward pass.")
     var batchSize = 64
+    @Option(help: "Conv and attention products: fp32 (default) or bf16 (bf16 operands, fp32 sums).")
+    var precision: Precision = .fp32
 
     /// The --control values, parsed.
     func controls() throws -> [ControlSpec] {
@@ -55,10 +58,16 @@ struct GenerationFlags: ParsableArguments {
         s.sampler = SamplerSettings(kind: sampler, steps: steps, seed: seed)
         s.guidanceStart = guidanceStart; s.guidanceEnd = guidanceEnd
         s.cfgScale = cfgScale; s.guessMode = guessMode; s.batchSize = batchSize
+        s.precision = precision
         return s
     }
 
-    func loadGenerator() throws -> Generator { try Generator.load(base: base, controls: try controls()) }
+    func loadGenerator() throws -> Generator {
+        if precision == .bf16, let warning = BF16Kernel.slowPathWarning {
+            FileHandle.standardError.write(Data((warning + "\n").utf8))
+        }
+        return try Generator.load(base: base, controls: try controls())
+    }
 
     /// The files generation reads, for the output guard.
     func inputs() throws -> [(option: String, path: String)] {

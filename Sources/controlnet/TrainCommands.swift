@@ -60,6 +60,8 @@ struct TrainingFlags: ParsableArguments {
     var validationCount = 16
     @Option(help: ArgumentHelp("Testing aid: make gradients non-finite at STEP[:RANK].", visibility: .hidden))
     var injectNonfinite: [String] = []
+    @Option(help: "Conv and attention products: fp32 (default) or bf16 (bf16 operands, fp32 sums; weights, optimizer and checkpoints stay fp32).")
+    var precision: Precision = .fp32
 
     /// The options of a run in `mode`; `base` is the frozen base (ControlNet) and `initFrom` base training's start.
     @Option(help: "Held-out data for the validation previews (default: the test split of --data; paired data: --data itself).")
@@ -79,6 +81,7 @@ struct TrainingFlags: ParsableArguments {
         o.checksumEvery = checksumEvery; o.checkpointEvery = checkpointEvery
         o.checkpointsTotalLimit = checkpointsTotalLimit; o.resume = resume; o.validationSteps = validationSteps
         o.validationCount = validationCount; o.injectNonfinite = injectNonfinite; o.overwrite = overwrite
+        o.precision = precision
         return o
     }
 
@@ -135,6 +138,7 @@ enum TrainRunner {
         do {
             let trainer = try Trainer(options: options, comm: comm)
             trainer.log.info("OpenBLAS: \(BLASRuntime.coreName) kernels, \(blas.threads) thread(s) per rank (\(blas.source))")
+            if options.precision == .bf16 { trainer.log.info(BF16Kernel.slowPathWarning ?? BF16Kernel.pathDescription) }
             _ = try trainer.run(stopRequested: { StopSignals.requested })
         } catch {
             FileHandle.standardError.write(Data("[rank \(comm.rank)] error: \(error)\n".utf8))

@@ -93,7 +93,6 @@ public enum StepBenchmark {
             peakRSSMegabytesPerRankMax: maxima[0], peakRSSMegabytesSum: totals[0],
             activationArenaMegabytes: Double(model.arenas.acts.capacity) * 4 / 1_048_576,
             gradientArenaMegabytes: Double(model.arenas.grads.capacity) * 4 / 1_048_576,
-            activationDiscardedMegabytes: Double(model.arenas.acts.discardedBytes) / 1_048_576,
             gemmShapesPerStep: s.gemmShapes ? shapes : nil, torch: nil)
     }
 
@@ -163,8 +162,6 @@ public struct BenchReport: Codable, Sendable {
     public var peakRSSMegabytesPerRankMax: Double, peakRSSMegabytesSum: Double
     /// Rank 0's step memory: the two stack arenas (activations saved for backward; gradients and temporaries).
     public var activationArenaMegabytes: Double, gradientArenaMegabytes: Double
-    /// Of the activation arena, what the step gave back once dead (BumpArena.discard) and never held at the peak.
-    public var activationDiscardedMegabytes: Double
     /// With --gemm-shapes: each distinct sgemm call shape, its calls and seconds per step, most time first.
     public var gemmShapesPerStep: [GemmShapeStats]?
     public var torch: TorchFigure?

@@ -91,10 +91,13 @@ public struct ConvShape: Sendable, Hashable {
 
     /// Floats of scratch that forward and backward need: the chunk's patch matrix, plus (when several samples
     /// share a GEMM) its (Cout, B*Ho*Wo) output / gathered dY.
+    /// bf16 adds room for operands rounded by the conv itself (Conv2D.roundsOperands): the patch matrix even for
+    /// pointwise convs, a rounded dY chunk, and the rounded weights.
     public var workspaceCount: Int {
         if algorithm.isWinograd { return Winograd.workspaceCount(self) }
         let b = samplesPerGemm
         let pixels = b * outHeight * outWidth
+        if precision == .bf16 { return patchSize * pixels + outChannels * pixels + outChannels * patchSize }
         let cols = (isPointwise && b == 1) ? 0 : patchSize * pixels
         let gathered = b > 1 ? outChannels * pixels : 0
         return cols + gathered
@@ -123,6 +126,9 @@ public enum Conv2D {
         let inSize = s.inChannels * s.height * s.width, outSize = yStride ?? s.outChannels * pixels
         let kk = s.patchSize
         let chunk = s.samplesPerGemm
+        // bf16 without native bf16 kernels: the operands are rounded here and multiplied by sgemm (see roundsOperands).
+        let rounded = roundsOperands(s), gemm: Precision = rounded ? .fp32 : s.precision
+        let w = rounded ? roundedWeights(s, weight, workspace) : weight
         var n0 = 0
         while n0 < s.batch {
             let b = min(chunk, s.batch - n0)
@@ -134,20 +140,25 @@ public enum Conv2D {
                     (yn + co * pixels).update(repeating: bv, count: pixels)
                 }
                 let patches: UnsafePointer<Float>
-                if s.isPointwise {
+                if s.isPointwise && rounded {
+                    BF16Buffer.round(count: kk * pixels, x + n0 * inSize, into: cols)
+                    patches = UnsafePointer(cols)
+                } else if s.isPointwise {
                     patches = x + n0 * inSize
                 } else {
-                    Im2Col.im2col(s, x: x + n0 * inSize, cols: cols, ld: pixels)
+                    Im2Col.im2col(s, x: x + n0 * inSize, cols: cols, ld: pixels, round: rounded)
                     patches = UnsafePointer(cols)
                 }
-                Gemm.product(s.precision, transA: false, transB: false, m: s.outChannels, n: pixels, k: kk, alpha: 1,
-                           a: weight, lda: kk, b: patches, ldb: pixels, beta: 1, c: yn, ldc: pixels)
+                Gemm.product(gemm, transA: false, transB: false, m: s.outChannels, n: pixels, k: kk, alpha: 1,
+                             a: w, lda: kk, b: patches, ldb: pixels, beta: 1, c: yn, ldc: pixels)
             } else {
                 let ld = b * pixels
                 let out = workspace + kk * ld  // (Cout, b * pixels)
-                for j in 0..<b { Im2Col.im2col(s, x: x + (n0 + j) * inSize, cols: cols + j * pixels, ld: ld) }
-                Gemm.product(s.precision, transA: false, transB: false, m: s.outChannels, n: ld, k: kk, alpha: 1,
-                           a: weight, lda: kk, b: cols, ldb: ld, beta: 0, c: out, ldc: ld)
+                for j in 0..<b {
+                    Im2Col.im2col(s, x: x + (n0 + j) * inSize, cols: cols + j * pixels, ld: ld, round: rounded)
+                }
+                Gemm.product(gemm, transA: false, transB: false, m: s.outChannels, n: ld, k: kk, alpha: 1,
+                             a: w, lda: kk, b: cols, ldb: ld, beta: 0, c: out, ldc: ld)
                 for j in 0..<b {
                     let yn = y + (n0 + j) * outSize
                     for co in 0..<s.outChannels {
@@ -159,6 +170,21 @@ public enum Conv2D {
             }
             n0 += b
         }
+    }
+
+    /// bf16 where the bf16 kernel is not native (BF16Kernel.isNative): the im2col path rounds its operands itself
+    /// (patches as im2col writes them, dY chunks and weights into the workspace) and multiplies them with OpenBLAS
+    /// sgemm, which is faster here than the bf16 kernel's FMA emulation with its packing. The same rounding: each
+    /// product of two rounded values is exact in fp32, only the order of the fp32 sums differs.
+    static func roundsOperands(_ s: ConvShape) -> Bool { s.precision == .bf16 && !BF16Kernel.isNative }
+
+    /// weight (Cout, Cin K K) rounded to bf16 into its place at the end of the bf16 workspace.
+    static func roundedWeights(_ s: ConvShape, _ weight: UnsafePointer<Float>,
+                               _ workspace: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let pixels = s.samplesPerGemm * s.outHeight * s.outWidth
+        let w = workspace + (s.patchSize + s.outChannels) * pixels
+        BF16Buffer.round(count: s.outChannels * s.patchSize, weight, into: w)
+        return UnsafePointer(w)
     }
 
     /// dY (N, Cout, Ho, Wo); adds into dX (N, Cin, H, W), dWeight (Cout, Cin, K, K), dBias (Cout) when non-nil.
@@ -191,16 +217,23 @@ public enum Conv2D {
         // im2col's adjoint scatters with overlaps: it always adds, into a zeroed buffer when overwriting.
         if overwriteInput, let dX { dX.update(repeating: 0, count: s.batch * s.inChannels * s.height * s.width) }
 
+        let rounded = roundsOperands(s), gemm: Precision = rounded ? .fp32 : s.precision
+        let w = rounded && dX != nil ? roundedWeights(s, weight, workspace) : weight
         let chunk = s.samplesPerGemm
         var n0 = 0
         while n0 < s.batch {
             let b = min(chunk, s.batch - n0)
             let ld = b * pixels
             let cols = workspace
-            // dY of the chunk as a (Cout, ld) matrix: itself when b == 1, else gathered behind the patches.
+            // dY of the chunk as a (Cout, ld) matrix: itself when b == 1 (a rounded copy when rounding), else
+            // gathered behind the patches.
             let g: UnsafePointer<Float>
-            if b == 1 {
+            if b == 1 && !rounded {
                 g = dY + n0 * outSize
+            } else if b == 1 {
+                let copy = workspace + kk * ld
+                BF16Buffer.round(count: outSize, dY + n0 * outSize, into: copy)
+                g = UnsafePointer(copy)
             } else {
                 let gathered = workspace + kk * ld
                 for j in 0..<b {
@@ -209,28 +242,34 @@ public enum Conv2D {
                                                                  count: pixels)
                     }
                 }
+                if rounded { BF16Buffer.round(count: s.outChannels * ld, gathered, into: gathered) }
                 g = UnsafePointer(gathered)
             }
             if let dWeight {
                 // dW (Cout, kk) += dY (Cout, ld) x patches^T (ld, kk)
                 let patches: UnsafePointer<Float>
-                if b == 1 && s.isPointwise {
+                if b == 1 && s.isPointwise && !rounded {
                     patches = x + n0 * inSize
+                } else if b == 1 && s.isPointwise {
+                    BF16Buffer.round(count: kk * pixels, x + n0 * inSize, into: cols)
+                    patches = UnsafePointer(cols)
                 } else {
-                    for j in 0..<b { Im2Col.im2col(s, x: x + (n0 + j) * inSize, cols: cols + j * pixels, ld: ld) }
+                    for j in 0..<b {
+                        Im2Col.im2col(s, x: x + (n0 + j) * inSize, cols: cols + j * pixels, ld: ld, round: rounded)
+                    }
                     patches = UnsafePointer(cols)
                 }
-                Gemm.product(s.precision, transA: false, transB: true, m: s.outChannels, n: kk, k: ld, alpha: 1,
-                           a: g, lda: ld, b: patches, ldb: ld, beta: 1, c: dWeight, ldc: kk)
+                Gemm.product(gemm, transA: false, transB: true, m: s.outChannels, n: kk, k: ld, alpha: 1,
+                             a: g, lda: ld, b: patches, ldb: ld, beta: 1, c: dWeight, ldc: kk)
             }
             if let dX {
                 // dPatches (kk, ld) = W^T (kk, Cout) x dY (Cout, ld), then scattered back (col2im adds).
                 if b == 1 && s.isPointwise {
-                    Gemm.product(s.precision, transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
-                               a: weight, lda: kk, b: g, ldb: ld, beta: 1, c: dX + n0 * inSize, ldc: ld)
+                    Gemm.product(gemm, transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
+                                 a: w, lda: kk, b: g, ldb: ld, beta: 1, c: dX + n0 * inSize, ldc: ld)
                 } else {
-                    Gemm.product(s.precision, transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
-                               a: weight, lda: kk, b: g, ldb: ld, beta: 0, c: cols, ldc: ld)
+                    Gemm.product(gemm, transA: true, transB: false, m: kk, n: ld, k: s.outChannels, alpha: 1,
+                                 a: w, lda: kk, b: g, ldb: ld, beta: 0, c: cols, ldc: ld)
                     for j in 0..<b { Im2Col.col2im(s, cols: cols + j * pixels, ld: ld, dX: dX + (n0 + j) * inSize) }
                 }
             }

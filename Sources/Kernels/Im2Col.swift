@@ -36,9 +36,11 @@ extension ConvShape {
 }
 
 enum Im2Col {
-    /// x: one sample (Cin, H, W) -> cols rows (Cin*K*K) of Ho*Wo values each, row stride ld.
-    static func im2col(_ s: ConvShape, x: UnsafePointer<Float>, cols: UnsafeMutablePointer<Float>, ld: Int) {
-        if s.isSameStride1 { return im2colSame(s, x: x, cols: cols, ld: ld) }
+    /// x: one sample (Cin, H, W) -> cols rows (Cin*K*K) of Ho*Wo values each, row stride ld; with `round`, each
+    /// row is rounded to bf16 while it is still in L1 (a bf16 convolution's GEMM operand).
+    static func im2col(_ s: ConvShape, x: UnsafePointer<Float>, cols: UnsafeMutablePointer<Float>, ld: Int,
+                       round: Bool = false) {
+        if s.isSameStride1 { return im2colSame(s, x: x, cols: cols, ld: ld, round: round) }
         let k = s.kernel, st = s.stride, pad = s.padding
         let h = s.height, w = s.width, ho = s.outHeight, wo = s.outWidth
         for c in 0..<s.inChannels {
@@ -64,6 +66,7 @@ enum Im2Col {
                         }
                         for ow in hi..<wo { dst[ow] = 0 }
                     }
+                    if round { BF16Buffer.round(count: ho * wo, row, into: row) }
                 }
             }
         }
@@ -71,7 +74,8 @@ enum Im2Col {
 
     /// im2col of a same/stride-1 conv: each row is one shifted block copy; rows above/below the image and the
     /// columns that would wrap into the neighbouring image row are zeroed.
-    static func im2colSame(_ s: ConvShape, x: UnsafePointer<Float>, cols: UnsafeMutablePointer<Float>, ld: Int) {
+    static func im2colSame(_ s: ConvShape, x: UnsafePointer<Float>, cols: UnsafeMutablePointer<Float>, ld: Int,
+                           round: Bool) {
         let k = s.kernel, w = s.width, pixels = s.height * s.width
         for c in 0..<s.inChannels {
             let plane = x + c * pixels
@@ -88,6 +92,7 @@ enum Im2Col {
                             for j in sh.hi..<w { row[r + j] = 0 }
                         }
                     }
+                    if round { BF16Buffer.round(count: pixels, row, into: row) }
                 }
             }
         }

@@ -6,8 +6,11 @@
 //
 // A chunk of `samplesPerGemm` samples is transformed at a time, its tiles side by side as GEMM columns, so the
 // transformed buffers stay in cache and each GEMM has enough columns (T = samples x tiles per sample).
-// bf16 (ConvShape.precision): the GEMM operands - transformed weights U, tiles V and output gradients dM - are what
-// is rounded, in every kernel path alike, so F(4x4)'s products carry ~6x im2col's bf16 error (docs/bf16-kernels.md).
+// bf16 (ConvShape.precision): the convolution's operands - x, the weights and, in backward, dY - are rounded to bf16
+// (one sample at a time into scratch, so the transforms read them from L2) and the transforms and products run in
+// fp32 with OpenBLAS: the exact convolution of the rounded operands up to fp32 sums, as accurate as im2col's bf16.
+// Native bf16 kernels (BF16Kernel.isNative) must also round the transformed tiles, which VDPBF16PS multiplies: one
+// more rounding there, ~6x im2col's error with F(4x4) (MixedPrecisionTests, docs/mixed-precision.md).
 // Rounding: F(2x2)'s transforms only add and halve, so its results differ from a direct convolution by a few ulps
 // of the largest partial sums (tested against the Double reference at 1e-5). F(4x4)'s output transform multiplies
 // the rounded products by up to 64, so its error is ~6x larger (measured in WinogradF4Transforms.swift).
@@ -50,13 +53,15 @@ extension WinogradTiles {
 
 public enum Winograd {
     /// Scratch floats for one call: U (E, Cout, Cin), dU (E, Cout, Cin), V (E, Cin, T), M (E, Cout, T) and the
-    /// transforms' scratch rows.
+    /// transforms' scratch rows; bf16 adds one rounded sample (max(Cin, Cout), H, W) and the rounded weights.
     static func workspaceCount(_ s: ConvShape) -> Int {
         func count<F: WinogradTiles>(_: F.Type) -> Int {
             let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
             let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
+            let rounded = s.precision == .bf16
+                ? max(s.inChannels, s.outChannels) * s.height * s.width + 9 * s.outChannels * s.inChannels : 0
             return F.elements * (2 * s.outChannels * s.inChannels + (s.inChannels + s.outChannels) * ld)
-                + F.scratchRows * geo.rowStride
+                + F.scratchRows * geo.rowStride + rounded
         }
         return s.algorithm == .winograd4 ? count(WinogradF4.self) : count(WinogradF2.self)
     }
@@ -76,11 +81,24 @@ public enum Winograd {
 
     private struct Buffers {
         let u, dU, v, m, scratch: UnsafeMutablePointer<Float>
-        init(_ s: ConvShape, _ geo: WinogradGeometry, elements: Int, _ workspace: UnsafeMutablePointer<Float>) {
+        /// bf16: one sample's rounded x or dY, and the rounded weights.
+        let sample, weight: UnsafeMutablePointer<Float>
+        init(_ s: ConvShape, _ geo: WinogradGeometry, elements: Int, scratchRows: Int,
+             _ workspace: UnsafeMutablePointer<Float>) {
             let weights = elements * s.outChannels * s.inChannels
             let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
             u = workspace; dU = u + weights; v = dU + weights
             m = v + elements * s.inChannels * ld; scratch = m + elements * s.outChannels * ld
+            sample = scratch + scratchRows * geo.rowStride
+            weight = sample + max(s.inChannels, s.outChannels) * s.height * s.width
+        }
+
+        /// The operand as the transforms should read it: itself in fp32, else rounded to bf16 into `into`.
+        static func operand(_ p: UnsafePointer<Float>, count: Int, bf16: Bool,
+                            into: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+            guard bf16 else { return p }
+            BF16Buffer.round(count: count, p, into: into)
+            return UnsafePointer(into)
         }
     }
 
@@ -121,24 +139,22 @@ public enum Winograd {
                                                   sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
                                                   yStride: Int, workspace: UnsafeMutablePointer<Float>) {
         let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
-        let buf = Buffers(s, geo, elements: F.elements, workspace)
+        let buf = Buffers(s, geo, elements: F.elements, scratchRows: F.scratchRows, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
         let inSize = cin * s.height * s.width, outSize = yStride
-        F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
-        // bf16: native kernels pack U once per call; elsewhere U and each chunk's V are rounded in place and
-        // multiplied by sgemm (exact products of the rounded values, fp32 sums: the same rounding).
-        let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative, roundInPlace = bf16 && !native
+        let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative
+        let w = Buffers.operand(weight, count: 9 * cout * cin, bf16: bf16, into: buf.weight)
+        F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u)
+        // Native bf16 kernels multiply (rounded) transformed tiles: U packed once per call.
         let packedU = native ? MixedWeights(count: F.elements, transA: false, m: cout, k: cin, a: buf.u,
                                             stride: cout * cin, maxN: s.samplesPerGemm * tiles) : nil
-        if roundInPlace { BF16Buffer.round(count: F.elements * cout * cin, buf.u, into: buf.u) }
         var n0 = 0
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
             for j in 0..<b {
-                F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld, col0: j * tiles,
-                                 scratch: buf.scratch)
+                let xj = Buffers.operand(x + (n0 + j) * inSize, count: inSize, bf16: bf16, into: buf.sample)
+                F.transformInput(geo, channels: cin, x: xj, v: buf.v, ld: ld, col0: j * tiles, scratch: buf.scratch)
             }
-            if roundInPlace { BF16Buffer.round(count: F.elements * cin * ld, buf.v, into: buf.v) }
             for e in 0..<F.elements {
                 if let packedU {
                     packedU.multiply(e, n: t, b: buf.v + e * cin * ld, ldb: ld, beta: 0, c: buf.m + e * cout * ld,
@@ -164,13 +180,13 @@ public enum Winograd {
                                                    dWeight: UnsafeMutablePointer<Float>?,
                                                    workspace: UnsafeMutablePointer<Float>, overwriteInput: Bool) {
         let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
-        let buf = Buffers(s, geo, elements: F.elements, workspace)
+        let buf = Buffers(s, geo, elements: F.elements, scratchRows: F.scratchRows, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles, elements = F.elements
         let inSize = cin * s.height * s.width, outSize = cout * s.height * s.width
-        let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative, roundInPlace = bf16 && !native
+        let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative
         if dX != nil {
-            F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
-            if roundInPlace { BF16Buffer.round(count: elements * cout * cin, buf.u, into: buf.u) }
+            let w = Buffers.operand(weight, count: 9 * cout * cin, bf16: bf16, into: buf.weight)
+            F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u)
         }
         if dWeight != nil { buf.dU.update(repeating: 0, count: elements * cout * cin) }
         // dV = U^T dM: U^T packed once per call with native bf16 kernels
@@ -181,17 +197,17 @@ public enum Winograd {
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
             for j in 0..<b {
-                F.transformOutputAdjoint(geo, channels: cout, dY: dY + (n0 + j) * outSize, dM: buf.m, ld: ld,
-                                         col0: j * tiles, scratch: buf.scratch)
+                let dYj = Buffers.operand(dY + (n0 + j) * outSize, count: outSize, bf16: bf16, into: buf.sample)
+                F.transformOutputAdjoint(geo, channels: cout, dY: dYj, dM: buf.m, ld: ld, col0: j * tiles,
+                                         scratch: buf.scratch)
             }
-            if roundInPlace { BF16Buffer.round(count: elements * cout * ld, buf.m, into: buf.m) }
             if dWeight != nil {
                 // dU (Cout, Cin) += dM (Cout, T) V^T (T, Cin), V recomputed from x (cheaper than keeping it).
                 for j in 0..<b {
-                    F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld,
-                                     col0: j * tiles, scratch: buf.scratch)
+                    let xj = Buffers.operand(x + (n0 + j) * inSize, count: inSize, bf16: bf16, into: buf.sample)
+                    F.transformInput(geo, channels: cin, x: xj, v: buf.v, ld: ld, col0: j * tiles,
+                                     scratch: buf.scratch)
                 }
-                if roundInPlace { BF16Buffer.round(count: elements * cin * ld, buf.v, into: buf.v) }
                 for e in 0..<elements {
                     Gemm.product(native ? .bf16 : .fp32, transA: false, transB: true, m: cout, n: cin, k: t,
                                  alpha: 1, a: buf.m + e * cout * ld, lda: ld, b: buf.v + e * cin * ld, ldb: ld,

@@ -83,7 +83,7 @@ public final class BumpArena: @unchecked Sendable {
             limit = peak
             growCount += 1
         }
-        top = 0; overflowFloats = 0; discardedBytes = 0
+        top = 0; overflowFloats = 0
     }
 
     /// `count` floats, 64-byte aligned, uninitialised.
@@ -119,37 +119,6 @@ public final class BumpArena: @unchecked Sendable {
             overflow.removeSubrange(mark.overflowCount...)
             overflowCounts.removeSubrange(mark.overflowCount...)
         }
-    }
-
-    /// Bytes given back by `discard` since the last reset (for memory reports).
-    public private(set) var discardedBytes = 0
-
-    /// Gives the whole pages inside `count` floats at `pointer` back to the system (MADV_DONTNEED): for a tensor
-    /// that is dead before the next reset but lies below live ones, so the stack cannot pop it (the ControlNet's
-    /// residuals once the UNet has added them, a frozen encoder's outputs once copied into the decoder's
-    /// concatenations). Resident memory drops at once; the addresses stay the stack's, their contents read as
-    /// zero, and the next cycle's writes fault the pages back in. Memory outside the reservation is left alone.
-    public func discard(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
-        guard let reservation, count > 0 else { return }
-        let base = UInt(bitPattern: reservation), start = UInt(bitPattern: pointer)
-        guard start >= base, start + UInt(count) * 4 <= base + UInt(reservedBytes) else { return }
-        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
-        let lo = (start + page - 1) / page * page, hi = (start + UInt(count) * 4) / page * page
-        guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
-        if madvise(p, Int(hi - lo), 4 /* MADV_DONTNEED */) == 0 { discardedBytes += Int(hi - lo) }
-    }
-
-    /// `discard` of everything taken since `mark` (still taken: the stack does not move).
-    public func discard(from mark: Mark) {
-        guard let base, top > mark.top else { return }
-        discard(base + mark.top, count: top - mark.top)
-    }
-
-    /// `discard` of every page the stack has reached (nothing may be live: between cycles).
-    public func discardAll() {
-        guard let base else { return }
-        discard(base, count: max(peak, top))
-        discardedBytes = 0
     }
 
     /// A 64-byte aligned block of `floats` floats, or the end of the program with a clear message.

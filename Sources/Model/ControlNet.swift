@@ -77,56 +77,74 @@ public final class ControlNet {
     private var encoderOut: Encoder.Outputs?
 
     /// x: (N, in_channels, S, S) the noisy image, hint: (N, hint_channels, S, S) -> residuals: one per input block
-    /// (that block's output shape) then the middle's, in `arenas.acts`. Backward never reads the residuals, so a
-    /// caller may discard them (BumpArena.discard) once the UNet has added them.
+    /// (that block's output shape) then the middle's, in `arenas.acts`. Backward never reads the residuals.
     public func forward(_ ws: WeightSource, x: UnsafeMutablePointer<Float>, hint: UnsafeMutablePointer<Float>,
                         t: [Int], labels: [Int]? = nil, arenas: StepArenas) -> [UnsafeMutablePointer<Float>] {
+        encode(ws, x: x, hint: hint, t: t, labels: labels, arenas: arenas)
+        guard let enc = encoderOut else { preconditionFailure("ControlNet.encode keeps its outputs") }
+        return (0...zeroConvs.count).map { k in
+            let r = arenas.acts.take(k < zeroConvs.count ? enc.dims[k].count : enc.middleDims.count)
+            residual(k, ws, into: r, scratch: arenas.acts)
+            return r
+        }
+    }
+
+    /// The pass up to the zero convs (what backward needs is kept); `residual` then gives each output, when it is
+    /// needed (ControlResiduals.compute) or all at once (`forward`).
+    public func encode(_ ws: WeightSource, x: UnsafeMutablePointer<Float>, hint: UnsafeMutablePointer<Float>,
+                       t: [Int], labels: [Int]? = nil, arenas: StepArenas) {
         n = t.count
-        let S = config.imageSize, acts = arenas.acts
+        let S = config.imageSize
         siluEmb = timeEmbed.forward(ws, t: t, labels: labels, arenas: arenas)
         var ctx = LayerContext(weights: ws, arenas: arenas, siluEmb: siluEmb!, dSiluEmb: nil, embedDim: config.embedDim)
         ctx.saveForBackward = ws.trainable
         // Hint encoder: conv, silu, ..., conv (the last without silu). Stride 1: pixel space needs no downsampling.
         // Only the pre-activations are kept (backward recomputes silu from them), all taken before the
         // activations, which live above a mark: the arena is a stack.
+        let acts = arenas.acts
         hintIn = hint
-        hintPre = hintConvs.map { acts.take(n * $0.outChannels * S * S) }
-        let mark = acts.mark()
-        var g = hint, gd = Dims(n: n, c: config.hintChannels, h: S, w: S)
-        for (j, conv) in hintConvs.enumerated() {
-            let od = conv.outputDims(gd)
-            let pre = hintPre[j]
-            conv.forward(ws, g, gd, into: pre, scratch: acts)
-            if j < hintConvs.count - 1 {
-                // The conv has consumed its input activation: the next one takes its place above the mark.
-                acts.release(to: mark)
-                let act = acts.take(od.count)
-                SiLU.forward(count: od.count, x: pre, y: act)
-                g = act
-            } else {
-                g = pre
+        // Runs right after input block 0 (conv_in(x)) and adds the hint features into its output: the last
+        // pre-activation is then a temporary above the kept ones, not held through the step.
+        func addHintFeatures(_ block0: UnsafeMutablePointer<Float>, _ d0: Dims) {
+            hintPre = hintConvs.dropLast().map { acts.take(n * $0.outChannels * S * S) }
+            let mark = acts.mark()
+            var g = hint, gd = Dims(n: n, c: config.hintChannels, h: S, w: S)
+            for (j, conv) in hintConvs.enumerated() {
+                let od = conv.outputDims(gd)
+                if j < hintConvs.count - 1 {
+                    let pre = hintPre[j]
+                    conv.forward(ws, g, gd, into: pre, scratch: acts)
+                    // The conv has consumed its input activation: the next one takes its place above the mark.
+                    acts.release(to: mark)
+                    let act = acts.take(od.count)
+                    SiLU.forward(count: od.count, x: pre, y: act)
+                    g = act
+                } else {
+                    let features = acts.take(od.count)
+                    conv.forward(ws, g, gd, into: features, scratch: acts)
+                    Elementwise.add(count: od.count, block0, features, into: block0)
+                }
+                gd = od
             }
-            gd = od
+            acts.release(to: mark)
         }
-        acts.release(to: mark)
-        let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), ctx, afterFirst: g)
-        encoderOut = enc
-        // The last pre-activation (the hint features) was only added into block 0's output: backward never reads it.
-        if CompactActivations.enabled(ws.precision) { acts.discard(g, count: n * config.modelChannels * S * S) }
-        var residuals: [UnsafeMutablePointer<Float>] = []
-        for (k, conv) in zeroConvs.enumerated() {
-            let r = acts.take(enc.dims[k].count)
-            conv.forward(ws, enc.blocks[k], enc.dims[k], into: r, scratch: acts)
-            residuals.append(r)
+        encoderOut = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), ctx, afterFirst: addHintFeatures)
+    }
+
+    /// Residual k of the last `encode` into r (input block k's output shape; k = zero conv count: the middle's):
+    /// zero_convs[k] of input block k's output, or middle_out of the middle's. Workspace from `scratch`, released.
+    public func residual(_ k: Int, _ ws: WeightSource, into r: UnsafeMutablePointer<Float>, scratch: BumpArena) {
+        guard let enc = encoderOut else { preconditionFailure("ControlNet.residual before encode") }
+        if k < zeroConvs.count {
+            zeroConvs[k].forward(ws, enc.blocks[k], enc.dims[k], into: r, scratch: scratch)
+        } else {
+            middleOut.forward(ws, enc.middle, enc.middleDims, into: r, scratch: scratch)
         }
-        let r = acts.take(enc.middleDims.count)
-        middleOut.forward(ws, enc.middle, enc.middleDims, into: r, scratch: acts)
-        residuals.append(r)
-        return residuals
     }
 
     /// dResiduals: the UNet's gradients at the injection points (ResidualGradients.all); this ControlNet's residual
-    /// gradients are scale * dResiduals. Accumulates every weight gradient into ws.grads.
+    /// gradients are scale * dResiduals. Accumulates every weight gradient into ws.grads. The dResiduals buffers
+    /// are used up (overwritten with the encoder's block gradients).
     public func backward(_ ws: WeightSource, dResiduals: [UnsafeMutablePointer<Float>], scale: Float,
                          arenas: StepArenas) {
         guard let enc = encoderOut else { preconditionFailure("ControlNet.backward before forward") }
@@ -135,22 +153,27 @@ public final class ControlNet {
         let grads = arenas.grads, S = config.imageSize
         let dSiluEmb = grads.takeZeroed(n * config.embedDim)
         let ctx = LayerContext(weights: ws, arenas: arenas, siluEmb: siluEmb!, dSiluEmb: dSiluEmb, embedDim: config.embedDim)
-        let dBlocks = enc.dims.map { grads.takeZeroed($0.count) }
-        let dMiddle = grads.takeZeroed(enc.middleDims.count)
-        let mark = grads.mark()
-        func scaled(_ p: UnsafeMutablePointer<Float>, _ count: Int) -> UnsafeMutablePointer<Float> {
-            if scale == 1 { return p }
-            let q = grads.take(count)
-            for i in 0..<count { q[i] = scale * p[i] }
-            return q
+        // Each zero conv's input gradient takes the place of its output gradient (the same shape), dead once the
+        // conv has read it: the encoder's block gradients need no buffers of their own.
+        func backThrough(_ conv: ConvParams, _ input: UnsafeMutablePointer<Float>, _ d: Dims,
+                         _ dResidual: UnsafeMutablePointer<Float>) {
+            let mark = grads.mark()
+            let dY: UnsafePointer<Float>
+            if scale == 1 {
+                dY = UnsafePointer(dResidual)
+            } else {
+                let q = grads.take(d.count)
+                for i in 0..<d.count { q[i] = scale * dResidual[i] }
+                dY = UnsafePointer(q)
+            }
+            let dX = grads.take(d.count)
+            conv.backward(ws, input, d, dY: dY, dX: dX, scratch: grads, overwriteInput: true)
+            dResidual.update(from: dX, count: d.count)
+            grads.release(to: mark)
         }
-        for (k, conv) in zeroConvs.enumerated() {
-            conv.backward(ws, enc.blocks[k], enc.dims[k], dY: scaled(dResiduals[k], enc.dims[k].count),
-                          dX: dBlocks[k], scratch: grads)
-        }
-        middleOut.backward(ws, enc.middle, enc.middleDims, dY: scaled(dResiduals[zeroConvs.count], enc.middleDims.count),
-                           dX: dMiddle, scratch: grads)
-        grads.release(to: mark)
+        for (k, conv) in zeroConvs.enumerated() { backThrough(conv, enc.blocks[k], enc.dims[k], dResiduals[k]) }
+        backThrough(middleOut, enc.middle, enc.middleDims, dResiduals[zeroConvs.count])
+        let dBlocks = Array(dResiduals.prefix(zeroConvs.count)), dMiddle = dResiduals[zeroConvs.count]
         encoder.backward(dBlocks: dBlocks, dMiddle: dMiddle, ctx)
         // Block 0's output was conv_in(x) + hint features, so dBlocks[0] is also the hint encoder's output gradient.
         // The gradient flows through two alternating slots; each conv's input silu(pre) is recomputed.

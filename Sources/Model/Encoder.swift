@@ -43,16 +43,16 @@ final class Encoder {
         var middleDims: Dims
     }
 
-    /// x: (N, in_channels, S, S). `afterFirst` (N, C, S, S), when given, is added to input block 0's output (the
-    /// ControlNet's hint features).
+    /// x: (N, in_channels, S, S). `afterFirst`, when given, is called on input block 0's output (N, C, S, S) before
+    /// the next block reads it (the ControlNet adds its hint features there).
     func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
-                 afterFirst: UnsafePointer<Float>? = nil) -> Outputs {
+                 afterFirst: ((UnsafeMutablePointer<Float>, Dims) -> Void)? = nil) -> Outputs {
         var outs: [UnsafeMutablePointer<Float>] = [], dims: [Dims] = []
         var h = x, hd = d
         for (k, block) in inputBlocks.enumerated() {
             h = block.forward(h, hd, ctx)
             hd = block.outputDims(hd)
-            if k == 0, let afterFirst { Elementwise.add(count: hd.count, h, afterFirst, into: h) }
+            if k == 0, let afterFirst { afterFirst(h, hd) }
             outs.append(h); dims.append(hd)
         }
         let m = middle.forward(h, hd, ctx)

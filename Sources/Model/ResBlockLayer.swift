@@ -23,18 +23,18 @@ final class ResBlockLayer: Layer {
     private var mean1: UnsafeMutablePointer<Float>?, rstd1: UnsafeMutablePointer<Float>?
     private var mean2: UnsafeMutablePointer<Float>?, rstd2: UnsafeMutablePointer<Float>?
     private var a1: UnsafeMutablePointer<Float>?      // silu(norm1(x)), when weights train (fp32)
-    private var h: UnsafeMutablePointer<Float>?       // conv1 output + time projection
+    private var h: UnsafeMutablePointer<Float>?       // conv1 output + time projection (fp32)
     private var a2: UnsafeMutablePointer<Float>?      // silu(norm2(h)), when weights train (fp32)
-    // Compact activations (bf16 runs, CompactActivations.swift): with trainable weights a1 and a2 are recomputed
-    // in backward instead of kept; a frozen block that backward runs through (the UNet decoder under ControlNet
-    // training) narrows x and h to bf16 in place, since only the GroupNorm backwards read them.
-    private var xHalf: UnsafeMutablePointer<UInt16>?, hHalf: UnsafeMutablePointer<UInt16>?
+    // Compact activations (bf16 runs, CompactActivations.swift): h is kept in bf16 (hHalf), and with trainable
+    // weights a1 and a2 are recomputed in backward instead of kept.
+    private var hHalf: UnsafeMutablePointer<UInt16>?
 
     func outputDims(_ d: Dims) -> Dims { Dims(n: d.n, c: outChannels, h: d.h, w: d.w) }
 
     func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
                  into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
-        let ws = ctx.weights, acts = ctx.arenas.acts, compact = CompactActivations.enabled(ws.precision)
+        let ws = ctx.weights, acts = ctx.arenas.acts
+        let compact = CompactActivations.enabled(ws.precision) && ctx.saveForBackward
         let keep = ctx.saveForWeights && !compact
         let od = outputDims(d), n = d.n, g = norm1.groups
         dims = d; self.x = x
@@ -43,9 +43,11 @@ final class ResBlockLayer: Layer {
         let out = slot?.pointer ?? acts.take(od.count), outStride = slot?.sampleStride ?? od.c * od.spatial
         let outputMark = acts.mark()
         let mean1 = acts.take(n * g), rstd1 = acts.take(n * g), mean2 = acts.take(n * g), rstd2 = acts.take(n * g)
-        let h = acts.take(od.count)
+        let hHalf = compact ? CompactActivations.take(od.count, acts) : nil
+        let hKeep = compact ? nil : acts.take(od.count)
         let a1keep = keep ? acts.take(d.count) : nil, a2keep = keep ? acts.take(od.count) : nil
         let mark = acts.mark()
+        let h = hKeep ?? acts.take(od.count)
         let a1 = a1keep ?? acts.take(d.count)
         GroupNorm.forwardSiLU(norm1.shape(d), x: x, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias), y: a1,
                               mean: mean1, rstd: rstd1)
@@ -53,7 +55,8 @@ final class ResBlockLayer: Layer {
         let tp = acts.take(n * outChannels)
         timeProj.forward(ws, batch: n, ctx.siluEmb, into: tp)
         conv1.forward(ws, a1, d, into: h, scratch: acts, sampleBias: tp)
-        let a2 = a2keep ?? acts.take(od.count)
+        // a2 takes a1's place when a1 is a temporary (dead once conv1 has read it) and large enough.
+        let a2 = a2keep ?? (a1keep == nil && od.count <= d.count ? a1 : acts.take(od.count))
         GroupNorm.forwardSiLU(norm2.shape(od), x: h, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias), y: a2,
                               mean: mean2, rstd: rstd2)
         conv2.forward(ws, a2, od, into: out, scratch: acts, yStride: outStride)
@@ -66,16 +69,10 @@ final class ResBlockLayer: Layer {
         }
         let per = od.c * od.spatial
         for i in 0..<n { Elementwise.axpy(count: per, alpha: 1, x: residual + i * per, y: out + i * outStride) }
+        if let hHalf { BF16Buffer.store(count: od.count, h, into: hHalf) }
         acts.release(to: ctx.saveForBackward ? mark : outputMark)
         self.mean1 = mean1; self.rstd1 = rstd1; self.mean2 = mean2; self.rstd2 = rstd2
-        self.h = h; self.a1 = a1keep; self.a2 = a2keep
-        xHalf = nil; hHalf = nil
-        if compact && ctx.saveForBackward && !ws.trainable {
-            // Frozen: backward reads x and h only in the GroupNorm backwards (the convs' dX need weights only).
-            // x is this block's own input, read by nothing else after this forward (the decoder's concatenation).
-            xHalf = CompactActivations.narrow(x, count: d.count, arena: acts)
-            hHalf = CompactActivations.narrow(h, count: od.count, arena: acts)
-        }
+        self.h = hKeep; self.hHalf = hHalf; self.a1 = a1keep; self.a2 = a2keep
         return out
     }
 
@@ -83,18 +80,18 @@ final class ResBlockLayer: Layer {
         let ws = ctx.weights, grads = ctx.arenas.grads, trainable = ws.trainable
         let d = dims, od = outputDims(d), n = d.n
         let mark = grads.mark()
-        // conv2: its input a2 is only read for the weight gradient (present exactly when weights train).
-        // dA2, dH and dA1 each have one writer, which overwrites (no zero fill).
+        // conv2: its input a2 is only read for the weight gradient (kept, or recomputed, exactly when weights
+        // train). dA2, dH and dA1 each have one writer, which overwrites (no zero fill).
         let dA2 = grads.take(od.count)
         do {
             let scratch = grads.mark()
-            let input = a2 ?? (trainable ? activation(norm2, h!, od, ws, grads) : dOut)
+            let input = a2 ?? (trainable ? activation(norm2, h, hHalf, od, ws, grads) : dOut)
             conv2.backward(ws, input, od, dY: dOut, dX: dA2, scratch: grads, overwriteInput: true)
             grads.release(to: scratch)
         }
         let dH = grads.take(od.count)
         if let hHalf {
-            CompactActivations.groupNormBackward(norm2.shape(od), silu: true, x: hHalf, gamma: ws.p(norm2.weight),
+            CompactActivations.groupNormBackward(norm2.shape(od), x: hHalf, gamma: ws.p(norm2.weight),
                                                  beta: ws.p(norm2.bias), mean: mean2!, rstd: rstd2!, dY: dA2, dX: dH,
                                                  dGamma: ws.g(norm2.weight), dBeta: ws.g(norm2.bias),
                                                  overwriteInput: true, arena: grads)
@@ -118,21 +115,14 @@ final class ResBlockLayer: Layer {
         if dX != nil || trainable {
             let dA1 = grads.take(d.count)
             let scratch = grads.mark()
-            let input = a1 ?? (trainable ? activation(norm1, x!, d, ws, grads) : dH)
+            let input = a1 ?? (trainable ? activation(norm1, x, nil, d, ws, grads) : dH)
             conv1.backward(ws, input, d, dY: dH, dX: dA1, scratch: grads, biasGradient: !biasDone,
                            overwriteInput: true)
             grads.release(to: scratch)
             // dX nil: only the norm's affine gradients.
-            if let xHalf {
-                CompactActivations.groupNormBackward(norm1.shape(d), silu: true, x: xHalf, gamma: ws.p(norm1.weight),
-                                                     beta: ws.p(norm1.bias), mean: mean1!, rstd: rstd1!, dY: dA1,
-                                                     dX: dX, dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias),
-                                                     arena: grads)
-            } else {
-                GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
-                                       mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
-                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
-            }
+            GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
+                                   mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
+                                   dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
         }
         if let skip {
             skip.backward(ws, x!, d, dY: dOut, dX: dX, scratch: grads)
@@ -142,13 +132,21 @@ final class ResBlockLayer: Layer {
         grads.release(to: mark)
     }
 
-    /// silu(norm(input)) (d) recomputed into `arena` for a conv's weight gradient (compact runs): the same kernel
-    /// on the same values as forward, so the same bits. Statistics go to scratch (forward's are kept, equal).
-    private func activation(_ norm: NormParams, _ input: UnsafeMutablePointer<Float>, _ d: Dims, _ ws: WeightSource,
+    /// silu(norm(input)) (d) recomputed into `arena` for a conv's weight gradient (compact runs), from the fp32
+    /// input or its bf16 copy: the same kernel as forward (so the same bits from fp32; from bf16, within its
+    /// rounding). Statistics go to scratch.
+    private func activation(_ norm: NormParams, _ input: UnsafeMutablePointer<Float>?,
+                            _ half: UnsafeMutablePointer<UInt16>?, _ d: Dims, _ ws: WeightSource,
                             _ arena: BumpArena) -> UnsafeMutablePointer<Float> {
-        let a = arena.take(d.count), stats = arena.take(2 * d.n * norm.groups)
-        GroupNorm.forwardSiLU(norm.shape(d), x: input, gamma: ws.p(norm.weight), beta: ws.p(norm.bias), y: a,
-                              mean: stats, rstd: stats + d.n * norm.groups)
+        let a = arena.take(d.count)
+        if let half {
+            CompactActivations.groupNormForwardSiLU(norm.shape(d), x: half, gamma: ws.p(norm.weight),
+                                                    beta: ws.p(norm.bias), y: a, arena: arena)
+        } else {
+            let stats = arena.take(2 * d.n * norm.groups)
+            GroupNorm.forwardSiLU(norm.shape(d), x: input!, gamma: ws.p(norm.weight), beta: ws.p(norm.bias), y: a,
+                                  mean: stats, rstd: stats + d.n * norm.groups)
+        }
         return a
     }
 }

@@ -7,8 +7,15 @@ import Kernels
 public struct ControlResiduals {
     public var residuals: [UnsafeMutablePointer<Float>]
     public var scale: Float
+    /// Instead of `residuals`: computes residual k into the given buffer when the UNet adds it (the buffer, in the
+    /// arena passed too, is released right after), so no residual is kept through the pass (ControlNetTraining:
+    /// 34 MB at mnist batch 64). The same values as the stored residuals, so the same bits.
+    public var compute: ((_ k: Int, _ into: UnsafeMutablePointer<Float>, _ scratch: BumpArena) -> Void)?
     public init(residuals: [UnsafeMutablePointer<Float>], scale: Float) {
         self.residuals = residuals; self.scale = scale
+    }
+    public init(scale: Float, compute: @escaping (_ k: Int, _ into: UnsafeMutablePointer<Float>, _ scratch: BumpArena) -> Void) {
+        residuals = []; self.scale = scale; self.compute = compute
     }
 }
 
@@ -90,14 +97,21 @@ public final class UNet {
         encoderOut = enc
         var h = enc.middle, hd = enc.middleDims
         let last = enc.blocks.count
+        // Residual k of a control, stored or computed into a temporary for `body`.
+        func withResidual(_ control: ControlResiduals, _ k: Int, _ count: Int, _ body: (UnsafePointer<Float>) -> Void) {
+            guard let compute = control.compute else { return body(control.residuals[k]) }
+            let mark = arenas.acts.mark()
+            let r = arenas.acts.take(count)
+            compute(k, r, arenas.acts)
+            body(r)
+            arenas.acts.release(to: mark)
+        }
         for control in controls {
-            precondition(control.residuals.count == last + 1, "a ControlNet gives \(last + 1) residuals")
-            Elementwise.axpy(count: hd.count, alpha: control.scale, x: control.residuals[last], y: h)
+            precondition(control.compute != nil || control.residuals.count == last + 1,
+                         "a ControlNet gives \(last + 1) residuals")
+            withResidual(control, last, hd.count) { Elementwise.axpy(count: hd.count, alpha: control.scale, x: $0, y: h) }
         }
         concatDims.removeAll(keepingCapacity: true); decoderInputs.removeAll(keepingCapacity: true)
-        // A frozen encoder's outputs are dead once copied into the concatenations (nothing backpropagates
-        // through them): compact runs give their pages back as soon as they are copied.
-        let discardCopied = !ws.trainable && CompactActivations.enabled(ws.precision)
         // Each decoder block reads cat([h, skip (+ residuals)]). The next block's concatenation is taken before a
         // block runs, and the block writes its output straight into its leading channels.
         func concatenation(_ j: Int, _ hd: Dims) -> (UnsafeMutablePointer<Float>, Dims) {
@@ -107,18 +121,18 @@ public final class UNet {
         }
         func fillSkip(_ j: Int, _ cat: UnsafeMutablePointer<Float>, _ cd: Dims) {
             let k = skipIndex[j], per = enc.dims[k].c * cd.spatial, hPart = cd.count / n - per
-            for i in 0..<n {
-                let dst = cat + i * (hPart + per) + hPart
-                dst.update(from: enc.blocks[k] + i * per, count: per)
-                for control in controls where control.scale != 0 {
-                    Elementwise.axpy(count: per, alpha: control.scale, x: control.residuals[k] + i * per, y: dst)
+            for i in 0..<n { (cat + i * (hPart + per) + hPart).update(from: enc.blocks[k] + i * per, count: per) }
+            for control in controls where control.scale != 0 {
+                withResidual(control, k, n * per) { r in
+                    for i in 0..<n {
+                        Elementwise.axpy(count: per, alpha: control.scale, x: r + i * per,
+                                         y: cat + i * (hPart + per) + hPart)
+                    }
                 }
             }
-            if discardCopied { arenas.acts.discard(enc.blocks[k], count: enc.dims[k].count) }
         }
         var (cat, cd) = concatenation(0, hd)
         for i in 0..<n { (cat + i * cd.count / n).update(from: h + i * hd.count / n, count: hd.count / n) }
-        if discardCopied { arenas.acts.discard(h, count: hd.count) }
         fillSkip(0, cat, cd)
         for (j, block) in outputBlocks.enumerated() {
             concatDims.append(cd); decoderInputs.append(cat)
@@ -160,8 +174,14 @@ public final class UNet {
         // Persistent for the step: the skip and middle gradients.
         let dSkips = enc.dims.map { grads.takeZeroed($0.count) }
         let dMiddle = grads.takeZeroed(enc.middleDims.count)
+        // The gradient at the head's input, then at each decoder block's input h part, in two alternating slots
+        // (block j reads one and fills the other), so they do not pile up on the stack.
+        let slotCount = ([headDims.count] + (1..<outputBlocks.count).map { j in
+            n * (concatDims[j].c - enc.dims[skipIndex[j]].c) * concatDims[j].spatial
+        }).max()!
+        var slots = (grads.takeZeroed(slotCount), grads.take(slotCount))
         // Head.
-        var dH = grads.takeZeroed(headDims.count)
+        var dH = slots.0
         do {
             let mark = grads.mark()
             let dA = grads.takeZeroed(headDims.count)
@@ -175,7 +195,8 @@ public final class UNet {
         for j in stride(from: outputBlocks.count - 1, through: 0, by: -1) {
             let cd = concatDims[j], k = skipIndex[j], sc = enc.dims[k].c
             let hc = cd.c - sc
-            let dPrev = j == 0 ? dMiddle : grads.takeZeroed(n * hc * cd.spatial)
+            let dPrev = j == 0 ? dMiddle : slots.1
+            if j > 0 { dPrev.update(repeating: 0, count: n * hc * cd.spatial) }
             let mark = grads.mark()
             let dCat = grads.takeZeroed(cd.count)
             outputBlocks[j].backward(dH, dX: dCat, ctx)
@@ -183,6 +204,7 @@ public final class UNet {
                                    dA: dPrev, dB: dSkips[k])
             grads.release(to: mark)
             dH = dPrev
+            slots = (slots.1, slots.0)
         }
         if ws.trainable {
             encoder.backward(dBlocks: dSkips, dMiddle: dMiddle, ctx)

@@ -21,9 +21,6 @@ public struct DiffusionObjective: Sendable {
         let dPrediction = model.arenas.grads.takeZeroed(n)
         MSELoss.backward(count: n, prediction: prediction, target: b.eps, scale: lossScale, dPrediction: dPrediction)
         model.backward(dPrediction: dPrediction)
-        // Compact runs (bf16, CompactActivations.swift) give the gradient temporaries' pages back: otherwise they
-        // stay resident through the next forward, on top of its activations, and make the step's peak.
-        if model.precision == .bf16 { model.arenas.grads.discardAll() }
         return loss
     }
 }

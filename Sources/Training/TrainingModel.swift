@@ -98,15 +98,12 @@ public final class ControlNetTraining: TrainingModel {
     private var weights: WeightSource { WeightSource(params: params.pointer, grads: grads.pointer, precision: precision) }
 
     public func forward(_ b: TrainingBatch) -> UnsafeMutablePointer<Float> {
-        let residuals = control.forward(weights, x: b.xT, hint: b.hint, t: b.t, labels: b.labels, arenas: arenas)
-        let out = unet.forward(frozenWeights, x: b.xT, t: b.t, labels: b.labels,
-                               controls: [ControlResiduals(residuals: residuals, scale: scale)], arenas: arenas)
-        // Compact runs (bf16) give back memory as soon as it is dead: the residuals once added (backward reads the
-        // zero convs' inputs, not their outputs).
-        if precision == .bf16 {
-            for (k, r) in residuals.enumerated() { arenas.acts.discard(r, count: control.residualCount(k, batch: b.count)) }
-        }
-        return out
+        // The residuals are computed when the UNet adds them and not kept (backward reads the zero convs'
+        // inputs, not their outputs).
+        control.encode(weights, x: b.xT, hint: b.hint, t: b.t, labels: b.labels, arenas: arenas)
+        let ws = weights, control = control
+        let residuals = ControlResiduals(scale: scale) { k, r, scratch in control.residual(k, ws, into: r, scratch: scratch) }
+        return unet.forward(frozenWeights, x: b.xT, t: b.t, labels: b.labels, controls: [residuals], arenas: arenas)
     }
 
     public func backward(dPrediction: UnsafeMutablePointer<Float>) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Ranks started with different options (mpirun's MPMD form) must not train a silent mix: the job is refused,
-# naming the option that differs, for a per-rank --batch-size and a per-rank --seed.
+# naming the option that differs, for a per-rank --batch-size, --seed and --precision.
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
 training_env
@@ -31,4 +31,5 @@ mismatch() {  # mismatch NAME OPTION ARGS-RANK0 -- ARGS-RANK1
 }
 mismatch batch --batch-size --batch-size 8 -- --batch-size 4
 mismatch seed --seed --seed 1 -- --seed 2
+mismatch precision --precision --precision fp32 -- --precision bf16
 echo "PASS $(basename "$0")"

@@ -58,6 +58,8 @@ public final class Generator {
     public var controls: [Control]
     /// The prompts the model's labels index (from the weight files' metadata), or nil.
     public var vocabulary: PromptVocabulary?
+    /// What the base predicts (its weight file's metadata; epsilon when it records none).
+    public var prediction: PredictionType = .epsilon
     let arenas = StepArenas()
     let sampler = DiffusionSampler()
 
@@ -89,6 +91,12 @@ public final class Generator {
         }
         let g = Generator(config: config, base: base, controls: controls)
         g.vocabulary = vocabulary
+        if let p = file.metadata[PredictionType.metadataKey] {
+            guard let type = PredictionType(rawValue: p) else {
+                throw OptionsError(option: "--base", message: "\(path) records prediction_type '\(p)', which is not one of epsilon, v")
+            }
+            g.prediction = type
+        }
         return g
     }
 
@@ -133,7 +141,9 @@ public final class Generator {
                 }
             }
             let batchLabels = labels.map { Array($0[start..<(start + n)]) }
-            let batch = sampler.sample(count: n, perSample: perSample, settings: settings.sampler, firstIndex: start) { x, point in
+            var samplerSettings = settings.sampler
+            samplerSettings.prediction = prediction
+            let batch = sampler.sample(count: n, perSample: perSample, settings: samplerSettings, firstIndex: start) { x, point in
                 denoise(x, n: n, point: point, hint: hintBuffer.pointer, labels: batchLabels, active: active, settings: settings)
             }
             images += batch

@@ -25,6 +25,14 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var resizeFilter = "bilinear"
     /// Held-out data for the validation previews (default: the test split of --data; for paired data, --data).
     public var validationData: String?
+    /// Keep an EMA of the trainable weights with this decay (diffusers' EMAModel schedule); nil keeps none.
+    public var emaDecay: Double?
+    /// min-SNR-gamma loss weighting; nil for the plain MSE.
+    public var snrGamma: Double?
+    /// epsilon or v (base training; ControlNet training takes the base's).
+    public var predictionType: String?
+    /// 1 shards the AdamW moments across the MPI ranks (ZeRO-1).
+    public var zero = 0
     public var batchSize: Int = 64
     public var gradAccum: Int = 1
     public var maxGradNorm: Double? = 1.0
@@ -56,7 +64,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case mode, config, base, data, hint, lr, epochs, seed, out, resume, resize
         case initFrom = "init_from", imageColumn = "image_column", conditioningColumn = "conditioning_image_column"
         case captionColumn = "caption_column", skipBadImages = "skip_bad_images", resizeFilter = "resize_filter"
-        case validationData = "validation_data"
+        case validationData = "validation_data", emaDecay = "ema_decay", snrGamma = "snr_gamma"
+        case predictionType = "prediction_type", zero
         case dataDir = "data_dir", batchSize = "batch_size", gradAccum = "grad_accum", maxGradNorm = "max_grad_norm"
         case warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", minLRFraction = "min_lr_fraction"
         case weightDecay = "weight_decay", maxSteps = "max_steps", promptDropout = "prompt_dropout"
@@ -83,6 +92,10 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         captionColumn = try c.decodeIfPresent(String.self, forKey: .captionColumn)
         skipBadImages = try get(.skipBadImages, d.skipBadImages); resizeFilter = try get(.resizeFilter, d.resizeFilter)
         validationData = try c.decodeIfPresent(String.self, forKey: .validationData)
+        emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay)
+        snrGamma = try c.decodeIfPresent(Double.self, forKey: .snrGamma)
+        predictionType = try c.decodeIfPresent(String.self, forKey: .predictionType)
+        zero = try get(.zero, d.zero)
         batchSize = try get(.batchSize, d.batchSize); gradAccum = try get(.gradAccum, d.gradAccum)
         maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm); lr = try get(.lr, d.lr)
         warmupSteps = try get(.warmupSteps, d.warmupSteps); lrSchedule = try get(.lrSchedule, d.lrSchedule)
@@ -160,6 +173,18 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         if ResizeFilter(rawValue: resizeFilter) == nil {
             try fail("--resize-filter", "'\(resizeFilter)' is not one of " + ResizeFilter.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        if let d = emaDecay {
+            try finite("--ema-decay", d)
+            if !(d > 0 && d < 1) { try fail("--ema-decay", "must be in (0, 1), e.g. 0.999; got \(d)") }
+        }
+        if let g = snrGamma {
+            try finite("--snr-gamma", g)
+            if !(g > 0) { try fail("--snr-gamma", "must be positive (5 is the usual value); got \(g)") }
+        }
+        if let p = predictionType, PredictionType(rawValue: p) == nil {
+            try fail("--prediction-type", "'\(p)' is not one of " + PredictionType.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if !(0...1).contains(zero) { try fail("--zero", "must be 0 (off) or 1 (shard the AdamW moments), got \(zero)") }
         if resume != nil && overwrite { try fail("--overwrite", "cannot be combined with --resume: resuming keeps the run's files") }
         for spec in injectNonfinite {
             let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
@@ -187,6 +212,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         s.ranksPerProcess = simulateRanks
         s.maxGradNorm = maxGradNorm
         s.adam = AdamWConfig(weightDecay: Float(weightDecay))
+        s.emaDecay = emaDecay
+        s.zeroStage = zero
         s.injectNonfinite = injectNonfinite.compactMap { spec in
             let parts = spec.split(separator: ":").map { Int($0) }
             guard let first = parts.first, let step = first else { return nil }

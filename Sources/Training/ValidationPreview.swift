@@ -22,8 +22,8 @@ public final class ValidationPreview {
     let settings: GenerationSettings
 
     /// Samples through `model`'s live weights with the prompts of `vocabulary` (the training data's).
-    public init(model: TrainingModel, hints held: HintSet, vocabulary: PromptVocabulary?, seed: UInt64, directory: URL,
-                steps: Int = 20) throws {
+    public init(model: TrainingModel, hints held: HintSet, vocabulary: PromptVocabulary?, prediction: PredictionType,
+                seed: UInt64, directory: URL, steps: Int = 20) throws {
         self.held = held
         self.directory = directory
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
@@ -41,6 +41,7 @@ public final class ValidationPreview {
             controlled = false
         }
         generator.vocabulary = vocabulary
+        generator.prediction = prediction
         labels = try generator.labels(for: held)
         fillColours = controlled && model.config.inChannels == 3 ? try? FillEvaluation.colours(of: held) : nil
     }

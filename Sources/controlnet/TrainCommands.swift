@@ -58,6 +58,14 @@ struct TrainingFlags: ParsableArguments {
     var validationSteps: Int?
     @Option(help: "Held-out hints in each validation preview.")
     var validationCount = 16
+    @Option(help: "Keep an EMA of the trained weights with this decay (e.g. 0.999; diffusers' EMAModel schedule): the output and the previews use it, the raw weights are written beside it.")
+    var emaDecay: Double?
+    @Option(help: "Weight each sample's loss by min-SNR-gamma (e.g. 5).")
+    var snrGamma: Double?
+    @Option(help: "epsilon or v (base training; a ControlNet takes its base's).")
+    var predictionType: String?
+    @Option(help: "1 shards the AdamW moments across the MPI ranks (ZeRO-1): optimizer memory per rank falls by the rank count.")
+    var zero = 0
     @Option(help: ArgumentHelp("Testing aid: make gradients non-finite at STEP[:RANK].", visibility: .hidden))
     var injectNonfinite: [String] = []
 
@@ -72,6 +80,7 @@ struct TrainingFlags: ParsableArguments {
         o.imageColumn = dataFlags.imageColumn; o.conditioningColumn = dataFlags.conditioningImageColumn
         o.captionColumn = dataFlags.captionColumn; o.skipBadImages = dataFlags.skipBadImages
         o.resizeFilter = dataFlags.resizeFilter.rawValue; o.validationData = validationData
+        o.emaDecay = emaDecay; o.snrGamma = snrGamma; o.predictionType = predictionType; o.zero = zero
         o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm == 0 ? nil : maxGradNorm   // 0 disables; anything else is validated
         o.lr = lr; o.warmupSteps = warmupSteps; o.lrSchedule = lrSchedule; o.minLRFraction = minLrFraction
         o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed

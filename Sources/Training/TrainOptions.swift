@@ -2,6 +2,7 @@
 // checkpoints) with a validation that rejects bad combinations before any work.
 import Foundation
 import Datasets
+import Distributed
 import Model
 
 public struct TrainOptions: Codable, Sendable, Equatable {
@@ -40,6 +41,10 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var validationCount: Int = 16
     /// Testing aid: make one rank's gradients non-finite at these steps ("STEP" or "STEP:RANK").
     public var injectNonfinite: [String] = []
+    /// Seconds a collective or checkpoint write may wait before its rank warns (again every as many); 0: never.
+    public var stallWarning: Double = 60
+    /// Seconds after which a rank still waiting ends the job, naming the operation and step; 0: never.
+    public var collectiveTimeout: Double = 600
 
     enum CodingKeys: String, CodingKey {
         case mode, config, base, data, hint, lr, epochs, seed, out, resume, resize
@@ -51,6 +56,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case checkpointEvery = "checkpoint_every", checkpointsTotalLimit = "checkpoints_total_limit"
         case validationSteps = "validation_steps", validationCount = "validation_count"
         case injectNonfinite = "inject_nonfinite"
+        case stallWarning = "stall_warning", collectiveTimeout = "collective_timeout"
     }
 
     public init() {}
@@ -86,6 +92,9 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         if mode == .base && base != nil { try fail("--base", "is for ControlNet training; base training starts from --init-from") }
         for spec in injectNonfinite where Int(spec.split(separator: ":").first ?? "") == nil {
             try fail("--inject-nonfinite", "'\(spec)' is not STEP or STEP:RANK")
+        }
+        if let (option, why) = WatchdogSettings.problem(stallWarning: stallWarning, collectiveTimeout: collectiveTimeout) {
+            try fail(option, why)
         }
     }
 

@@ -50,8 +50,8 @@ public struct PeerStatus: Sendable, Equatable {
 }
 
 /// The comparison behind a stall message.
-struct StallReport {
-    /// Ranks known to be behind (alive, not yet at the collective) and ranks not heard from lately.
+struct StallReport: Sendable {
+    /// Ranks known to be behind (alive, not yet at the collective), and ranks not heard from lately.
     var notJoined: [Int] = []
     var silent: [Int] = []
     /// "; not joined: ..." (empty when there is nothing to say).
@@ -83,10 +83,9 @@ struct StallReport {
             }
         }
         var parts: [String] = []
-        if !behind.isEmpty || !quiet.isEmpty {
-            let label = collective == nil ? "" : "not joined: "
-            parts.append(label + Self.list(quiet + behind))
-        }
+        // A silent rank may be stopped before the collective or cut off inside it: it is named, not judged.
+        if !quiet.isEmpty { parts.append("silent: " + Self.list(quiet)) }
+        if !behind.isEmpty { parts.append((collective == nil ? "" : "not joined: ") + Self.list(behind)) }
         if rank == 0 && collective != nil && size > 2 { parts.append("\(joined) of \(size - 1) other ranks joined") }
         if rank != 0 && collective != nil && joined == 1 { parts.append("rank 0 waits in it too") }
         if !neverHeard.isEmpty {

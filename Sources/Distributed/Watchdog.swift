@@ -103,6 +103,8 @@ struct Activity: Sendable {
     /// Warnings printed about it so far (only the outermost activity is judged).
     var warnings = 0
     var stallRecorded = false
+    /// What the last warning said about the other ranks, for the record of the stall's end.
+    var lastReport: StallReport?
 }
 
 /// Where the watchdog writes. Every closure may be called from the watchdog thread.
@@ -188,7 +190,7 @@ public final class Watchdog: Sendable {
             let seconds = now - finished.started
             output.warn("\(Self.name([finished])) at \(Self.stepText(finished.step)) completed after "
                 + "\(format(seconds)) s stalled; the run continues")
-            s.recorder?(record(.recovered, finished, seconds: seconds, now: now, peers: nil))
+            s.recorder?(record(.recovered, finished, seconds: seconds, now: now, peers: finished.lastReport))
         }
     }
 
@@ -251,6 +253,7 @@ public final class Watchdog: Sendable {
             let limit = settings.collectiveTimeout > 0
                 ? "; this rank ends the job if it is still waiting at \(format(settings.collectiveTimeout)) s" : ""
             output.warn("stalled for \(format(age)) s in \(what)" + report.peerText + limit)
+            outer.lastReport = report
             if !outer.stallRecorded {
                 outer.stallRecorded = true
                 s.recorder?(record(.started, outer, seconds: age, now: now, peers: report))

@@ -188,8 +188,8 @@ final class StallReportTests: XCTestCase {
         let r = StallReport(rank: 0, size: 6, own: own, collective: 10, peers: peers, silentAfter: 3)
         XCTAssertEqual(r.notJoined, [2])
         XCTAssertEqual(r.silent, [3])
-        XCTAssertTrue(r.peerText.contains("not joined: rank 3 on node3 (no heartbeat for 20 s: stopped or hung, or node3 unreachable)"), r.peerText)
-        XCTAssertTrue(r.peerText.contains("rank 2 on node2 (computing at step 5 for 2.4 s)"), r.peerText)
+        XCTAssertTrue(r.peerText.contains("; silent: rank 3 on node3 (no heartbeat for 20 s: stopped or hung, or node3 unreachable)"), r.peerText)
+        XCTAssertTrue(r.peerText.contains("; not joined: rank 2 on node2 (computing at step 5 for 2.4 s)"), r.peerText)
         XCTAssertTrue(r.peerText.contains("2 of 5 other ranks joined"), r.peerText)
         XCTAssertTrue(r.peerText.contains("no heartbeat ever received from rank(s) 5"), r.peerText)
     }
@@ -201,7 +201,7 @@ final class StallReportTests: XCTestCase {
         let silent = StallReport(rank: 2, size: 3, own: own, collective: 4, peers: [peer(0, 4, .collective, heardAgo: 9)],
                                  silentAfter: 3)
         XCTAssertEqual(silent.silent, [0])
-        XCTAssertTrue(silent.peerText.contains("rank 0 on node0 (no heartbeat for 9.0 s"), silent.peerText)
+        XCTAssertTrue(silent.peerText.hasPrefix("; silent: rank 0 on node0 (no heartbeat for 9.0 s"), silent.peerText)
         let alone = StallReport(rank: 0, size: 1, own: own, collective: 4, peers: [], silentAfter: 3)
         XCTAssertEqual(alone.peerText, "")
     }

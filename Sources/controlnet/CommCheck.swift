@@ -72,7 +72,7 @@ struct CommCheck: ParsableCommand {
         do {
             comm = try CollectiveWatch.wrap(base, stallWarning: watchdogFlags.stallWarning,
                                             collectiveTimeout: watchdogFlags.collectiveTimeout,
-                                            advice: "raise --collective-timeout if the network is just this slow")
+                                            advice: "Raise --collective-timeout if the network is just this slow")
             report = try runChecks(comm, &check)
         } catch let error as CommunicatorError {
             // Leaving now without aborting could leave the other ranks waiting in a collective for ever.

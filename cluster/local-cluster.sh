@@ -9,7 +9,9 @@
 #   cluster/local-cluster.sh -- comm-check --repeats 50
 #   cluster/local-cluster.sh -- train-controlnet ... --max-steps 20   # any controlnet arguments after --
 # Environment: CONTROLNET (binary, default .build/release/controlnet), RANKS_PER_NODE (default 1), CLUSTER_NAME
-# (prefix of the namespace names, default cn: cn-node1 and cn-node2; another prefix lets two clusters coexist).
+# (prefix of the namespace names, default cn: cn-node1 and cn-node2; another prefix lets two clusters coexist),
+# OOB_KEEPALIVE ("IDLE INTERVAL PROBES": when mpirun declares a silent node lost, see cluster/README.md; default
+# Open MPI's own).
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -123,6 +125,11 @@ MPIRUN=(mpirun -np $((RANKS_PER_NODE * ${#NODES[@]})) --hostfile "$WORK/hostfile
     --mca btl_tcp_if_include "$SUBNET" --mca oob_tcp_if_include "$SUBNET"
     --bind-to none --map-by node
     -x OPENBLAS_NUM_THREADS=1 -x PATH)
+if [ -n "${OOB_KEEPALIVE:-}" ]; then
+    read -r idle interval probes <<<"$OOB_KEEPALIVE"
+    MPIRUN+=(--mca oob_tcp_keepalive_time "$idle" --mca oob_tcp_keepalive_intvl "$interval"
+        --mca oob_tcp_keepalive_probes "$probes")
+fi
 for variable in LD_LIBRARY_PATH OPENBLAS_CORETYPE CONTROLNET_PROGRESS; do
     if [ -n "${!variable:-}" ]; then
         MPIRUN+=(-x "$variable")

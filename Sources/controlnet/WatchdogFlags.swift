@@ -2,6 +2,7 @@
 // command line wraps a communicator in a WatchedCommunicator (training and comm-check alike).
 import ArgumentParser
 import Distributed
+import Foundation
 
 struct WatchdogFlags: ParsableArguments {
     @Option(help: ArgumentHelp(
@@ -30,6 +31,11 @@ enum CollectiveWatch {
         var settings = WatchdogSettings(stallWarning: stallWarning, collectiveTimeout: collectiveTimeout)
         guard settings.isEnabled else { return base }
         settings.timeoutAdvice = advice
-        return try WatchedCommunicator(base, settings: settings)
+        let watched = try WatchedCommunicator(base, settings: settings)
+        if base.rank == 0, let warning = LauncherTimeouts.partitionWarning(
+            collectiveTimeout: collectiveTimeout, environment: ProcessInfo.processInfo.environment) {
+            WatchdogOutput.standardError(rank: 0).warn(warning)
+        }
+        return watched
     }
 }

@@ -211,3 +211,26 @@ final class StallReportTests: XCTestCase {
         XCTAssertEqual(StallReport.list((1 ... 10).map(String.init)), "1, 2, 3, 4, 5, 6, 7, 8 and 2 more")
     }
 }
+
+final class LauncherTimeoutsTests: XCTestCase {
+    let twoNodes = ["OMPI_COMM_WORLD_SIZE": "2", "OMPI_MCA_orte_num_nodes": "2"]
+
+    func testOpenMPIDefaultsAndOverrides() {
+        XCTAssertEqual(LauncherTimeouts.openMPILostNodeDetection(environment: twoNodes)?.seconds, 480)
+        var tuned = twoNodes
+        tuned["OMPI_MCA_oob_tcp_keepalive_time"] = "5"
+        tuned["OMPI_MCA_oob_tcp_keepalive_intvl"] = "5"
+        tuned["OMPI_MCA_oob_tcp_keepalive_probes"] = "5"
+        XCTAssertEqual(LauncherTimeouts.openMPILostNodeDetection(environment: tuned)?.seconds, 30)
+        XCTAssertNil(LauncherTimeouts.openMPILostNodeDetection(environment: ["OMPI_COMM_WORLD_SIZE": "2", "OMPI_MCA_orte_num_nodes": "1"]),
+                     "one node: no partition possible")
+        XCTAssertNil(LauncherTimeouts.openMPILostNodeDetection(environment: [:]))
+    }
+
+    func testWarnsOnlyWhenTheTimeoutWouldFireFirst() {
+        XCTAssertNil(LauncherTimeouts.partitionWarning(collectiveTimeout: 600, environment: twoNodes))
+        XCTAssertNil(LauncherTimeouts.partitionWarning(collectiveTimeout: 0, environment: twoNodes))
+        let warning = LauncherTimeouts.partitionWarning(collectiveTimeout: 300, environment: twoNodes) ?? ""
+        XCTAssertTrue(warning.contains("--collective-timeout 300 s is not longer than") && warning.contains("= 480 s"), warning)
+    }
+}

@@ -143,10 +143,13 @@ public final class Watchdog: Sendable {
         /// When the stack last became empty (the start of the current computation).
         var idleSince: Double
         var lastPoll: Double?
-        var recorder: (@Sendable (StallRecord) -> Void)?
         var terminated = false
     }
     let state: Mutex<State>
+    let records = RecordQueue()
+    private let exiting = Atomic<Bool>(false)
+    /// Seconds the timeout exit waits at most for its error line and record (a hung file system must not hold it).
+    static let exitDeadline = 3.0
 
     public init(rank: Int, size: Int, settings: WatchdogSettings, output: WatchdogOutput,
                 clock: any WatchdogClock = SystemWatchdogClock()) {
@@ -154,11 +157,15 @@ public final class Watchdog: Sendable {
         state = Mutex(State(idleSince: clock.now()))
     }
 
-    /// Where stall records go (the run's metrics.jsonl); set once the run log exists. Called with the state
-    /// locked, so the training thread cannot leave the stalled activity (and log something else) meanwhile.
+    /// Where stall records go (the run's metrics.jsonl); set once the run log exists. Called in order on a
+    /// thread of its own (RecordQueue), never with the watchdog's state locked.
     public func setRecorder(_ recorder: (@Sendable (StallRecord) -> Void)?) {
-        state.withLock { $0.recorder = recorder }
+        records.setRecorder(recorder)
     }
+
+    /// Waits until the records so far were handed to the recorder (at most `seconds`); false if time ran out.
+    @discardableResult
+    public func flushRecords(seconds: Double = 2) -> Bool { records.flush(seconds: seconds) }
 
     // MARK: marks, from the training thread (a lock and a clock read each)
 
@@ -183,15 +190,16 @@ public final class Watchdog: Sendable {
     /// completed and records the stall's end (on this, the training, thread).
     public func end() {
         let now = clock.now()
-        state.withLock { s in
-            guard let finished = s.stack.popLast() else { return }
+        let stalled = state.withLock { s -> Activity? in
+            guard let finished = s.stack.popLast() else { return nil }
             if s.stack.isEmpty { s.idleSince = now }
-            guard s.stack.isEmpty, finished.warnings > 0, !s.terminated else { return }
-            let seconds = now - finished.started
-            output.warn("\(Self.name([finished])) at \(Self.stepText(finished.step)) completed after "
-                + "\(format(seconds)) s stalled; the run continues")
-            s.recorder?(record(.recovered, finished, seconds: seconds, now: now, peers: finished.lastReport))
+            return s.stack.isEmpty && finished.warnings > 0 && !s.terminated ? finished : nil
         }
+        guard let stalled else { return }
+        let seconds = now - stalled.started
+        output.warn("\(Self.name([stalled])) at \(Self.stepText(stalled.step)) completed after "
+            + "\(format(seconds)) s stalled; the run continues")
+        records.post(record(.recovered, stalled, seconds: seconds, now: now, peers: stalled.lastReport))
     }
 
     /// Runs body as an activity.
@@ -218,22 +226,31 @@ public final class Watchdog: Sendable {
                             step: outer.step, operation: name(s.stack), seconds: now - outer.started)
     }
 
+    /// What a poll decided, done after the state is unlocked: printing and recording may block (a full pipe, a
+    /// hung file system) and must hold up neither the training thread nor the exit.
+    private enum Effect {
+        case warn(String)
+        case record(StallRecord)
+        case fatal(String, StallRecord)
+    }
+
     /// Judges the outermost activity: warns when due, and past the timeout prints the error, records it and
     /// terminates. `peers` is what the side channel knows about the other ranks (empty without one).
     public func poll(peers: [PeerStatus] = []) {
         let now = clock.now()
-        state.withLock { s in
-            guard !s.terminated else { return }
+        let effects = state.withLock { s -> [Effect] in
+            guard !s.terminated else { return [] }
+            var effects: [Effect] = []
             if let last = s.lastPoll, now - last > max(5, 10 * settings.tick) {
                 // This process did not run (SIGSTOP, Slurm's suspend, a debugger): that time is nobody's stall.
                 let gap = now - last - settings.tick
                 for i in s.stack.indices { s.stack[i].started += gap }
                 s.idleSince += gap
-                output.warn("this process did not run for \(format(gap)) s (stopped by a signal or a debugger, or "
-                    + "the host was suspended); that time does not count towards the stall limits")
+                effects.append(.warn("this process did not run for \(format(gap)) s (stopped by a signal or a "
+                    + "debugger, or the host was suspended); that time does not count towards the stall limits"))
             }
             s.lastPoll = now
-            guard var outer = s.stack.first else { return }
+            guard var outer = s.stack.first else { return effects }
             let age = now - outer.started
             let report = StallReport(rank: rank, size: size, own: Self.activity(of: s, now: now),
                                      collective: s.stack.last?.collective, peers: peers,
@@ -241,25 +258,48 @@ public final class Watchdog: Sendable {
             let what = "\(Self.name(s.stack)) at \(Self.stepText(outer.step))"
             if settings.collectiveTimeout > 0 && age >= settings.collectiveTimeout {
                 s.terminated = true
-                output.error("\(what) has not completed after \(format(age)) s (timeout \(format(settings.collectiveTimeout)) s)"
-                    + report.peerText + "; ending this rank (exit \(settings.exitCode)) so that the launcher ends the "
-                    + "job instead of letting it hold its nodes" + (settings.timeoutAdvice.isEmpty ? "" : ". " + settings.timeoutAdvice))
-                s.recorder?(record(.timedOut, outer, seconds: age, now: now, peers: report))
-                output.terminate(settings.exitCode)
-                return
+                let advice = settings.timeoutAdvice.isEmpty ? "" : ". " + settings.timeoutAdvice
+                effects.append(.fatal("\(what) has not completed after \(format(age)) s (timeout "
+                    + "\(format(settings.collectiveTimeout)) s)" + report.peerText + "; ending this rank (exit "
+                    + "\(settings.exitCode)) so that the launcher ends the job instead of letting it hold its nodes"
+                    + advice, record(.timedOut, outer, seconds: age, now: now, peers: report)))
+                return effects
             }
-            guard settings.stallWarning > 0, age >= settings.stallWarning * Double(outer.warnings + 1) else { return }
+            guard settings.stallWarning > 0, age >= settings.stallWarning * Double(outer.warnings + 1) else {
+                return effects
+            }
             outer.warnings = Int(age / settings.stallWarning)
+            outer.lastReport = report
             let limit = settings.collectiveTimeout > 0
                 ? "; this rank ends the job if it is still waiting at \(format(settings.collectiveTimeout)) s" : ""
-            output.warn("stalled for \(format(age)) s in \(what)" + report.peerText + limit)
-            outer.lastReport = report
+            effects.append(.warn("stalled for \(format(age)) s in \(what)" + report.peerText + limit))
             if !outer.stallRecorded {
                 outer.stallRecorded = true
-                s.recorder?(record(.started, outer, seconds: age, now: now, peers: report))
+                effects.append(.record(record(.started, outer, seconds: age, now: now, peers: report)))
             }
             s.stack[0] = outer
+            return effects
         }
+        for effect in effects {
+            switch effect {
+            case .warn(let text): output.warn(text)
+            case .record(let r): records.post(r)
+            case .fatal(let text, let r):
+                // The exit happens by the deadline even if printing or recording hangs.
+                runDetached { [self] in
+                    usleep(UInt32(Self.exitDeadline * 1e6))
+                    exitOnce()
+                }
+                output.error(text)
+                records.post(r)
+                records.flush(seconds: Self.exitDeadline - 1)
+                exitOnce()
+            }
+        }
+    }
+
+    private func exitOnce() {
+        if !exiting.exchange(true, ordering: .acquiringAndReleasing) { output.terminate(settings.exitCode) }
     }
 
     func record(_ event: StallRecord.Event, _ activity: Activity, seconds: Double, now: Double,

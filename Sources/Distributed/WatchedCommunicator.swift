@@ -140,8 +140,3 @@ final class WatchdogThread: Sendable {
         _ = poll(&pfd, 1, Int32((seconds * 1000).rounded(.up)))
     }
 }
-
-private final class ThreadBody: Sendable {
-    let run: @Sendable () -> Void
-    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-}

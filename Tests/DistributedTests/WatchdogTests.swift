@@ -68,6 +68,7 @@ final class WatchdogPolicyTests: XCTestCase {
         XCTAssertEqual(captured.warningTexts.count, 4)
         XCTAssertTrue(captured.warningTexts[3].contains("at step 7 completed after 15 s stalled; the run continues"),
                       captured.warningTexts[3])
+        XCTAssertTrue(w.flushRecords())
         XCTAssertEqual(captured.events, [.started, .recovered])
         let recovered = captured.records.withLock { $0[1] }
         XCTAssertEqual(recovered.seconds, 15.2, accuracy: 1e-6)
@@ -89,6 +90,7 @@ final class WatchdogPolicyTests: XCTestCase {
             w.poll()
         }
         XCTAssertTrue(captured.warningTexts.isEmpty)
+        XCTAssertTrue(w.flushRecords())
         XCTAssertTrue(captured.events.isEmpty)
     }
 
@@ -104,6 +106,22 @@ final class WatchdogPolicyTests: XCTestCase {
         let error = captured.errorTexts[0]
         XCTAssertTrue(error.contains("broadcast (1000 bytes from rank 0) #1 at step 41 has not completed after 20 s"), error)
         XCTAssertEqual(captured.events.last, .timedOut)
+    }
+
+    func testARecorderThatHangsDelaysNeitherTheWarningsNorTheExit() {
+        let w = makeWatchdog(warning: 5, timeout: 20)
+        let hung = Mutex(false)
+        w.setRecorder { _ in  // metrics.jsonl on a hung file system
+            hung.withLock { $0 = true }
+            while true { usleep(100_000) }
+        }
+        w.begin(.barrier)
+        let start = SystemWatchdogClock().now()
+        run(w, from: 0, to: 21)
+        XCTAssertEqual(captured.warningTexts.count, 3, "warnings at 5, 10 and 15 s despite the stuck recorder")
+        XCTAssertEqual(captured.exitCodes, [75])
+        XCTAssertTrue(hung.withLock { $0 }, "the recorder was called")
+        XCTAssertLessThan(SystemWatchdogClock().now() - start, Watchdog.exitDeadline + 1, "the exit waited for the recorder")
     }
 
     func testZeroDisablesTheTimeoutAndTheWarnings() {
@@ -135,6 +153,7 @@ final class WatchdogPolicyTests: XCTestCase {
         XCTAssertEqual(captured.warningTexts.count, 1, "the inner barrier's end is not the stall's end")
         w.end()
         XCTAssertTrue(captured.warningTexts[1].contains("checkpoint of step 3 at step 3 completed after"))
+        XCTAssertTrue(w.flushRecords())
         XCTAssertEqual(captured.events, [.started, .recovered])
     }
 

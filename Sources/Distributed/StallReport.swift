@@ -78,8 +78,8 @@ struct StallReport: Sendable {
                 behind.append("\(who) (\(now.summary))")
             } else if collective != nil {
                 joined += 1
-            } else if rank != 0 {
-                behind.append("\(who) is \(now.summary)")
+            } else {
+                behind.append("\(who) is \(now.summary)")  // no collective to compare: say what it is doing
             }
         }
         var parts: [String] = []

@@ -129,6 +129,7 @@ public struct WatchdogOutput: Sendable {
     }
 }
 
+/// One rank's watchdog: the training thread marks (`markStep`, `begin`/`end`, `watch`), the watchdog thread polls.
 public final class Watchdog: Sendable {
     public let rank: Int
     public let size: Int

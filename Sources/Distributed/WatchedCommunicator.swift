@@ -61,9 +61,10 @@ public final class WatchedCommunicator: Communicator, @unchecked Sendable {
         base.abort(code: code, message: message)
     }
 
-    /// Stops the watchdog (so that nothing judges the shutdown) and then the base.
+    /// Stops the watchdog (so that nothing judges the shutdown), lets its last records out, then stops the base.
     public func finalize() {
         thread.stop()
+        watchdog.flushRecords(seconds: 2)
         beacon?.stop()
         base.finalize()
     }

@@ -23,6 +23,7 @@ run_logged "$TMP/ref.log" "the uninterrupted run" "$REPO_ROOT/cluster/local-clus
 
 cluster_start "$TMP/run.log" "${TRAIN[@]}" --out "$TMP/run" --stall-warning 5 --collective-timeout 60
 wait_for_step "$TMP/run" 50 "$TMP/run.log"
+cut=$(date +%s.%N)
 link down
 sleep 20
 link up
@@ -53,5 +54,6 @@ for shard in shard-00000-of-00002.safetensors shard-00001-of-00002.safetensors; 
     cmp "$TMP/ref/checkpoints/step-00000300/$shard" "$TMP/run/checkpoints/step-00000300/$shard" \
         || fail "the step-300 $shard differs from the uninterrupted run's"
 done
+timeline "$TMP/run" "$cut" "after the cut"
 echo "outage 20 s: $warnings warnings on rank 0, stall recorded as $seconds s, recovered ($recovered s on rank 0), bit-identical"
 echo "PASS $(basename "$0")"

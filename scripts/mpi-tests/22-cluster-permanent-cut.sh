@@ -27,6 +27,7 @@ run_logged "$TMP/ref.log" "the uninterrupted run" "$REPO_ROOT/cluster/local-clus
 
 cluster_start "$TMP/run.log" "${TRAIN[@]}" --out "$TMP/run" --stall-warning 5 --collective-timeout $TIMEOUT
 wait_for_step "$TMP/run" 50 "$TMP/run.log"
+cut=$(date +%s.%N)
 link down
 START=$(now_seconds)
 wait_for_end $((TIMEOUT + 30))
@@ -44,6 +45,7 @@ stall_records "$TMP/run" | tee "$TMP/stalls.jsonl"
 jq -e 'select(.event == "started") | .silent == [1]' "$TMP/stalls.jsonl" \
     >/dev/null || fail "metrics.jsonl has no record of the stall naming the silent rank 1"
 
+timeline "$TMP/run" "$cut" "after the cut"
 last=$(basename "$(ls -d "$TMP/run/checkpoints"/step-*/manifest.json | sort | tail -n 1 | xargs dirname)")
 echo "last committed checkpoint: $last; resuming across a fresh cluster"
 run_logged "$TMP/resume.log" "the resumed run" "$REPO_ROOT/cluster/local-cluster.sh" -- "${TRAIN[@]}" --out "$TMP/run" \

@@ -20,6 +20,7 @@ cluster_start "$TMP/run.log" train-controlnet --config tiny --resize --data-dir 
     --max-steps 100000 --out "$TMP/run" --stall-warning 4 --collective-timeout $TIMEOUT
 wait_for_step "$TMP/run" 50 "$TMP/run.log"
 victim=$(rank_pid 1 "$TMP/run") || fail "could not find rank 1's process"
+stopped=$(date +%s.%N)
 kill -STOP "$victim"
 START=$(now_seconds)
 echo "SIGSTOP to rank 1 (pid $victim)"
@@ -36,4 +37,5 @@ grep -q "^\[rank 0\] error: .* at step [0-9]* has not completed after [0-9.]* s 
 stall_records "$TMP/run" | tee "$TMP/stalls.jsonl"
 jq -e 'select(.event == "timed_out") | .silent == [1] and .seconds >= '$TIMEOUT "$TMP/stalls.jsonl" >/dev/null \
     || fail "metrics.jsonl has no timed_out stall record naming the silent rank 1"
+timeline "$TMP/run" "$stopped" "after the SIGSTOP"
 echo "PASS $(basename "$0")"

@@ -71,3 +71,12 @@ wait_for_end() {
 stall_records() {
     jq -c 'select(.stall != null) | .stall' "$1/metrics.jsonl"
 }
+
+# timeline OUT T0 WHAT: when (seconds after T0, a Unix time) OUT's stall began, was first reported, ended.
+timeline() {
+    jq -r --argjson t0 "$2" --arg what "$3" 'def at(t): (t - $t0) * 10 | round / 10 | tostring + " s";
+        select(.stall != null) | .stall
+        | "\(.event) stall record (\($what)): began at \(at(.start_unix)), "
+          + (if .event == "started" then "first reported at \(at(.start_unix + .seconds))"
+             else "ended at \(at(.end_unix))" end)' "$1/metrics.jsonl"
+}

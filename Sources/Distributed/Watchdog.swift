@@ -59,8 +59,8 @@ public struct WatchdogSettings: Sendable, Equatable {
             return ("--collective-timeout", "must be a number of seconds >= 0 (0 disables it), got \(collectiveTimeout)")
         }
         if stallWarning > 0 && collectiveTimeout > 0 && stallWarning >= collectiveTimeout {
-            return ("--stall-warning", "(\(stallWarning) s) must be shorter than --collective-timeout "
-                + "(\(collectiveTimeout) s), or the job ends before anyone is warned")
+            return ("--stall-warning", "\(stallWarning) s must be shorter than --collective-timeout "
+                + "(\(collectiveTimeout) s), or the job ends before anyone is warned; lower one or raise the other")
         }
         return nil
     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The collective watchdog under comm-check on one machine, without training: (1) a rank that stops joining for
 # 5 s (alive) makes rank 0 warn, naming that rank and what it is doing, then say the collective completed, and the
-# job ends normally; (2) a rank that stops joining for good ends the job within --collective-timeout + 10 s with
-# an error naming the stalled operation and step, instead of hanging.
+# job ends normally; (2) at np 4 rank 0 names the one rank missing and counts the others that joined; (3) a rank
+# that stops joining for good ends the job within --collective-timeout + 10 s with an error naming the stalled
+# operation and step, instead of hanging.
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
 mpirun_for 2
@@ -21,6 +22,16 @@ grep -q "^\[rank 0\] warning: stalled for [0-9.]* s in all-reduce (average of 10
 grep -q "^\[rank 0\] warning: all-reduce (average of 1000 floats) #[0-9]* at step [0-9]* completed after [0-9.]* s stalled; the run continues" "$log" \
     || fail "rank 0 did not say the stalled collective completed"
 
+mpirun_for 4
+timeout -k 5 60 "${MPIRUN[@]}" "$CONTROLNET" comm-check --count 1000 --repeats 2 --sleep-rank 2 --sleep-after-seconds 1 \
+    --sleep-seconds 4 --loop-seconds 6 --stall-warning 1.5 --collective-timeout 20 >"$log" 2>&1 \
+    || { cat "$log"; fail "the recovering np 4 run failed"; }
+grep "^\[rank 0\]" "$log"
+grep -q "^\[rank 0\] warning: stalled for .*; not joined: rank 2 on [^ ]* (computing at step [0-9]* for [0-9.]* s); 2 of 3 other ranks joined;" "$log" \
+    || fail "at np 4 rank 0 did not name rank 2 as the one missing and count the two that joined"
+grep -q "^\[rank [13]\] warning: stalled for .*; rank 0 waits in it too;" "$log" || fail "ranks 1 and 3 did not warn"
+
+mpirun_for 2
 start=$(now_seconds)
 set +e
 timeout -k 5 60 "${MPIRUN[@]}" "$CONTROLNET" "${LOOP[@]}" --sleep-seconds 600 --loop-seconds 600 \

@@ -42,6 +42,8 @@ grep -q "ORTE has lost communication with a remote daemon\|has not completed aft
     || fail "neither mpirun's lost-node message nor the watchdog's timeout error says why the job ended"
 grep -q "^done: " "$TMP/run.log" && fail "a 'done' line although the job was cut off"
 stall_records "$TMP/run" | tee "$TMP/stalls.jsonl"
+# (jq -e succeeds on empty input, so an empty file must fail first.)
+[ -s "$TMP/stalls.jsonl" ] || fail "metrics.jsonl holds no stall record"
 jq -e 'select(.event == "started") | .silent == [1]' "$TMP/stalls.jsonl" \
     >/dev/null || fail "metrics.jsonl has no record of the stall naming the silent rank 1"
 

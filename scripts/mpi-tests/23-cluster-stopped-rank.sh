@@ -35,6 +35,8 @@ grep -q "^\[rank 0\] warning: stalled for [0-9.]* s in .* at step [0-9]*; silent
 grep -q "^\[rank 0\] error: .* at step [0-9]* has not completed after [0-9.]* s (timeout $TIMEOUT s); silent: rank 1 on node2 (no heartbeat for [0-9.]* s: stopped or hung, or node2 unreachable); ending this rank (exit 75)" "$TMP/run.log" \
     || fail "no timeout error from rank 0 naming the operation, the step and rank 1"
 stall_records "$TMP/run" | tee "$TMP/stalls.jsonl"
+# (jq -e succeeds on empty input, so an empty file must fail first.)
+[ -s "$TMP/stalls.jsonl" ] || fail "metrics.jsonl holds no stall record"
 jq -e 'select(.event == "timed_out") | .silent == [1] and .seconds >= '$TIMEOUT "$TMP/stalls.jsonl" >/dev/null \
     || fail "metrics.jsonl has no timed_out stall record naming the silent rank 1"
 timeline "$TMP/run" "$stopped" "after the SIGSTOP"

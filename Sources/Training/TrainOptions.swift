@@ -2,6 +2,7 @@
 // checkpoints) with a validation that rejects bad combinations before any work.
 import Foundation
 import Datasets
+import Distributed
 import Model
 
 public struct TrainOptions: Codable, Sendable, Equatable {
@@ -59,6 +60,10 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var validationCount: Int = 16
     /// Testing aid: make one rank's gradients non-finite at these steps ("STEP" or "STEP:RANK").
     public var injectNonfinite: [String] = []
+    /// Seconds a collective or checkpoint write may wait before its rank warns (again every as many); 0: never.
+    public var stallWarning: Double = 60
+    /// Seconds after which a rank still waiting ends the job, naming the operation and step; 0: never.
+    public var collectiveTimeout: Double = 600
 
     enum CodingKeys: String, CodingKey {
         case mode, config, base, data, hint, lr, epochs, seed, out, resume, resize
@@ -73,6 +78,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case checkpointEvery = "checkpoint_every", checkpointsTotalLimit = "checkpoints_total_limit"
         case validationSteps = "validation_steps", validationCount = "validation_count"
         case injectNonfinite = "inject_nonfinite"
+        case stallWarning = "stall_warning", collectiveTimeout = "collective_timeout"
     }
 
     public init() {}
@@ -96,6 +102,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         snrGamma = try c.decodeIfPresent(Double.self, forKey: .snrGamma)
         predictionType = try c.decodeIfPresent(String.self, forKey: .predictionType)
         zero = try get(.zero, d.zero)
+        stallWarning = try get(.stallWarning, d.stallWarning); collectiveTimeout = try get(.collectiveTimeout, d.collectiveTimeout)
         batchSize = try get(.batchSize, d.batchSize); gradAccum = try get(.gradAccum, d.gradAccum)
         maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm); lr = try get(.lr, d.lr)
         warmupSteps = try get(.warmupSteps, d.warmupSteps); lrSchedule = try get(.lrSchedule, d.lrSchedule)
@@ -191,6 +198,9 @@ public struct TrainOptions: Codable, Sendable, Equatable {
             guard (1...2).contains(parts.count), parts.allSatisfy({ Int($0) != nil }) else {
                 try fail("--inject-nonfinite", "'\(spec)' is not STEP or STEP:RANK")
             }
+        }
+        if let (option, why) = WatchdogSettings.problem(stallWarning: stallWarning, collectiveTimeout: collectiveTimeout) {
+            try fail(option, why)
         }
     }
 

@@ -313,7 +313,8 @@ public final class Trainer {
             let due = options.checkpointEvery.map { n % $0 == 0 || n == totalSteps } ?? false
             if outcome.stopAgreed || due {
                 let t1 = Date()
-                let dir = try writeCheckpoint(trainSeconds: elapsed())
+                // A rank stuck writing (a hung file system) is reported and timed out like a stalled collective.
+                let dir = try comm.watched("checkpoint of step \(n)") { try writeCheckpoint(trainSeconds: elapsed()) }
                 log.info(String(format: "checkpoint %@ written in %.2f s%@", dir.lastPathComponent,
                                 Date().timeIntervalSince(t1), outcome.stopAgreed ? " (stop requested)" : ""))
                 if outcome.stopAgreed && n < totalSteps { stoppedAt = dir }

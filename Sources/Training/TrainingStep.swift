@@ -111,6 +111,7 @@ public final class TrainingStep {
     public func run(_ source: BatchSource, stopRequested: () -> Bool = { false }) throws -> StepOutcome {
         let profiler = PhaseProfiler.shared
         let step = counters.step + 1
+        comm.markStep(step)  // names the step in the collective watchdog's reports
         let sim = settings.ranksPerProcess, accum = settings.gradAccum
         let grads = model.grads
         profiler.measure(.elementwise) { grads.zero() }

@@ -68,6 +68,7 @@ struct TrainingFlags: ParsableArguments {
     var zero = 0
     @Option(help: ArgumentHelp("Testing aid: make gradients non-finite at STEP[:RANK].", visibility: .hidden))
     var injectNonfinite: [String] = []
+    @OptionGroup var watchdog: WatchdogFlags
 
     /// The options of a run in `mode`; `base` is the frozen base (ControlNet) and `initFrom` base training's start.
     @Option(help: "Held-out data for the validation previews (default: the test split of --data; paired data: --data itself).")
@@ -88,6 +89,7 @@ struct TrainingFlags: ParsableArguments {
         o.checksumEvery = checksumEvery; o.checkpointEvery = checkpointEvery
         o.checkpointsTotalLimit = checkpointsTotalLimit; o.resume = resume; o.validationSteps = validationSteps
         o.validationCount = validationCount; o.injectNonfinite = injectNonfinite; o.overwrite = overwrite
+        o.stallWarning = watchdog.stallWarning; o.collectiveTimeout = watchdog.collectiveTimeout
         return o
     }
 
@@ -136,13 +138,22 @@ struct TrainControlNet: ParsableCommand {
 /// into one clear message per rank (and the job's end under MPI).
 enum TrainRunner {
     static func run(_ options: TrainOptions) throws {
-        let comm = try Communicators.makeDefault()
+        let base = try Communicators.makeDefault()
+        let comm: any Communicator
+        do {
+            comm = try CollectiveWatch.wrap(base, stallWarning: options.stallWarning,
+                                            collectiveTimeout: options.collectiveTimeout, advice: timeoutAdvice)
+        } catch {
+            base.abort(code: 1, message: "cannot start the collective watchdog: \(error)")
+        }
         defer { comm.finalize() }
         // Ranks sharing a node split its cores between their OpenBLAS threads (unless OPENBLAS_NUM_THREADS is set).
         let blas = BLASRuntime.configureThreadsForThisProcess()
         StopSignals.install()
         do {
             let trainer = try Trainer(options: options, comm: comm)
+            // Stalls go to metrics.jsonl (rank 0) beside the steps, so a recovered outage stays visible.
+            comm.attachedWatchdog?.setRecorder { [log = trainer.log] in try? log.metric($0.metric) }
             trainer.log.info("OpenBLAS: \(BLASRuntime.coreName) kernels, \(blas.threads) thread(s) per rank (\(blas.source))")
             _ = try trainer.run(stopRequested: { StopSignals.requested })
         } catch {
@@ -151,6 +162,12 @@ enum TrainRunner {
             throw ExitCode.failure
         }
     }
+}
+
+extension TrainRunner {
+    static let timeoutAdvice = "The last committed checkpoint is intact: once the cause is fixed (a network link, a "
+        + "stopped or overloaded node) rerun with --resume latest. If this operation can legitimately take that "
+        + "long, raise --collective-timeout"
 }
 
 /// SIGTERM, SIGINT and SIGUSR1 ask the trainer to finish the current step (or micro-step), checkpoint and exit 0

@@ -19,6 +19,8 @@ public struct StepBenchmarkSettings: Sendable {
     public var warmup = 2
     /// Split the time by phase (two clock reads per kernel call).
     public var profile = true
+    /// 1: shard the AdamW moments across the ranks (ZeRO-1), as `--zero 1` trains.
+    public var zeroStage = 0
     public init() {}
 }
 
@@ -28,6 +30,7 @@ public enum StepBenchmark {
         var settings = StepSettings(schedule: LRSchedule(base: 1e-4, warmup: 0, total: s.warmup + s.steps,
                                                          kind: .constant, minFraction: 0))
         settings.maxGradNorm = 1
+        settings.zeroStage = s.zeroStage
         let step = TrainingStep(model: model, comm: comm, settings: settings)
         let batches = SyntheticBatches(config: s.config, batchSize: s.batchSize, rank: comm.rank)
         // The sgemm ceiling at this thread count, measured before the step's memory exists.
@@ -77,6 +80,7 @@ public enum StepBenchmark {
             nominalGflopsPerSecond: profile ? nominalFlops / perStep / median / 1e9 : nil,
             sgemmCeilingGflops: ceiling.bestGflops,
             peakRSSMegabytesPerRankMax: maxima[0], peakRSSMegabytesSum: totals[0],
+            optimizerMegabytesPerRank: Double(step.optimizerBytes) / 1_048_576, zeroStage: s.zeroStage,
             activationArenaMegabytes: Double(model.arenas.acts.capacity) * 4 / 1_048_576,
             gradientArenaMegabytes: Double(model.arenas.grads.capacity) * 4 / 1_048_576, torch: nil)
     }
@@ -143,6 +147,8 @@ public struct BenchReport: Codable, Sendable {
     public var nominalGflopPerStep: Double?, nominalGflopsPerSecond: Double?
     public var sgemmCeilingGflops: Double
     public var peakRSSMegabytesPerRankMax: Double, peakRSSMegabytesSum: Double
+    /// AdamW moments this rank holds (ZeRO-1 divides them by the rank count).
+    public var optimizerMegabytesPerRank: Double, zeroStage: Int
     /// Rank 0's step memory: the two stack arenas (activations saved for backward; gradients and temporaries).
     public var activationArenaMegabytes: Double, gradientArenaMegabytes: Double
     public var torch: TorchFigure?

@@ -31,6 +31,8 @@ struct Bench: ParsableCommand {
     var convs = false
     @Option(help: ArgumentHelp("Conv timing: samples per GEMM to try (default: the built-in rule).", visibility: .hidden))
     var convSamples: [Int] = []
+    @Option(help: "1: shard the AdamW moments across the ranks (ZeRO-1), as train --zero 1 does.")
+    var zero = 0
     @Option(help: "Directory of torch_bench.py: run the PyTorch reference on the same work afterwards (rank 0).")
     var torch: String?
 
@@ -39,6 +41,7 @@ struct Bench: ParsableCommand {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0 (got \(warmup))") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        guard (0...1).contains(zero) else { throw ValidationError("--zero must be 0 or 1 (got \(zero))") }
         _ = try model.load()
         if let torch, !FileManager.default.fileExists(atPath: torch + "/torch_bench.py") {
             throw ValidationError("--torch \(torch): no torch_bench.py there; pass the directory that holds it")
@@ -52,6 +55,7 @@ struct Bench: ParsableCommand {
         var settings = StepBenchmarkSettings()
         settings.mode = mode; settings.configName = model.config; settings.config = try model.load()
         settings.batchSize = batchSize; settings.steps = steps; settings.warmup = warmup; settings.profile = profile
+        settings.zeroStage = zero
         let report: BenchReport
         do {
             report = try StepBenchmark.measure(settings, comm: comm, threadSource: blas.source.description)

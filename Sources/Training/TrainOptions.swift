@@ -34,6 +34,13 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var predictionType: String?
     /// 1 shards the AdamW moments across the MPI ranks (ZeRO-1).
     public var zero = 0
+    /// The consistency loss's weight (ControlNet++); nil or 0: none.
+    public var consistencyWeight: Double?
+    /// Only samples with t <= this get the consistency loss.
+    public var consistencyMaxT = 200
+    /// The first ceil(F x batch) samples of each micro-batch draw their timestep from 0...max-t, so that this
+    /// fraction of every batch gets the consistency loss (0: only the samples whose t falls there anyway).
+    public var consistencyFraction = 0.0
     public var batchSize: Int = 64
     public var gradAccum: Int = 1
     public var maxGradNorm: Double? = 1.0
@@ -70,7 +77,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case initFrom = "init_from", imageColumn = "image_column", conditioningColumn = "conditioning_image_column"
         case captionColumn = "caption_column", skipBadImages = "skip_bad_images", resizeFilter = "resize_filter"
         case validationData = "validation_data", emaDecay = "ema_decay", snrGamma = "snr_gamma"
-        case predictionType = "prediction_type", zero
+        case predictionType = "prediction_type", zero, consistencyWeight = "consistency_weight"
+        case consistencyMaxT = "consistency_max_t", consistencyFraction = "consistency_fraction"
         case dataDir = "data_dir", batchSize = "batch_size", gradAccum = "grad_accum", maxGradNorm = "max_grad_norm"
         case warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", minLRFraction = "min_lr_fraction"
         case weightDecay = "weight_decay", maxSteps = "max_steps", promptDropout = "prompt_dropout"
@@ -102,6 +110,9 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         snrGamma = try c.decodeIfPresent(Double.self, forKey: .snrGamma)
         predictionType = try c.decodeIfPresent(String.self, forKey: .predictionType)
         zero = try get(.zero, d.zero)
+        consistencyWeight = try c.decodeIfPresent(Double.self, forKey: .consistencyWeight)
+        consistencyMaxT = try get(.consistencyMaxT, d.consistencyMaxT)
+        consistencyFraction = try get(.consistencyFraction, d.consistencyFraction)
         stallWarning = try get(.stallWarning, d.stallWarning); collectiveTimeout = try get(.collectiveTimeout, d.collectiveTimeout)
         batchSize = try get(.batchSize, d.batchSize); gradAccum = try get(.gradAccum, d.gradAccum)
         maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm); lr = try get(.lr, d.lr)
@@ -191,6 +202,20 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         if let p = predictionType, PredictionType(rawValue: p) == nil {
             try fail("--prediction-type", "'\(p)' is not one of " + PredictionType.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        if let w = consistencyWeight {
+            try finite("--consistency-weight", w)
+            if w < 0 { try fail("--consistency-weight", "must be >= 0, got \(w)") }
+            if w > 0 && mode != .controlnet { try fail("--consistency-weight", "is for ControlNet training") }
+            if w > 0, let kind = hintKind, ConditionExtractor(kind) == nil {
+                try fail("--consistency-weight", "hint kind '\(kind.rawValue)' has no differentiable extractor; it works with " + HintKind.allCases.filter { ConditionExtractor($0) != nil }.map(\.rawValue).joined(separator: ", "))
+            }
+            if w > 0 && hintKind == nil && mode == .controlnet {
+                try fail("--consistency-weight", "needs a hint kind it can extract from an image (--hint canny, sobel, mask, blur, tile); paired data's own condition files have none")
+            }
+        }
+        if !(0..<1000).contains(consistencyMaxT) { try fail("--consistency-max-t", "must be in 0...999, got \(consistencyMaxT)") }
+        try finite("--consistency-fraction", consistencyFraction)
+        if !(0...1).contains(consistencyFraction) { try fail("--consistency-fraction", "must be in [0, 1], got \(consistencyFraction)") }
         if !(0...1).contains(zero) { try fail("--zero", "must be 0 (off) or 1 (shard the AdamW moments), got \(zero)") }
         if resume != nil && overwrite { try fail("--overwrite", "cannot be combined with --resume: resuming keeps the run's files") }
         for spec in injectNonfinite {
@@ -234,6 +259,12 @@ public struct TrainOptions: Codable, Sendable, Equatable {
 
     /// The data these options read.
     public var dataSpec: DataSpec { spec(for: data) }
+
+    /// The consistency loss these options ask for, or nil.
+    public var consistency: ConsistencySettings? {
+        guard let w = consistencyWeight, w > 0, let kind = hintKind, let e = ConditionExtractor(kind) else { return nil }
+        return ConsistencySettings(weight: w, maxT: consistencyMaxT, extractor: e)
+    }
 
     /// `source` read with these options' data settings (directory, resize, paired-data columns and filter).
     public func spec(for source: String) -> DataSpec {

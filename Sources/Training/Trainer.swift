@@ -81,11 +81,16 @@ public final class Trainer {
         }
         prediction = inputs.prediction
         step = TrainingStep(model: inputs.model,
-                            objective: DiffusionObjective(prediction: inputs.prediction, snrGamma: options.snrGamma),
+                            objective: DiffusionObjective(prediction: inputs.prediction, snrGamma: options.snrGamma,
+                                                          consistency: options.consistency),
                             comm: comm, settings: options.stepSettings(totalSteps: totalSteps))
         batches = DatasetBatches(samples: inputs.samples, withHints: options.mode == .controlnet, config: config,
                                  batchSize: options.batchSize, seed: options.seed,
                                  promptDropout: options.promptDropout, sampler: sampler)
+        if options.consistency != nil && options.consistencyFraction > 0 {
+            batches.lowTimesteps = (Int((options.consistencyFraction * Double(options.batchSize)).rounded(.up)),
+                                    options.consistencyMaxT)
+        }
         baseSHA256 = inputs.model.frozen.map { Self.sha256($0) }
 
         // Only now, with every input read and checked, is the run directory claimed.
@@ -148,7 +153,7 @@ public final class Trainer {
         return """
         resolved options: \(options.jsonDescription)
         model config: \(config.json)
-        mode \(options.mode.rawValue): \(trainable) trainable parameters, \(frozen) frozen; \(prediction.rawValue) prediction\(options.snrGamma.map { ", min-SNR-\($0) weights" } ?? "")\(options.emaDecay.map { ", EMA \($0)" } ?? "")
+        mode \(options.mode.rawValue): \(trainable) trainable parameters, \(frozen) frozen; \(prediction.rawValue) prediction\(options.snrGamma.map { ", min-SNR-\($0) weights" } ?? "")\(options.consistency.map { ", consistency loss \($0.weight) at t <= \($0.maxT)" } ?? "")\(options.emaDecay.map { ", EMA \($0)" } ?? "")
         optimizer: AdamW moments \(step.optimizerSlice.count == trainable ? "on every rank" : "sharded (ZeRO-1): \(step.optimizerSlice.count) of \(trainable) on this rank") (\(step.optimizerBytes / 1_048_576) MB)
         world: \(comm.size) process(es) x \(options.simulateRanks) simulated = \(worldSize) rank(s), backend \(comm.backendName)
         data: \(samples.name), \(samples.count) training images\(samples.vocabulary.map { ", \($0.count) prompts as labels" } ?? ""); global batch \(options.batchSize * worldSize) (\(options.batchSize) per rank) x \(options.gradAccum) accumulation

@@ -66,6 +66,12 @@ struct TrainingFlags: ParsableArguments {
     var predictionType: String?
     @Option(help: "1 shards the AdamW moments across the MPI ranks (ZeRO-1): optimizer memory per rank falls by the rank count.")
     var zero = 0
+    @Option(help: "Add the consistency loss (ControlNet++) with this weight: the condition extracted from the one-step estimate of the image must match the hint.")
+    var consistencyWeight: Double?
+    @Option(help: "Only samples with a timestep up to this get the consistency loss.")
+    var consistencyMaxT = 200
+    @Option(help: "This fraction of each micro-batch draws its timestep from 0...--consistency-max-t, so that it gets the consistency loss.")
+    var consistencyFraction = 0.0
     @Option(help: ArgumentHelp("Testing aid: make gradients non-finite at STEP[:RANK].", visibility: .hidden))
     var injectNonfinite: [String] = []
     @OptionGroup var watchdog: WatchdogFlags
@@ -82,6 +88,7 @@ struct TrainingFlags: ParsableArguments {
         o.captionColumn = dataFlags.captionColumn; o.skipBadImages = dataFlags.skipBadImages
         o.resizeFilter = dataFlags.resizeFilter.rawValue; o.validationData = validationData
         o.emaDecay = emaDecay; o.snrGamma = snrGamma; o.predictionType = predictionType; o.zero = zero
+        o.consistencyWeight = consistencyWeight; o.consistencyMaxT = consistencyMaxT; o.consistencyFraction = consistencyFraction
         o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm == 0 ? nil : maxGradNorm   // 0 disables; anything else is validated
         o.lr = lr; o.warmupSteps = warmupSteps; o.lrSchedule = lrSchedule; o.minLRFraction = minLrFraction
         o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed

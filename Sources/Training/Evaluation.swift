@@ -13,12 +13,18 @@ public struct EdgeScores: Codable, Sendable, Equatable {
     }
     public var exact: Figures
     public var onePixel: Figures
-    enum CodingKeys: String, CodingKey { case exact, onePixel = "one_pixel" }
+    /// Edge pixels Canny finds in the images per edge pixel of the hints: about 1 when the images draw as much edge
+    /// as the hints ask for (far above: clutter; far below: missing strokes).
+    public var edgePixelsPerHintPixel: Double
+    enum CodingKeys: String, CodingKey {
+        case exact, onePixel = "one_pixel", edgePixelsPerHintPixel = "edge_pixels_per_hint_pixel"
+    }
 
     /// Scores of images (N, 1, H, W) in [-1, 1] against hints (N, 1, H, W) in [0, 1].
     public init(images: [Float], hints: [Float], count: Int, height: Int, width: Int) {
         let s = EdgeMetrics.evaluate(images: images, hints: hints, count: count, height: height, width: width)
         exact = Figures(s.exact); onePixel = Figures(s.onePixel)
+        edgePixelsPerHintPixel = s.exact.hint == 0 ? 0 : Double(s.exact.predicted) / Double(s.exact.hint)
     }
 }
 

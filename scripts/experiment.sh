@@ -7,7 +7,7 @@
 #   scripts/experiment.sh NAME [--steps N] [--base FILE] [--np N] [--eval-args "..."] -- [train-controlnet options...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-CONTROLNET=.build/release/controlnet
+CONTROLNET=${CONTROLNET:-.build/release/controlnet}
 [ $# -ge 1 ] || { echo "usage: $0 NAME [--steps N] [--base FILE] [--np N] [--eval-args \"...\"] -- [train options]" >&2; exit 2; }
 NAME=$1; shift
 STEPS=400 BASE=models/mnist-base.safetensors NP=$(nproc) EVAL_ARGS=""

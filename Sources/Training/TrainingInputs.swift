@@ -32,6 +32,15 @@ struct TrainingInputs {
         } catch {
             throw OptionsError(option: "--data", message: "\(error)")
         }
+        if let paired = samples as? PairedSamples, !paired.paired.skipped.isEmpty {
+            let rows = paired.paired.skipped
+            log("--skip-bad-images: left out \(rows.count) row(s) of \(options.data):")
+            for r in rows.prefix(20) { log("  line \(r.line), \(r.column) \(r.file): \(r.problem)") }
+            if rows.count > 20 { log("  ... and \(rows.count - 20) more") }
+        }
+        if let paired = samples as? PairedSamples {
+            log("\(options.data): \(paired.count) pairs \(paired.paired.reused ? "from the decode cache" : "decoded into") \(paired.paired.cacheFile.path)")
+        }
         let baseVocabulary = try options.base.flatMap { try PromptList.read(from: $0, option: "--base") }
             ?? options.initFrom.flatMap { try PromptList.read(from: $0, option: "--init-from") }
         samples = try relabel(samples, to: baseVocabulary, options: options)

@@ -26,7 +26,7 @@ extension CheckpointStore {
         do { manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
             throw CheckpointError(manifestURL.path, "unreadable manifest: \(error)")
         }
-        try manifest.verify(path: manifestURL.path)
+        try manifest.verify(path: manifestURL.path, raw: data)
         let total = manifest.trainableCount
         var params = [Float](repeating: 0, count: total), m = params, v = params, ema = params
         var withEMA: Bool?

@@ -156,7 +156,7 @@ enum TrainRunner {
         defer { comm.finalize() }
         // Ranks sharing a node split its cores between their OpenBLAS threads (unless OPENBLAS_NUM_THREADS is set).
         let blas = BLASRuntime.configureThreadsForThisProcess()
-        StopSignals.install()
+        StopSignals.install()   // (again: main installed it before parsing; harmless)
         do {
             let trainer = try Trainer(options: options, comm: comm)
             // Stalls go to metrics.jsonl (rank 0) beside the steps, so a recovered outage stays visible.

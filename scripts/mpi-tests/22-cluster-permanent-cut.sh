@@ -52,8 +52,8 @@ last=$(basename "$(ls -d "$TMP/run/checkpoints"/step-*/manifest.json | sort | ta
 echo "last committed checkpoint: $last; resuming across a fresh cluster"
 run_logged "$TMP/resume.log" "the resumed run" "$REPO_ROOT/cluster/local-cluster.sh" -- "${TRAIN[@]}" --out "$TMP/run" \
     --resume latest
-grep "^resumed from\|^resume:\|^done:" "$TMP/resume.log"
-grep -q "^resumed from $TMP/run/checkpoints/$last at step " "$TMP/resume.log" \
+grep "^RESUMING from\|^done:" "$TMP/resume.log"
+grep -q "^RESUMING from $TMP/run/checkpoints/$last at step " "$TMP/resume.log" \
     || fail "the resumed run did not continue from the last committed checkpoint $last"
 "$CONTROLNET" diff-weights "$TMP/ref/controlnet.safetensors" "$TMP/run/controlnet.safetensors" | tee "$TMP/diff.json"
 [ "$(jq .bit_identical "$TMP/diff.json")" = true ] \

@@ -72,6 +72,20 @@ public enum Winograd {
         return max(1, 64 / WinogradGeometry(height: s.height, width: s.width, tile: 2).tiles)
     }
 
+    /// Floats of U (E, Cout, Cin) for an algorithm's transformed weights.
+    static func transformedWeightCount(_ a: ConvAlgorithm, _ cout: Int, _ cin: Int) -> Int {
+        (a == .winograd4 ? WinogradF4.elements : WinogradF2.elements) * cout * cin
+    }
+
+    /// weight (Cout, Cin, 3, 3) -> u (E, Cout, Cin) for conv `s` (a Winograd one).
+    static func transformWeights(_ s: ConvShape, weight: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        if s.algorithm == .winograd4 {
+            WinogradF4.transformWeights(outChannels: s.outChannels, inChannels: s.inChannels, weight: weight, u: u)
+        } else {
+            WinogradF2.transformWeights(outChannels: s.outChannels, inChannels: s.inChannels, weight: weight, u: u)
+        }
+    }
+
     private struct Buffers {
         let u, dU, v, m, scratch: UnsafeMutablePointer<Float>
         init(_ s: ConvShape, _ geo: WinogradGeometry, elements: Int, _ workspace: UnsafeMutablePointer<Float>) {
@@ -83,16 +97,18 @@ public enum Winograd {
     }
 
     /// x (N, Cin, H, W), weight (Cout, Cin, 3, 3), bias (Cout), sampleBias (N, Cout) or nil
-    /// -> y (N, Cout, H, W) with samples yStride apart, overwritten. workspace: (s.workspaceCount).
+    /// -> y (N, Cout, H, W) with samples yStride apart, overwritten. workspace: (s.workspaceCount). With
+    /// `transformed`, U comes from (or goes into) that cache instead of being computed into the workspace.
     static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>, sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                        yStride: Int, workspace: UnsafeMutablePointer<Float>) {
+                        yStride: Int, workspace: UnsafeMutablePointer<Float>, transformed: TransformedWeights? = nil) {
+        let u = transformed?.winograd(s, weight: weight)
         if s.algorithm == .winograd4 {
             forward(WinogradF4.self, s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
-                    yStride: yStride, workspace: workspace)
+                    yStride: yStride, workspace: workspace, u: u)
         } else {
             forward(WinogradF2.self, s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
-                    yStride: yStride, workspace: workspace)
+                    yStride: yStride, workspace: workspace, u: u)
         }
     }
 
@@ -117,12 +133,14 @@ public enum Winograd {
     private static func forward<F: WinogradTiles>(_: F.Type, _ s: ConvShape, x: UnsafePointer<Float>,
                                                   weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                                   sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                                                  yStride: Int, workspace: UnsafeMutablePointer<Float>) {
+                                                  yStride: Int, workspace: UnsafeMutablePointer<Float>,
+                                                  u cached: UnsafePointer<Float>?) {
         let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
         let buf = Buffers(s, geo, elements: F.elements, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
         let inSize = cin * s.height * s.width, outSize = yStride
-        F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u)
+        if cached == nil { F.transformWeights(outChannels: cout, inChannels: cin, weight: weight, u: buf.u) }
+        let u = cached ?? UnsafePointer(buf.u)
         var n0 = 0
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
@@ -132,7 +150,7 @@ public enum Winograd {
             }
             for e in 0..<F.elements {
                 Gemm.sgemm(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
-                           a: buf.u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
+                           a: u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
                            beta: 0, c: buf.m + e * cout * ld, ldc: ld)
             }
             for j in 0..<b {

@@ -1,6 +1,7 @@
 // Flat Float buffers. Every role (frozen weights; trainable params, grads, AdamW m and v) is ONE contiguous
 // allocation with named views into it, so an all-reduce or an optimizer step is a single loop over one buffer.
 import Foundation
+import Kernels
 
 /// An owned, zero-initialised, 64-byte aligned Float buffer.
 public final class FloatBuffer: @unchecked Sendable {
@@ -94,12 +95,16 @@ public struct NormParams: Sendable {
 }
 
 /// Where a layer reads its parameters and, when they are trained, accumulates their gradients.
-/// `grads == nil` means frozen: no weight-gradient work at all.
+/// `grads == nil` means frozen: no weight-gradient work at all. `transformed` (frozen weights only, inference):
+/// where convs find their Winograd-transformed weights computed once instead of on every call.
 public struct WeightSource {
     public let params: UnsafeMutablePointer<Float>
     public let grads: UnsafeMutablePointer<Float>?
-    public init(params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>?) {
-        self.params = params; self.grads = grads
+    public let transformed: TransformedWeights?
+    public init(params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>?,
+                transformed: TransformedWeights? = nil) {
+        precondition(grads == nil || transformed == nil, "transformed weights are for frozen weights only")
+        self.params = params; self.grads = grads; self.transformed = transformed
     }
     @inline(__always) func p(_ offset: Int) -> UnsafeMutablePointer<Float> { params + offset }
     @inline(__always) func g(_ offset: Int) -> UnsafeMutablePointer<Float>? { grads.map { $0 + offset } }

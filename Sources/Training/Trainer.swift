@@ -388,10 +388,11 @@ public final class Trainer {
         return try body()
     }
 
-    /// Rank 0's previewer when --validation-steps is set: held-out hints (--validation-data, else the test split of
-    /// --data; paired data has no split, so its own rows) for ControlNets, labelled samples for a base.
+    /// The previewer when --validation-steps is set, on every rank (each samples a share; rank 0 writes): held-out
+    /// hints (--validation-data, else the test split of --data; paired data has no split, so its own rows) for
+    /// ControlNets, labelled samples for a base.
     func makeValidationPreview() throws -> ValidationPreview? {
-        guard options.validationSteps != nil, comm.rank == 0 else { return nil }
+        guard options.validationSteps != nil else { return nil }
         let kind = options.hintKind.map { $0.isDeterministic ? $0 : .canny }
         let spec = options.spec(for: options.validationData ?? options.data)
         let held = try HeldOutHints.load(spec, split: .test, kind: kind, count: options.validationCount,
@@ -399,12 +400,13 @@ public final class Trainer {
                                          hintChannels: config.hintChannels, seed: options.seed)
         return try ValidationPreview(model: model, hints: held, vocabulary: samples.vocabulary, prediction: prediction,
                                      seed: options.seed,
-                                     directory: outDirectory.appendingPathComponent("validation"))
+                                     directory: outDirectory.appendingPathComponent("validation"), comm: comm)
     }
 
     func validate(_ preview: ValidationPreview, step n: Int) throws {
         // Previews show what the run would output: the EMA when one is kept.
         let r = try step.ema.map { ema in try withTemporaryWeights(ema) { try preview.run(step: n) } } ?? preview.run(step: n)
+        guard let r else { return }   // a rank other than 0: it sampled its share
         var record: [String: Any] = ["step": n, "validation_png": r.url.path]
         var text = ""
         switch r.scores {

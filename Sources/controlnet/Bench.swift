@@ -1,6 +1,8 @@
 // `controlnet bench`: the speed of the real training step (Benchmarks' StepBenchmark runs the trainer's
-// TrainingStep on synthetic data) as JSON; `--convs` times each conv algorithm at the config's conv shapes.
-// `--torch DIR` then runs the PyTorch reference's torch_bench.py on the same work right after (rank 0).
+// TrainingStep on synthetic data) as JSON; `--mode sample` the speed of generation (SampleBenchmark: evaluations/s
+// at a config, batch, precision and thread count); `--convs` times each conv algorithm at the config's conv
+// shapes. `--torch DIR` then runs PyTorch on the same work right after (rank 0): the reference's torch_bench.py,
+// or for sampling scripts/torch_sample_bench.py with the reference model from DIR.
 import ArgumentParser
 import Foundation
 import Benchmarks
@@ -14,8 +16,11 @@ struct Bench: ParsableCommand {
         commandName: "bench",
         abstract: "Time training steps (base or ControlNet) on synthetic data and print JSON.")
 
-    @Option(help: "base (the whole UNet trains) or controlnet (frozen UNet + trainable ControlNet).")
-    var mode: TrainingMode = .controlnet
+    /// What is timed: a training step of either kind, or sampling.
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case base, controlnet, sample }
+
+    @Option(help: "base (the whole UNet trains), controlnet (frozen UNet + trainable ControlNet), or sample (DDIM through the UNet and --controls ControlNets, inference).")
+    var mode: Mode = .controlnet
     @OptionGroup var model: ModelFlags
     @Option(name: .customLong("batch-size"), help: "Samples per rank per step.")
     var batchSize = 64
@@ -23,8 +28,24 @@ struct Bench: ParsableCommand {
     var steps = 7
     @Option(help: "Untimed steps first (the activation arenas size themselves on the first step).")
     var warmup = 2
-    @Option(help: "OpenBLAS threads per rank; default: OPENBLAS_NUM_THREADS, else this rank's share of the cores.")
+    @Option(help: "OpenBLAS threads per rank (sample: worker threads per rank, one BLAS thread each); default: OPENBLAS_NUM_THREADS, else this rank's share of the cores.")
     var threads: Int?
+    @Option(help: "Sample: samples per timed run.")
+    var count = 128
+    @Option(help: "Sample: DDIM steps per sample.")
+    var samplerSteps = 20
+    @Option(help: "Sample: timed runs (the median is reported).")
+    var repeats = 3
+    @Option(help: "Sample: ControlNets beside the UNet (0: the base alone).")
+    var controls = 1
+    @Option(help: "Sample: classifier-free guidance scale (class configs).")
+    var cfgScale: Float = 1
+    // The hook for the mixed-precision branch: there this becomes its MatmulPrecision (fp32|bf16), set in
+    // MatmulPrecision.current before measuring (the worker threads read it), and both reports already carry it.
+    @Option(help: "Sample: precision of the matrix products (this build: fp32).")
+    var precision = "fp32"
+    @Option(help: "Sample with --torch: PyTorch variants to run, fp32 (no_grad), bf16 (no_grad + bf16 autocast) or both.")
+    var torchPrecision: TorchVariants = .fp32
     @Flag(inversion: .prefixedNo, help: "Split the time by phase (costs two clock reads per kernel call).")
     var profile = true
     @Flag(help: "Instead of training steps, time each conv algorithm at the config's conv shapes (batch --batch-size).")
@@ -36,8 +57,23 @@ struct Bench: ParsableCommand {
     @Option(help: "Directory of torch_bench.py: run the PyTorch reference on the same work afterwards (rank 0).")
     var torch: String?
 
+    enum TorchVariants: String, ExpressibleByArgument, CaseIterable { case fp32, bf16, both }
+
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        if mode == .sample {
+            guard count >= 1 else { throw ValidationError("--count must be at least 1 (got \(count))") }
+            guard (1...1000).contains(samplerSteps) else { throw ValidationError("--sampler-steps must be in 1...1000 (got \(samplerSteps))") }
+            guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+            guard (0...8).contains(controls) else { throw ValidationError("--controls must be in 0...8 (got \(controls))") }
+            guard cfgScale.isFinite else { throw ValidationError("--cfg-scale must be finite (got \(cfgScale))") }
+            guard precision == "fp32" else {
+                throw ValidationError("--precision \(precision): this build computes in fp32 only (bf16 comes with the mixed-precision branch)")
+            }
+            if torch != nil && TorchComparison.samplingScript() == nil {
+                throw ValidationError("--torch: scripts/torch_sample_bench.py not found under the working directory or beside the build")
+            }
+        }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0 (got \(warmup))") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
@@ -50,6 +86,8 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if convs { return try runConvs() }
+        if mode == .sample { return try runSampling() }
+        let mode: TrainingMode = self.mode == .base ? .base : .controlnet
         let comm = try Communicators.makeDefault()
         let blas = BLASRuntime.configureThreadsForThisProcess(explicit: threads)
         var settings = StepBenchmarkSettings()
@@ -71,6 +109,41 @@ struct Bench: ParsableCommand {
             out.torch = try TorchComparison.run(directory: torch, mode: mode, config: model.config, batchSize: batchSize,
                                                 threads: BLASRuntime.threads, world: world, steps: steps,
                                                 ours: report.samplesPerSecond)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(out), as: UTF8.self))
+    }
+
+    /// `--mode sample`: generation's evaluations/s, then PyTorch's on the same work with --torch (rank 0).
+    func runSampling() throws {
+        let comm = try Communicators.makeDefault()
+        BLASRuntime.configureThreadsForThisProcess()
+        var s = SampleBenchmarkSettings()
+        s.configName = model.config; s.config = try model.load()
+        s.batchSize = batchSize; s.count = count; s.samplerSteps = samplerSteps; s.repeats = repeats
+        s.threads = threads ?? GenerationPlan.defaultThreads; s.controls = controls; s.cfgScale = cfgScale
+        s.precision = precision
+        let report: SampleBenchReport
+        do {
+            report = try SampleBenchmark.measure(s, comm: comm)
+        } catch {
+            if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
+            throw error
+        }
+        let world = comm.size, isRoot = comm.isRoot
+        comm.finalize()
+        guard isRoot else { return }
+        var out = report
+        if let torch, let script = TorchComparison.samplingScript() {
+            let variants = torchPrecision == .both ? [false, true] : [torchPrecision == .bf16]
+            out.torch = try variants.map { bf16 in
+                try TorchComparison.runSampling(script: script, reference: torch, config: model.config,
+                                                batchSize: batchSize, count: count, steps: samplerSteps,
+                                                threads: s.threads, world: world, controls: controls,
+                                                cfgScale: cfgScale, repeats: repeats, bf16: bf16,
+                                                ours: report.evaluationsPerSecond)
+            }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -241,6 +241,7 @@ elif cmd == 'dtype':           # dtype IN OUT: the first F32 tensor stored as F6
     write_st(a[1], h, out)
 elif cmd == 'reseal':          # reseal MANIFEST seal|raw PATTERN REPLACEMENT...: regex edits, then a fresh self-checksum
     path, seal = a[0], a[1] == 'seal'
+    if len(a) % 2: sys.exit('reseal: PATTERN without REPLACEMENT')
     t = open(path).read()
     for pat, rep in zip(a[2::2], a[3::2]):
         if not re.search(pat, t): sys.exit('pattern not found: ' + pat)
@@ -317,7 +318,7 @@ CLS012=$FX/mnist012.csv
 CBASE=$FX/cbase/unet.safetensors
 pt hints "$FX/hints.safetensors" 4 1 8 8 0.5
 # fresh_run DIR [ARGS...]: a copy of the finished ControlNet run (checkpoints at 2, 4, 6) in DIR.
-fresh_run() { rm -rf "$1"; cp -a "$FX/cn" "$1"; }
+fresh_run() { rm -rf "$1"; mkdir -p "$(dirname "$1")"; cp -a "$FX/cn" "$1"; }
 # ctrain OUT ARGS...: the tiny ControlNet training command (as an array in CMD).
 CT=("$CN" train-controlnet "${TINY[@]}" --base "$BASE" --batch-size 8)
 BT=("$CN" train-base "${TINY[@]}" --batch-size 8)
@@ -682,11 +683,11 @@ for spelling in "ctrl.safetensors" "x/../ctrl.safetensors" "ctrl-link.safetensor
     io_case "rundir-io-eval-grid-ctrl-$n" "eval --grid $spelling (the --control) refused" '--grid' "$IO/ctrl.safetensors" \
         "$CN" eval --base "$IO/base.safetensors" --control "$IO/ctrl.safetensors" --count 2 --steps 1 --data-dir "$DATA_DIR" --grid "$IO/$spelling"
 done
-io_case rundir-io-eval-json-base rundir "eval --json = --base refused" '--json' "$IO/base.safetensors" \
+io_case rundir-io-eval-json-base "eval --json = --base refused" '--json' "$IO/base.safetensors" \
     "$CN" eval --base "$IO/base.safetensors" --control "$IO/ctrl.safetensors" --count 2 --steps 1 --data-dir "$DATA_DIR" --json "$IO/base-hard.safetensors"
-io_case rundir-io-sample-grid-hints rundir "sample --grid = --hints (hard link) refused" '--grid' "$IO/hints.safetensors" \
+io_case rundir-io-sample-grid-hints "sample --grid = --hints (hard link) refused" '--grid' "$IO/hints.safetensors" \
     "${SAMPLE_IO[@]}" --grid "$IO/hints-hard.safetensors"
-io_case rundir-io-sample-out-hints rundir "sample --out = --hints refused" '--out' "$IO/hints.safetensors" \
+io_case rundir-io-sample-out-hints "sample --out = --hints refused" '--out' "$IO/hints.safetensors" \
     "${SAMPLE_IO[@]}" --grid "$IO/g-h.png" --out "$IO/x/../hints.safetensors"
 probe rundir-io-sample-grid-eq-out rundir "sample --grid and --out the same file refused naming one of them" && {
     runc 60 "${SAMPLE_IO[@]}" --grid "$IO/same.out" --out "$IO/x/../same.out"; want_refused '--out|--grid'
@@ -694,26 +695,26 @@ probe rundir-io-sample-grid-eq-out rundir "sample --grid and --out the same file
 probe rundir-io-eval-json-eq-grid rundir "eval --json and --grid the same file refused" && {
     runc 60 "$CN" eval --base "$IO/base.safetensors" --control "$IO/ctrl.safetensors" --count 2 --steps 1 --data-dir "$DATA_DIR" --json "$IO/same2" --grid "$IO/same2"
     want_refused '--json|--grid'; end_probe; }
-io_case rundir-io-sample-grid-second-control rundir "sample --grid = the second of two --control files refused" '--grid' "$IO/ctrl.safetensors" \
+io_case rundir-io-sample-grid-second-control "sample --grid = the second of two --control files refused" '--grid' "$IO/ctrl.safetensors" \
     "$CN" sample --base "$IO/base.safetensors" --control "$CTRL" --control "$IO/ctrl.safetensors:0.5" --hints "$IO/hints.safetensors" --count 2 --steps 1 --grid "$IO/ctrl-link.safetensors"
-io_case rundir-io-sample-grid-control-scale rundir "sample --grid = --control given as FILE:SCALE refused" '--grid' "$IO/ctrl.safetensors" \
+io_case rundir-io-sample-grid-control-scale "sample --grid = --control given as FILE:SCALE refused" '--grid' "$IO/ctrl.safetensors" \
     "$CN" sample --base "$IO/base.safetensors" --control "$IO/ctrl.safetensors:2" --hints "$IO/hints.safetensors" --count 2 --steps 1 --grid "$IO/ctrl.safetensors"
-io_case rundir-io-sample-grid-data rundir "sample --grid = the --data file (CSV) refused" '--grid' "$FX/mnist012.csv" \
+io_case rundir-io-sample-grid-data "sample --grid = the --data file (CSV) refused" '--grid' "$FX/mnist012.csv" \
     "$CN" sample --base "$IO/base.safetensors" --control "$IO/ctrl.safetensors" --hints-from test --data "$FX/mnist012.csv" --count 2 --steps 1 --grid "$FX/mnist012.csv"
 # export.
 EX=$SCR/p/ex; fresh_run "$EX/run"; S6=$EX/run/checkpoints/step-00000006
-io_case rundir-io-export-shard rundir "export --out = the checkpoint's shard refused" '--out' "$S6" \
+io_case rundir-io-export-shard "export --out = the checkpoint's shard refused" '--out' "$S6" \
     "$CN" export "$S6" --out "$S6/shard-00000-of-00001.safetensors"
-io_case rundir-io-export-manifest rundir "export --out = the checkpoint's manifest refused" '--out' "$S6" \
+io_case rundir-io-export-manifest "export --out = the checkpoint's manifest refused" '--out' "$S6" \
     "$CN" export "$S6" --out "$S6/manifest.json"
-io_case rundir-io-export-newfile rundir "export --out = a new file inside the checkpoint directory refused" '--out' "$S6" \
+io_case rundir-io-export-newfile "export --out = a new file inside the checkpoint directory refused" '--out' "$S6" \
     "$CN" export "$S6" --out "$S6/exported.safetensors"
-io_case rundir-io-export-latest rundir "export latest:OUT --out = the newest shard (spelt via ../) refused" '--out' "$EX/run" \
+io_case rundir-io-export-latest "export latest:OUT --out = the newest shard (spelt via ../) refused" '--out' "$EX/run" \
     "$CN" export "latest:$EX/run" --out "$EX/run/checkpoints/../checkpoints/step-00000006/shard-00000-of-00001.safetensors"
 ln "$S6/shard-00000-of-00001.safetensors" "$EX/shard-hard.safetensors"
-io_case rundir-io-export-hardlink rundir "export --out = a hard link to the checkpoint's shard refused" '--out' "$S6" \
+io_case rundir-io-export-hardlink "export --out = a hard link to the checkpoint's shard refused" '--out' "$S6" \
     "$CN" export "$S6" --out "$EX/shard-hard.safetensors"
-io_case rundir-io-export-dir rundir "export --out = the checkpoint directory itself refused" '--out' "$S6" \
+io_case rundir-io-export-dir "export --out = the checkpoint directory itself refused" '--out' "$S6" \
     "$CN" export "$S6" --out "$S6"
 probe rundir-io-export-elsewhere-ok rundir "export into a fresh file beside the run works and the result diff-weights 0 vs controlnet.safetensors" && {
     runc 60 "$CN" export "$S6" --out "$EX/exp.safetensors"; want_ok
@@ -843,7 +844,7 @@ MANIFEST_EDITS=(
     "count-huge|seal|\"count\" : 22064|\"count\" : 9223372036854775807"
     "trainable-count-short|seal|\"trainable_count\" : 22064|\"trainable_count\" : 100|\"count\" : 22064|\"count\" : 100"
     "trainable-count-1e11|seal|\"trainable_count\" : 22064|\"trainable_count\" : 100000000000|\"count\" : 22064|\"count\" : 100000000000"
-    "trainable-count-2e9|seal|\"trainable_count\" : 22064|\"trainable_count\" : 2000000000|\"count\" : 22064|\"count\" : 2000000000"
+    "trainable-count-4e8|seal|\"trainable_count\" : 22064|\"trainable_count\" : 400000000|\"count\" : 22064|\"count\" : 400000000"
     "trainable-count-max|seal|\"trainable_count\" : 22064|\"trainable_count\" : 9223372036854775807|\"count\" : 22064|\"count\" : 9223372036854775807"
     "trainable-count-negative|seal|\"trainable_count\" : 22064|\"trainable_count\" : -1"
     "bytes-wrong|seal|\"bytes\" : [0-9]+|\"bytes\" : 1"
@@ -877,25 +878,42 @@ MANIFEST_EDITS=(
 )
 ME=$SCR/p/me
 mkdir -p "$ME"
+# References: the unedited checkpoint resumed to step 8, and exported.
+fresh_run "$ME/ref-resume"; rm -f "$ME/ref-resume/controlnet.safetensors"
+"${CT[@]}" --max-steps 8 --resume latest --out "$ME/ref-resume" >"$ME/ref-resume.log" 2>&1
+"$CN" export "$FX/cn/checkpoints/step-00000006" --out "$ME/ref-export.safetensors" >"$ME/ref-export.log" 2>&1
+# An accepted edit must be harmless: the resumed (or exported) weights bit-identical to the unedited checkpoint's.
+# Otherwise the edit must be refused, naming the manifest, and change no file.
 for spec in "${MANIFEST_EDITS[@]}"; do
-    IFS='|' read -r -a parts <<<"$spec"
+    IFS='|' read -r -a parts <<<"$spec|"
     name=${parts[0]} seal=${parts[1]}
-    subs=("${parts[@]:2}")
+    subs=("${parts[@]:2}"); unset 'subs[${#subs[@]}-1]'
     for cmd in resume export; do
-        probe "rundir-manifest-$name-$cmd" rundir "edited manifest ($name, $seal) refused by $cmd without a crash" || continue
+        probe "rundir-manifest-$name-$cmd" rundir "edited manifest ($name, $seal): $cmd refuses it or is unaffected; no crash" || continue
         out=$ME/$name-$cmd; fresh_run "$out"; rm -f "$out/controlnet.safetensors"
-        # Only the newest checkpoint is edited; the older ones are made invalid too so that nothing else is picked.
+        # Only the newest checkpoint is edited; the older ones are made invalid so that nothing else is picked.
         brk_flip_shard "$out/checkpoints/step-00000002"; brk_flip_shard "$out/checkpoints/step-00000004"
         pt reseal "$out/checkpoints/step-00000006/manifest.json" "$seal" "${subs[@]}" >"$SCR/logs/$P_ID.edit.log" 2>&1 \
             || bad "the probe's edit failed: $(cat "$SCR/logs/$P_ID.edit.log")"
         snap o "$out"
         if [ $cmd = resume ]; then
-            runc 60 "${CT[@]}" --max-steps 8 --resume latest --out "$out"
+            # Under a 2 GB address-space limit: an edit may not make the reader allocate what the machine lacks.
+            runc 60 "$SCR/ulim" 2000000 "${CT[@]}" --max-steps 8 --resume latest --out "$out"
+            result=$out/controlnet.safetensors ref=$ME/ref-resume/controlnet.safetensors
         else
-            runc 60 "$CN" export "$out/checkpoints/step-00000006" --out "$ME/$name.safetensors"
+            runc 60 "$SCR/ulim" 2000000 "$CN" export "$out/checkpoints/step-00000006" --out "$ME/$name.safetensors"
+            result=$ME/$name.safetensors ref=$ME/ref-export.safetensors
         fi
-        want_refused 'manifest|step-00000006|checkpoint'
-        unchanged o
+        if [ "$RC" = 0 ]; then
+            keep=$LOG
+            if ! "$CN" diff-weights "$ref" "$result" --tolerance 0 >"$LOG.diff" 2>&1; then
+                bad "the edited manifest was accepted and changed the result: $(head -c 160 "$LOG.diff")"
+            fi
+            LOG=$keep
+        else
+            want_msg 'manifest|step-00000006|checkpoint|config field'
+            unchanged o
+        fi
         end_probe
     done
 done
@@ -958,3 +976,812 @@ probe rundir-retention-user-file-in-own rundir "retention removing an own checkp
     echo important >"$out/checkpoints/step-00000002/my-notes.txt"; snap notes "$out/checkpoints/step-00000002/my-notes.txt"
     runc 60 "${CT[@]}" --max-steps 10 --checkpoint-every 2 --checkpoints-total-limit 1 --resume latest --out "$out"; want_ok
     unchanged notes; end_probe; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Class 4: non-finite and out-of-range values refused naming the tensor; diff-weights output stays valid JSON.
+# ---------------------------------------------------------------------------------------------------------------
+NF=$SCR/p/nf; mkdir -p "$NF"
+for val in nan inf -inf; do
+    for where in first last; do
+        tag=$val-$where
+        tb=$(pt poison "$BASE" "$NF/base-$tag.safetensors" "$val" "$where" 5)
+        tc=$(pt poison "$CTRL" "$NF/ctrl-$tag.safetensors" "$val" "$where" 3)
+        simple 60 refuse "$tb" "finite-sample-base-$tag" finite "sample --base with $val in $where tensor refused naming it ($tb)" -- \
+            "$CN" sample --base "$NF/base-$tag.safetensors" --count 2 --steps 1 --grid "$NF/s-$tag.png"
+        simple 60 refuse "$tb" "finite-train-base-$tag" finite "train-controlnet --base with $val in $where tensor refused naming it" -- \
+            "${CT[@]}" --base "$NF/base-$tag.safetensors" --max-steps 2 --out "$NF/t-$tag"
+        simple 60 refuse "$tb" "finite-init-from-$tag" finite "train-base --init-from with $val in $where tensor refused naming it" -- \
+            "${BT[@]}" --init-from "$NF/base-$tag.safetensors" --max-steps 2 --out "$NF/i-$tag"
+        simple 60 refuse "$tc" "finite-sample-control-$tag" finite "sample --control with $val in $where tensor refused naming it ($tc)" -- \
+            "$CN" sample --base "$BASE" --control "$NF/ctrl-$tag.safetensors" --hints "$FX/hints.safetensors" --count 2 --steps 1 --grid "$NF/c-$tag.png"
+        simple 60 refuse "$tc" "finite-eval-control-$tag" finite "eval --control with $val in $where tensor refused naming it" -- \
+            "$CN" eval --base "$BASE" --control "$NF/ctrl-$tag.safetensors" --count 2 --steps 1 --data-dir "$DATA_DIR"
+        simple 60 refuse "$tb" "finite-eval-base-$tag" finite "eval --base with $val in $where tensor refused naming it" -- \
+            "$CN" eval --base "$NF/base-$tag.safetensors" --control "$CTRL" --count 2 --steps 1 --data-dir "$DATA_DIR"
+    done
+done
+# Poison stored as F64 (converted on load): the check must still see it.
+pt dtype "$BASE" "$NF/base-f64.safetensors"
+tb=$(pt poison "$NF/base-f64.safetensors" "$NF/base-f64-nan.safetensors" nan last 0)
+simple 60 refuse "$tb|non-finite" finite-base-f64-nan finite "sample --base (one tensor F64, NaN in another) refused naming it" -- \
+    "$CN" sample --base "$NF/base-f64-nan.safetensors" --count 2 --steps 1 --grid "$NF/f64.png"
+simple 60 okref "F64|dtype" finite-base-f64-clean finite "sample --base with one tensor stored as F64 (finite) runs or is refused naming the dtype" -- \
+    "$CN" sample --base "$NF/base-f64.safetensors" --count 2 --steps 1 --grid "$NF/f64c.png"
+python3 - "$NF/base-f64.safetensors" "$NF/base-f64-big.safetensors" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); d = bytearray(b[8 + n:])
+k = [k for k in h if k != '__metadata__' and h[k]['dtype'] == 'F64'][0]; s = h[k]['data_offsets'][0]
+d[s:s + 8] = struct.pack('<d', 1e300)          # finite as a double, infinite as a float
+open(sys.argv[2], 'wb').write(b[:8 + n] + bytes(d)); print(k)
+PY
+simple 60 refuse "non-finite|inf|F64|range" finite-base-f64-overflow finite "sample --base with an F64 value 1e300 (infinite as Float) refused" -- \
+    "$CN" sample --base "$NF/base-f64-big.safetensors" --count 2 --steps 1 --grid "$NF/f64b.png"
+# --hints values and shapes.
+for v in nan inf -inf 5.0 -2 1.0000001 -1e-7 1e39; do
+    pt hints "$NF/hints-$v.safetensors" 4 1 8 8 0.5 "$v"
+    simple 60 refuse "hints" "finite-hints-$v" finite "sample --hints holding $v refused naming the tensor" -- \
+        "$CN" sample --base "$BASE" --control "$CTRL" --hints "$NF/hints-$v.safetensors" --count 4 --steps 1 --grid "$NF/h-$v.png"
+done
+for v in 0 1 -0.0; do
+    pt hints "$NF/hints-ok-$v.safetensors" 4 1 8 8 "$v"
+    simple 60 ok "" "finite-hints-ok-$v" finite "sample --hints all $v (in range) runs" -- \
+        "$CN" sample --base "$BASE" --control "$CTRL" --hints "$NF/hints-ok-$v.safetensors" --count 4 --steps 1 --grid "$NF/hok-$v.png"
+done
+HSHAPES=("0,1,8,8" "4,0,8,8" "4,1,0,8" "4,1,8,0" "0,0,0,0" "4,1,8" "4,1,8,8,1" "4,2,8,8" "4,1,16,16" "4,1,8,9" "1,1,8,8")
+for sh in "${HSHAPES[@]}"; do
+    IFS=, read -r -a d <<<"$sh"
+    if [ ${#d[@]} = 4 ]; then pt hints "$NF/hs-$sh.safetensors" "${d[0]}" "${d[1]}" "${d[2]}" "${d[3]}" 0.5
+    else
+        cnt=1; for x in "${d[@]}"; do cnt=$((cnt * x)); done
+        pt hints "$NF/hs-$sh.safetensors" "$cnt" 1 1 1 0.5 - "[${sh}]"
+    fi
+    exp=refuse; [ "$sh" = "1,1,8,8" ] && exp=ok
+    simple 60 $exp "hints" "finite-hints-shape-$sh" finite "sample --hints of shape [$sh]" -- \
+        "$CN" sample --base "$BASE" --control "$CTRL" --hints "$NF/hs-$sh.safetensors" --count 4 --steps 1 --grid "$NF/hs-$sh.png"
+done
+pt hints "$NF/hints-i64.safetensors" 4 1 8 8 1 - - I64
+simple 60 refuse "hints|I64|dtype" finite-hints-i64 finite "sample --hints stored as I64 refused naming the dtype" -- \
+    "$CN" sample --base "$BASE" --control "$CTRL" --hints "$NF/hints-i64.safetensors" --count 4 --steps 1 --grid "$NF/hi64.png"
+pt hints "$NF/hints-f64.safetensors" 4 1 8 8 7 - - F64
+simple 60 refuse "hints" finite-hints-f64-7 finite "sample --hints stored as F64 holding 7.0 refused" -- \
+    "$CN" sample --base "$BASE" --control "$CTRL" --hints "$NF/hints-f64.safetensors" --count 4 --steps 1 --grid "$NF/hf64.png"
+pt rename "$FX/hints.safetensors" "$NF/hints-misnamed.safetensors" images
+simple 60 refuse "hints" finite-hints-no-tensor finite "sample --hints without a tensor named hints refused" -- \
+    "$CN" sample --base "$BASE" --control "$CTRL" --hints "$NF/hints-misnamed.safetensors" --count 4 --steps 1 --grid "$NF/hmis.png"
+# --control FILE:SCALE with non-finite scales is in class 3; here: scales on eval.
+for scale in nan inf -inf 1e39; do
+    simple 60 refuse '--control' "finite-eval-scale-$scale" finite "eval --control FILE:$scale refused naming --control" -- \
+        "$CN" eval --base "$BASE" --control "$CTRL:$scale" --count 2 --steps 1 --data-dir "$DATA_DIR"
+done
+# diff-weights between NaN, Inf and clean files: valid JSON (python json.loads), and the right verdict.
+diff_case() {   # diff_case ID DESCRIPTION EXPECTED-EXIT(0|1|any) A B [ARGS...]
+    local id=$1 desc=$2 want=$3 a=$4 b=$5; shift 5
+    probe "$id" finite "$desc" || return 0
+    runc 60 "$CN" diff-weights "$a" "$b" "$@"
+    case $want in 0|1) want_rc "$want" ;; esac
+    grep '^{' "$LOG" >"$LOG.json"
+    [ -s "$LOG.json" ] || bad "no JSON line printed"
+    pt json "$LOG.json" >"$LOG.jerr" 2>&1 || bad "stdout is not valid JSON: $(cat "$LOG.jerr")"
+    end_probe
+}
+diff_case finite-diff-nan-clean "diff-weights NaN vs clean: valid JSON, exit 1 at tolerance 0" 1 "$NF/ctrl-nan-first.safetensors" "$CTRL" --tolerance 0
+diff_case finite-diff-clean-nan "diff-weights clean vs NaN (last tensor): valid JSON, exit 1 at tolerance 1e30" 1 "$CTRL" "$NF/ctrl-nan-last.safetensors" --tolerance 1e30
+diff_case finite-diff-inf-clean "diff-weights Inf vs clean: valid JSON" any "$NF/ctrl-inf-first.safetensors" "$CTRL"
+diff_case finite-diff-inf-inf "diff-weights Inf vs the same Inf: valid JSON, exit 0 at tolerance 0" 0 "$NF/ctrl-inf-first.safetensors" "$NF/ctrl-inf-first.safetensors" --tolerance 0
+diff_case finite-diff-inf-neginf "diff-weights +Inf vs -Inf: valid JSON, exit 1" 1 "$NF/ctrl-inf-first.safetensors" "$NF/ctrl-inf-first.safetensors" --tolerance 0
+diff_case finite-diff-nan-nan "diff-weights NaN vs NaN: valid JSON" any "$NF/ctrl-nan-first.safetensors" "$NF/ctrl-nan-first.safetensors"
+diff_case finite-diff-clean "diff-weights clean vs itself: valid JSON, exit 0 at tolerance 0" 0 "$CTRL" "$CTRL" --tolerance 0
+diff_case finite-diff-f64-f32 "diff-weights F64-stored copy vs F32 original: valid JSON, exit 0 at tolerance 0" 0 "$NF/base-f64.safetensors" "$BASE" --tolerance 0
+# -Inf vs +Inf: make the pair.
+pt poison "$CTRL" "$NF/ctrl-neginf-first.safetensors" -inf first 3 >/dev/null
+diff_case finite-diff-inf-vs-neginf "diff-weights +Inf vs -Inf at the same element: valid JSON, exit 1 at tolerance 1e30" 1 "$NF/ctrl-inf-first.safetensors" "$NF/ctrl-neginf-first.safetensors" --tolerance 1e30
+# Tensor names that need escaping in JSON.
+for nm in 'a"b' 'back\slash' $'tab\there' $'nl\nname' '</script>'; do
+    n=$((n + 1))
+    pt rename "$CTRL" "$NF/name-$n-a.safetensors" "$nm"
+    pt poison "$NF/name-$n-a.safetensors" "$NF/name-$n-b.safetensors" 0.25 "$nm" 0 >/dev/null
+    diff_case "finite-diff-name-$n" "diff-weights with a differing tensor named $(printf %q "$nm"): valid JSON" 1 "$NF/name-$n-a.safetensors" "$NF/name-$n-b.safetensors" --tolerance 0
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+# Class 5: ranks and resumes that must agree.
+# ---------------------------------------------------------------------------------------------------------------
+AG=$SCR/p/ag; mkdir -p "$AG"
+# A second tiny base (other seed): same config, other weights.
+"$CN" train-base "${TINY[@]}" --max-steps 5 --batch-size 8 --seed 7 --out "$AG/base2" >"$AG/base2.log" 2>&1
+BASE2=$AG/base2/unet.safetensors
+cp "$DATA_DIR/mnist_5k.csv.gz" "$AG/copy.csv.gz"
+# MPMD: rank 0 and rank 1 with different options. Refused naming the option, within the timeout (no deadlock).
+MPMD_CASES=(
+    "batch-size|--batch-size 8|--batch-size 4"
+    "seed|--seed 0|--seed 1"
+    "lr|--lr 1e-4|--lr 2e-4"
+    "max-steps|--max-steps 4|--max-steps 5"
+    "grad-accum|--grad-accum 1|--grad-accum 2"
+    "hint|--hint canny|--hint sobel"
+    "data|--data mnist5k|--data $CLS012"
+    "data-same-content|--data mnist5k|--data $AG/copy.csv.gz"
+    "base|--base $BASE|--base $BASE2"
+    "checkpoint-every|--checkpoint-every 2|--checkpoint-every 3"
+    "checkpoint-every-missing|--checkpoint-every 2|--log-every 20"
+    "checksum-every|--checksum-every 2|--checksum-every 3"
+    "weight-decay|--weight-decay 0.01|--weight-decay 0"
+    "max-grad-norm|--max-grad-norm 1|--max-grad-norm 0.5"
+    "lr-schedule|--lr-schedule constant|--lr-schedule cosine"
+    "warmup|--warmup-steps 0|--warmup-steps 2"
+    "min-lr|--lr-schedule cosine --min-lr-fraction 0|--lr-schedule cosine --min-lr-fraction 0.5"
+    "simulate-ranks|--simulate-ranks 1|--simulate-ranks 2"
+    "resize|--resize|--log-every 20"
+    "validation-steps|--validation-steps 2|--log-every 20"
+    "checkpoints-limit|--checkpoint-every 1 --checkpoints-total-limit 1|--checkpoint-every 1 --checkpoints-total-limit 2"
+    "epochs|--epochs 0.001|--epochs 0.002"
+)
+for spec in "${MPMD_CASES[@]}"; do
+    IFS='|' read -r name a b <<<"$spec"
+    probe "agree-mpmd-$name" agree "MPMD -np 1 ... $a : -np 1 ... $b refused (no hang)" || continue
+    out=$AG/mpmd-$name
+    # shellcheck disable=SC2206
+    A=($a) B=($b)
+    steps=(--max-steps 4); case $name in max-steps|epochs) steps=() ;; esac
+    runc 90 mpirun --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS \
+        -np 1 "$CN" train-controlnet --config tiny --data-dir "$DATA_DIR" --base "$BASE" --batch-size 8 "${steps[@]}" "${A[@]}" --resize --out "$out" : \
+        -np 1 "$CN" train-controlnet --config tiny --data-dir "$DATA_DIR" --base "$BASE" --batch-size 8 "${steps[@]}" "${B[@]}" $( [ "$name" = resize ] || echo --resize ) --out "$out"
+    case $name in
+        # A different --base file with other weights, or the same data under another name: either refused naming
+        # the option, or (same content) accepted. Options that only change what rank 0 prints/writes may agree.
+        data-same-content) want_ok_or_refused '--data' ;;
+        *) want_refused "$(echo "$a" | awk '{print $1}')|$(echo "$b" | awk '{print $1}')" ;;
+    esac
+    [ -e "$out/controlnet.safetensors" ] && [ "$RC" != 0 ] && bad "weights written by a refused job"
+    end_probe
+done
+probe agree-mpmd-out agree "MPMD with another --out per rank refused naming --out" && {
+    runc 90 mpirun --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS \
+        -np 1 "${CT[@]}" --max-steps 4 --out "$AG/mo-a" : -np 1 "${CT[@]}" --max-steps 4 --out "$AG/mo-b"
+    want_refused '--out'; end_probe; }
+probe agree-mpmd-resume agree "MPMD with --resume latest on one rank only refused naming --resume" && {
+    fresh_run "$AG/mr"; rm "$AG/mr/controlnet.safetensors"
+    runc 90 mpirun --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS \
+        -np 1 "${CT[@]}" --max-steps 8 --resume latest --out "$AG/mr" : -np 1 "${CT[@]}" --max-steps 8 --overwrite --out "$AG/mr"
+    want_refused '--resume|--overwrite'; end_probe; }
+probe agree-mpmd-config-file agree "MPMD: --config tiny on rank 0, a JSON file with a different config on rank 1, refused" && {
+    pt config "$AG/cfg16.json" '{"model_channels": 16, "hint_block_channels": [4, 16]}'
+    runc 90 mpirun --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS \
+        -np 1 "${BT[@]}" --max-steps 2 --out "$AG/mc" : -np 1 "$CN" train-base --config "$AG/cfg16.json" --resize --data-dir "$DATA_DIR" --batch-size 8 --max-steps 2 --out "$AG/mc"
+    want_refused '--config'; end_probe; }
+probe agree-mpmd-init-from agree "MPMD train-base with another --init-from per rank refused" && {
+    runc 90 mpirun --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS \
+        -np 1 "${BT[@]}" --max-steps 2 --init-from "$BASE" --out "$AG/mi" : -np 1 "${BT[@]}" --max-steps 2 --init-from "$BASE2" --out "$AG/mi"
+    want_refused '--init-from'; end_probe; }
+probe agree-mpmd-mode agree "MPMD: train-base on rank 0, train-controlnet on rank 1, refused (no hang)" && {
+    runc 90 mpirun --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS \
+        -np 1 "${BT[@]}" --max-steps 2 --out "$AG/mm" : -np 1 "${CT[@]}" --max-steps 2 --out "$AG/mm"
+    want_fail; end_probe; }
+probe agree-mpmd-binary-args agree "MPMD: train-controlnet on rank 0, sample on rank 1 (no hang)" && {
+    runc 90 mpirun --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS \
+        -np 1 "${CT[@]}" --max-steps 2 --out "$AG/ms" : -np 1 "$CN" sample --base "$BASE" --count 1 --steps 1 --grid "$AG/ms.png"
+    want_fail; end_probe; }
+
+# Resumes with other options: refused naming the option (seed, data, hint, config, base, resize); no file changed.
+RESUME_CASES=(
+    "data|refuse|--data|--data $CLS012"
+    "hint|refuse|--hint|--hint sobel"
+    "seed|refuse|--seed|--seed 3"
+    "base|refuse|--base|--base $BASE2"
+    "config|refuse|config|--config $AG/cfg16.json"
+    "no-resize|refuse|--resize|--no-resize-placeholder"
+    "batch-size|okref|--batch-size|--batch-size 4"
+    "simulate-2|okref|--simulate-ranks|--simulate-ranks 2"
+    "grad-accum|okref|--grad-accum|--grad-accum 2"
+    "lr|okref|--lr|--lr 1e-3"
+    "mode-base|refuse|base|--mode-base-placeholder"
+)
+for spec in "${RESUME_CASES[@]}"; do
+    IFS='|' read -r name expect re extra <<<"$spec"
+    probe "agree-resume-$name" agree "--resume latest with another ${extra%% *} ($expect)" || continue
+    out=$AG/res-$name; fresh_run "$out"; rm "$out/controlnet.safetensors"; snap o "$out"
+    # shellcheck disable=SC2206
+    X=($extra)
+    case $name in
+        no-resize) cmd=("$CN" train-controlnet --config tiny --data-dir "$DATA_DIR" --base "$BASE" --batch-size 8) ; X=() ;;
+        mode-base) cmd=("${BT[@]}"); X=() ;;
+        config) cmd=("$CN" train-controlnet --resize --data-dir "$DATA_DIR" --base "$BASE" --batch-size 8) ;;
+        *) cmd=("${CT[@]}") ;;
+    esac
+    runc 60 "${cmd[@]}" "${X[@]}" --max-steps 8 --resume latest --out "$out"
+    if [ "$expect" = refuse ]; then want_refused "$re"; unchanged o; else want_ok_or_refused "$re"; fi
+    end_probe
+done
+# A 2-rank checkpoint resumed on 1 rank and a 1-rank one on 2 ranks (resharding): both finish.
+probe agree-reshard-2to1 agree "a 2-rank checkpoint resumed by 1 process (reshard) finishes" && {
+    out=$AG/rs21; rm -rf "$out"; cp -a "$FX/cn2" "$out"; rm -f "$out/controlnet.safetensors"
+    runc 60 "${CT[@]}" --max-steps 6 --resume latest --out "$out"; want_ok; want_msg 'resharded|RESUMING'; end_probe; }
+probe agree-reshard-1to2 agree "a 1-rank checkpoint resumed under mpirun np 2 (reshard) finishes" && {
+    out=$AG/rs12; fresh_run "$out"; rm "$out/controlnet.safetensors"
+    runc 90 "${MPI[@]}" -np 2 "${CT[@]}" --max-steps 8 --resume latest --out "$out"; want_ok; want_msg 'resharded|RESUMING'; end_probe; }
+# Class configs: labels beyond num_classes, unlabelled data.
+pt idx "$AG/unlabelled-images-idx3-ubyte" 200 28 28
+pt idx "$AG/lab-images-idx3-ubyte" 200 28 28; pt idxlabels "$AG/lab-labels-idx1-ubyte" 200 9
+simple 60 refuse 'num_classes|label|--data' agree-class-mnist-labels agree "tiny-class (3 classes) on mnist5k (labels to 9) refused naming the labels" -- \
+    "$CN" train-base --config tiny-class --resize --data-dir "$DATA_DIR" --batch-size 8 --max-steps 2 --out "$AG/cl1"
+simple 60 refuse 'num_classes|label|--data' agree-class-mnist-labels-cn agree "train-controlnet tiny-class on mnist5k refused naming the labels" -- \
+    "$CN" train-controlnet --config tiny-class --resize --data-dir "$DATA_DIR" --base "$CBASE" --batch-size 8 --max-steps 2 --out "$AG/cl2"
+simple 60 refuse 'label|--data' agree-class-unlabelled-idx agree "tiny-class on an unlabelled IDX file refused naming the data" -- \
+    "$CN" train-base --config tiny-class --resize --data "$AG/unlabelled-images-idx3-ubyte" --batch-size 8 --max-steps 2 --out "$AG/cl3"
+simple 60 refuse 'num_classes|label' agree-class-idx-label-9 agree "tiny-class on IDX with labels up to 9 refused" -- \
+    "$CN" train-base --config tiny-class --resize --data "$AG/lab-images-idx3-ubyte" --batch-size 8 --max-steps 2 --out "$AG/cl4"
+simple 60 okref 'label' agree-unconditional-unlabelled agree "tiny (unconditional) on an unlabelled IDX file runs" -- \
+    "$CN" train-base --config tiny --resize --data "$AG/unlabelled-images-idx3-ubyte" --batch-size 8 --max-steps 2 --out "$AG/cl5"
+simple 60 ok '' agree-class-012-ok agree "tiny-class on digits 0-2 with --prompt-dropout 0.1 runs" -- \
+    "$CN" train-base --config tiny-class --resize --data "$CLS012" --batch-size 8 --max-steps 2 --prompt-dropout 0.1 --out "$AG/cl6"
+simple 60 refuse '--prompt-dropout' agree-dropout-unconditional agree "--prompt-dropout 0.1 with an unconditional config refused" -- \
+    "${BT[@]}" --max-steps 2 --prompt-dropout 0.1 --out "$AG/cl7"
+awk -F, 'BEGIN{OFS=","} NR==5{$NF=-1} {print}' "$CLS012" >"$AG/neg-label.csv"
+simple 60 refuse 'label|neg-label' agree-class-negative-label agree "tiny-class on a CSV with a label -1 refused naming the file" -- \
+    "$CN" train-base --config tiny-class --resize --data "$AG/neg-label.csv" --batch-size 8 --max-steps 2 --out "$AG/cl8"
+simple 60 okref 'label|--label|class' agree-class-sample-cfg agree "sample the class base with --cfg-scale 3 --label 2" -- \
+    "$CN" sample --base "$CBASE" --count 2 --steps 1 --cfg-scale 3 --label 2 --grid "$AG/cls.png"
+simple 60 okref 'label|class|--data' agree-class-sample-hints-mnist agree "sample a class ControlNet with hints from mnist5k (labels to 9) refused or runs without crash" -- \
+    "$CN" sample --base "$CBASE" --hints-from test --count 4 --steps 1 --data-dir "$DATA_DIR" --grid "$AG/cls2.png"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Class 6: signals and exits (stop within one step, checkpoint, status "stopped", exit 0 - 1 for TERM/INT to mpirun -,
+# and a --resume latest that ends bit-identical to an uninterrupted run); gzip bombs and corrupt data files.
+# ---------------------------------------------------------------------------------------------------------------
+SG=$SCR/p/sg; mkdir -p "$SG"
+SIGT=("${CT[@]}" --batch-size 96 --log-every 1 --max-steps 30)
+"${MPI[@]}" -np 2 "${SIGT[@]}" --out "$SG/ref2" >"$SG/ref2.log" 2>&1 || echo "(reference np2 run failed: signal probes will fail)"
+"${SIGT[@]}" --out "$SG/ref1" >"$SG/ref1.log" 2>&1 || echo "(reference np1 run failed)"
+"${MPI[@]}" -np 2 "${SIGT[@]}" --checkpoint-every 1 --out "$SG/ref2c" >"$SG/ref2c.log" 2>&1 || true
+# ranks OUT: the pids of the rank processes of the run writing OUT (oldest first).
+ranks() { pgrep -f "^$CN train-controlnet.*--out $1( |\$)" | sort -n; }
+wait_lines() {   # wait_lines OUT N [TIMEOUT-TENTHS]: until OUT/metrics.jsonl has N lines
+    local i
+    for i in $(seq 1 "${3:-300}"); do
+        [ -f "$1/metrics.jsonl" ] && [ "$(wc -l <"$1/metrics.jsonl")" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# sig_case ID DESCRIPTION np1|np2 ACTION EXPECTED-EXIT REF [TRAIN-ARGS...]: runs SIGT (+ARGS) in the background,
+# calls ACTION (a function; $JOB is mpirun's or the process's pid, $OUT the run directory), then checks the exit,
+# status.json, the checkpoint's step against the step at the signal, and that --resume latest ends bit-identical to REF.
+sig_case() {
+    local id=$1 desc=$2 np=$3 action=$4 want=$5 ref=$6; shift 6
+    probe "$id" signal "$desc" || return 0
+    OUT=$SG/$id
+    local t0 t1 st stopped_at
+    local -a cmd=("${SIGT[@]}" "$@")
+    [ "$np" = np2 ] && cmd=("${MPI[@]}" -np 2 "${cmd[@]}")
+    P_CMD=$(printf '%q ' "${cmd[@]}" | sed "s#$SCR#\$SCR#g; s#$CN#controlnet#g")"--out \$OUT  (then $action)"
+    LOG=$SCR/logs/$id.run.log
+    t0=$(date +%s.%N)
+    "${cmd[@]}" --out "$OUT" >"$LOG" 2>&1 &
+    JOB=$!; BG_PIDS+=("$JOB")
+    SIGNAL_STEP=0
+    $action
+    ( sleep 90; kill -9 "$JOB" 2>/dev/null ) & local guard=$!
+    wait "$JOB"; RC=$?
+    kill "$guard" 2>/dev/null; wait "$guard" 2>/dev/null
+    t1=$(date +%s.%N); P_T=$(echo "$t1 - $t0" | bc)
+    check_crash
+    [ "$want" = any ] || want_rc "$want"
+    st=$(pt status "$OUT" 2>/dev/null)
+    case $st in
+        stopped*)
+            stopped_at=${st#stopped }
+            if [ "$SIGNAL_STEP" -gt 0 ] && [ "$stopped_at" -gt $((SIGNAL_STEP + 1)) ]; then
+                bad "stopped at step $stopped_at, more than one step after the signal (step $SIGNAL_STEP)"
+            fi
+            [ -d "$OUT/checkpoints/$(printf 'step-%08d' "$stopped_at")" ] || bad "no checkpoint of the stop step $stopped_at"
+            [ -e "$OUT/controlnet.safetensors" ] && bad "final weights written on a stop" ;;
+        complete*) [ "$SIGNAL_STEP" -gt 0 ] && [ "$SIGNAL_STEP" -lt 29 ] && bad "the run completed although stopped at step $SIGNAL_STEP" ;;
+        "") [ "$SIGNAL_STEP" -gt 0 ] && bad "no status.json" ;;
+        *) bad "status.json says '$st'" ;;
+    esac
+    if [ -f "$OUT/metrics.jsonl" ]; then pt metrics-valid "$OUT/metrics.jsonl" >"$LOG.m" 2>&1 || bad "metrics.jsonl: $(cat "$LOG.m")"; fi
+    # Resume (same world size) to the end and compare with the uninterrupted run.
+    local -a rcmd=("${SIGT[@]}" "$@")
+    [ "$np" = np2 ] && rcmd=("${MPI[@]}" -np 2 "${rcmd[@]}")
+    local keep_log=$LOG keep_rc=$RC
+    if [[ "$st" != complete* ]]; then
+        run 120 "${rcmd[@]}" --resume latest --out "$OUT"
+        [ "$RC" = 0 ] || bad "the resume failed (exit $RC): $(grep -i error "$LOG" | head -1)"
+    fi
+    run 30 "$CN" diff-weights "$ref/controlnet.safetensors" "$OUT/controlnet.safetensors" --tolerance 0
+    [ "$RC" = 0 ] || bad "the resumed weights differ from the uninterrupted run: $(head -c 200 "$LOG")"
+    LOG=$keep_log RC=$keep_rc
+    end_probe
+}
+at_step() { wait_lines "$OUT" "$1" || bad "the run did not reach step $1"; SIGNAL_STEP=$(wc -l <"$OUT/metrics.jsonl" 2>/dev/null || echo 0); }
+act_usr1_mpirun() { at_step 10; kill -USR1 "$JOB"; }
+act_term_mpirun() { at_step 10; kill -TERM "$JOB"; }
+act_int_mpirun() { at_step 10; kill -INT "$JOB"; }
+act_term_rank_last() { at_step 10; kill -TERM "$(ranks "$OUT" | tail -1)"; }
+act_term_rank_first() { at_step 10; kill -TERM "$(ranks "$OUT" | head -1)"; }
+act_int_rank() { at_step 10; kill -INT "$(ranks "$OUT" | tail -1)"; }
+act_usr1_rank() { at_step 10; kill -USR1 "$(ranks "$OUT" | head -1)"; }
+act_term_all() { at_step 10; kill -TERM $(ranks "$OUT"); }
+act_mixed_all() { at_step 10; local r; r=($(ranks "$OUT")); kill -TERM "${r[0]}"; kill -USR1 "${r[1]:-${r[0]}}"; }
+act_twice_fast() { at_step 10; local r; r=$(ranks "$OUT" | tail -1); kill -TERM "$r"; sleep 0.5; kill -TERM "$r" 2>/dev/null; }
+act_twice_slow() { at_step 10; local r; r=$(ranks "$OUT" | tail -1); kill -TERM "$r"; sleep 5; kill -TERM "$r" 2>/dev/null; }
+act_storm() { at_step 10; local r i; r=$(ranks "$OUT" | tail -1); for i in $(seq 1 40); do kill -TERM "$r" 2>/dev/null; done; }
+act_storm_all() { at_step 10; local i; for i in $(seq 1 20); do kill -TERM $(ranks "$OUT") 2>/dev/null; kill -USR1 "$JOB" 2>/dev/null; done; }
+act_usr1_mpirun_twice() { at_step 10; kill -USR1 "$JOB"; sleep 0.3; kill -USR1 "$JOB" 2>/dev/null; }
+act_early_usr1_mpirun() { sleep 0.3; kill -USR1 "$JOB"; }
+act_early_term_rank() { local i; for i in $(seq 1 50); do [ -n "$(ranks "$OUT")" ] && break; sleep 0.02; done; kill -TERM $(ranks "$OUT") 2>/dev/null; }
+act_early_term_mpirun() { sleep 0.3; kill -TERM "$JOB"; }
+act_ckpt_random() { at_step 5; sleep 0.0$((RANDOM % 9)); kill -TERM $(ranks "$OUT") 2>/dev/null; }
+act_validation() { at_step 5; kill -TERM $(ranks "$OUT" | head -1) 2>/dev/null; }
+act_term_1() { at_step 10; kill -TERM "$JOB"; }
+act_int_1() { at_step 10; kill -INT "$JOB"; }
+act_usr1_1() { at_step 10; kill -USR1 "$JOB"; }
+act_storm_1() { at_step 10; local i; for i in $(seq 1 40); do kill -TERM "$JOB" 2>/dev/null; done; }
+act_early_1() { sleep 0.05; kill -TERM "$JOB"; }
+act_hup_1() { at_step 10; kill -HUP "$JOB"; }
+sig_case signal-usr1-mpirun "SIGUSR1 to mpirun: exit 0, stopped, resume bit-identical" np2 act_usr1_mpirun 0 "$SG/ref2"
+sig_case signal-usr1-mpirun-twice "SIGUSR1 to mpirun twice within 0.3 s: one request" np2 act_usr1_mpirun_twice 0 "$SG/ref2"
+sig_case signal-term-mpirun "SIGTERM to mpirun: exit 1 (Open MPI), checkpoint, resume bit-identical" np2 act_term_mpirun 1 "$SG/ref2"
+sig_case signal-int-mpirun "SIGINT to mpirun: exit 1 (Open MPI), checkpoint, resume bit-identical" np2 act_int_mpirun 1 "$SG/ref2"
+sig_case signal-term-rank1 "SIGTERM to one (the newest) rank: exit 0" np2 act_term_rank_last 0 "$SG/ref2"
+sig_case signal-term-rank0 "SIGTERM to the oldest rank: exit 0" np2 act_term_rank_first 0 "$SG/ref2"
+sig_case signal-int-rank "SIGINT to one rank: exit 0" np2 act_int_rank 0 "$SG/ref2"
+sig_case signal-usr1-rank "SIGUSR1 to one rank: exit 0" np2 act_usr1_rank 0 "$SG/ref2"
+sig_case signal-term-all "SIGTERM to every rank at once: exit 0" np2 act_term_all 0 "$SG/ref2"
+sig_case signal-mixed-all "SIGTERM to rank A and SIGUSR1 to rank B at once: exit 0" np2 act_mixed_all 0 "$SG/ref2"
+sig_case signal-twice-fast "SIGTERM twice within 0.5 s to one rank: one request, exit 0" np2 act_twice_fast 0 "$SG/ref2"
+sig_case signal-twice-slow "SIGTERM twice 5 s apart to one rank: stopped by the first, exit 0" np2 act_twice_slow 0 "$SG/ref2"
+sig_case signal-storm-rank "40 SIGTERMs to one rank in a burst: exit 0" np2 act_storm 0 "$SG/ref2"
+sig_case signal-storm-all "a storm of SIGTERM to the ranks and SIGUSR1 to mpirun: exit 0" np2 act_storm_all 0 "$SG/ref2"
+sig_case signal-early-usr1-mpirun "SIGUSR1 to mpirun 0.3 s after launch (before the ranks start): no rank killed by the signal" np2 act_early_usr1_mpirun 0 "$SG/ref2"
+sig_case signal-early-term-rank "SIGTERM to the ranks as soon as they exist: exit 0, no crash" np2 act_early_term_rank 0 "$SG/ref2"
+sig_case signal-early-term-mpirun "SIGTERM to mpirun 0.3 s after launch: exit 1 at most, no signal death of a rank" np2 act_early_term_mpirun any "$SG/ref2"
+sig_case signal-during-checkpoint "SIGTERM to every rank while checkpointing every step" np2 act_ckpt_random 0 "$SG/ref2c" --checkpoint-every 1
+sig_case signal-during-checkpoint-limit "SIGTERM while checkpointing every step with --checkpoints-total-limit 2" np2 act_ckpt_random 0 "$SG/ref2c" --checkpoint-every 1 --checkpoints-total-limit 2
+sig_case signal-during-validation "SIGTERM to rank 0 around a validation preview (every 5 steps, 64 hints)" np2 act_validation 0 "$SG/ref2" --validation-steps 5 --validation-count 64
+sig_case signal-np1-term "one process: SIGTERM: exit 0, resume bit-identical" np1 act_term_1 0 "$SG/ref1"
+sig_case signal-np1-int "one process: SIGINT: exit 0" np1 act_int_1 0 "$SG/ref1"
+sig_case signal-np1-usr1 "one process: SIGUSR1: exit 0" np1 act_usr1_1 0 "$SG/ref1"
+sig_case signal-np1-storm "one process: 40 SIGTERMs in a burst: exit 0" np1 act_storm_1 0 "$SG/ref1"
+sig_case signal-np1-early "one process: SIGTERM 50 ms after exec (before the handlers may exist): no signal death" np1 act_early_1 any "$SG/ref1"
+sig_case signal-np1-hup "one process: SIGHUP (not a stop signal): the process ends, the resume is still bit-identical" np1 act_hup_1 any "$SG/ref1"
+# kill -9 of one rank: the job goes down within seconds (no hang), and the run resumes from its last checkpoint.
+probe signal-kill9-rank signal "kill -9 of one rank: mpirun ends within 30 s; --resume latest ends bit-identical" && {
+    OUT=$SG/kill9; LOG=$SCR/logs/signal-kill9.log
+    "${MPI[@]}" -np 2 "${SIGT[@]}" --checkpoint-every 5 --out "$OUT" >"$LOG" 2>&1 & JOB=$!; BG_PIDS+=("$JOB")
+    at_step 12; t0=$(date +%s); kill -9 "$(ranks "$OUT" | tail -1)"
+    ( sleep 60; kill -9 "$JOB" 2>/dev/null ) & guard=$!; wait "$JOB"; RC=$?; kill "$guard" 2>/dev/null
+    el=$(( $(date +%s) - t0 )); [ "$el" -le 30 ] || bad "mpirun took $el s to end after a rank died"
+    [ "$RC" != 0 ] || bad "mpirun exited 0 although a rank was killed"
+    run 120 "${MPI[@]}" -np 2 "${SIGT[@]}" --checkpoint-every 5 --resume latest --out "$OUT"; want_ok
+    run 30 "$CN" diff-weights "$SG/ref2/controlnet.safetensors" "$OUT/controlnet.safetensors" --tolerance 0; want_ok
+    end_probe; }
+probe signal-grad-accum signal "SIGTERM during a step of 32 micro-steps: stops between micro-steps, resume bit-identical" && {
+    GA=("${CT[@]}" --batch-size 8 --grad-accum 32 --log-every 1 --max-steps 6)
+    "${MPI[@]}" -np 2 "${GA[@]}" --out "$SG/ga-ref" >"$SG/ga-ref.log" 2>&1
+    OUT=$SG/ga; LOG=$SCR/logs/signal-ga.log
+    "${MPI[@]}" -np 2 "${GA[@]}" --out "$OUT" >"$LOG" 2>&1 & JOB=$!; BG_PIDS+=("$JOB")
+    at_step 2; sleep 0.2; kill -TERM $(ranks "$OUT"); wait "$JOB"; RC=$?; want_ok
+    run 120 "${MPI[@]}" -np 2 "${GA[@]}" --resume latest --out "$OUT"; want_ok
+    run 30 "$CN" diff-weights "$SG/ga-ref/controlnet.safetensors" "$OUT/controlnet.safetensors" --tolerance 0; want_ok
+    end_probe; }
+probe signal-sample-term signal "SIGTERM to sample: ends promptly without a crash or a partial grid" && {
+    LOG=$SCR/logs/signal-sample.log; rm -f "$SG/st.png"
+    "$CN" sample --base "$MNIST_BASE" --count 64 --steps 50 --grid "$SG/st.png" --data-dir "$DATA_DIR" >"$LOG" 2>&1 & JOB=$!
+    sleep 1; kill -TERM "$JOB"; ( sleep 30; kill -9 "$JOB" 2>/dev/null ) & guard=$!; wait "$JOB"; RC=$?; kill "$guard" 2>/dev/null
+    [ "$RC" = 143 ] && RC=0   # death by SIGTERM is the expected outcome for a non-training command
+    check_crash; [ -e "$SG/st.png" ] && [ "$(head -c 4 "$SG/st.png" | od -An -c | tr -d ' ')" != '211PNG' ] && bad "a partial grid was left"
+    end_probe; }
+
+# Gzip bombs and corrupt data files as --data.
+GZ=$SCR/p/gz; mkdir -p "$GZ"
+pt gzbomb "$GZ/bomb-images-idx3-ubyte.gz" idx 512
+pt gzbomb "$GZ/bombbig-images-idx3-ubyte.gz" idxbig 512
+pt gzbomb "$GZ/bomb.csv.gz" csv 512
+pt gzbomb "$GZ/bombrow.csv.gz" csvrow 512
+for b in bomb-images-idx3-ubyte.gz bombbig-images-idx3-ubyte.gz bomb.csv.gz bombrow.csv.gz; do
+    simple 60 refuse "$b|--data" "signal-gzbomb-$b" signal "--data gzip bomb $b (512 MB inflated) refused naming the file, quickly" -- \
+        "$SCR/ulim" 4000000 "${BT[@]}" --max-steps 1 --data "$GZ/$b" --out "$GZ/o-$b"
+done
+simple 60 refuse "bomb|--data" signal-gzbomb-sample signal "sample --hints-from test with a gzip-bomb --data refused" -- \
+    "$SCR/ulim" 4000000 "$CN" sample --base "$BASE" --control "$CTRL" --hints-from test --data "$GZ/bomb-images-idx3-ubyte.gz" --count 2 --steps 1 --grid "$GZ/b.png"
+simple 60 refuse "bomb|--data" signal-gzbomb-eval signal "eval with a gzip-bomb CSV --data refused" -- \
+    "$SCR/ulim" 4000000 "$CN" eval --base "$BASE" --control "$CTRL" --data "$GZ/bomb.csv.gz" --count 2 --steps 1
+head -c 100000 "$DATA_DIR/mnist_5k.csv.gz" >"$GZ/trunc.csv.gz"
+cp "$DATA_DIR/mnist_5k.csv.gz" "$GZ/flip.csv.gz"; printf '\xff\xff\xff\xff' | dd of="$GZ/flip.csv.gz" bs=1 seek=200000 conv=notrunc 2>/dev/null
+: >"$GZ/empty.csv.gz"; echo "not gzip" >"$GZ/plain.csv.gz"; printf '\x1f\x8b' >"$GZ/magic-only.csv.gz"
+cp "$DATA_DIR/mnist_5k.csv.gz" "$GZ/trail.csv.gz"; echo "trailing garbage" >>"$GZ/trail.csv.gz"
+for f in trunc flip empty plain magic-only trail; do
+    exp=refuse; [ $f = trail ] && exp=okref
+    simple 60 $exp "$f.csv.gz|--data" "signal-corrupt-gz-$f" signal "--data $f.csv.gz (corrupt gzip) refused naming the file" -- \
+        "${BT[@]}" --max-steps 1 --data "$GZ/$f.csv.gz" --out "$GZ/o-$f"
+done
+# IDX files whose headers lie.
+pt idx "$GZ/short-images-idx3-ubyte" 100 28 28 1000
+pt idx "$GZ/long-images-idx3-ubyte" 100 28 28 10
+pt idx "$GZ/zero-count-images-idx3-ubyte" 0 28 28
+pt idx "$GZ/zero-rows-images-idx3-ubyte" 100 0 28
+pt idx "$GZ/zero-cols-images-idx3-ubyte" 100 28 0
+pt idx "$GZ/huge-dims-images-idx3-ubyte" 1 1 1 - ; python3 -c "
+import struct; open('$GZ/huge-dims-images-idx3-ubyte','wb').write(struct.pack('>IIII',0x803,2,65536,65536)+bytes(64))"
+python3 -c "
+import struct; open('$GZ/maxcount-images-idx3-ubyte','wb').write(struct.pack('>IIII',0x803,0xffffffff,28,28)+bytes(784*3))"
+python3 -c "
+import struct; open('$GZ/wrongmagic-images-idx3-ubyte','wb').write(struct.pack('>IIII',0x801,10,28,28)+bytes(7840))"
+python3 -c "
+import struct; open('$GZ/float-images-idx3-ubyte','wb').write(struct.pack('>IIII',0x0D03,10,28,28)+bytes(7840*4))"
+python3 -c "
+import struct; open('$GZ/dims4-images-idx3-ubyte','wb').write(struct.pack('>IIIII',0x804,10,28,28,1)+bytes(7840))"
+python3 -c "
+open('$GZ/header-only-images-idx3-ubyte','wb').write(bytes([0,0,8,3]))"
+pt idx "$GZ/lie-gz-images-idx3-ubyte.gz" 100 28 28 1000 gz
+for f in short long zero-count zero-rows zero-cols huge-dims maxcount wrongmagic float dims4 header-only lie-gz; do
+    file=$GZ/$f-images-idx3-ubyte; [ $f = lie-gz ] && file=$file.gz
+    exp=refuse; [ $f = long ] && exp=okref
+    simple 60 $exp "$f-images|--data" "signal-idx-$f" signal "--data IDX with a lying header ($f) refused naming the file" -- \
+        "$SCR/ulim" 4000000 "${BT[@]}" --max-steps 1 --data "$file" --out "$GZ/o-idx-$f"
+done
+# CSV files with bad rows.
+printf '0,0,0\n1,2\n' >"$GZ/ragged.csv"
+gzip -dc "$DATA_DIR/mnist_5k.csv.gz" | head -50 | sed '7s/^0,/x,/' >"$GZ/nonnum.csv"
+gzip -dc "$DATA_DIR/mnist_5k.csv.gz" | head -50 | sed '9s/^0,/256,/' >"$GZ/pix256.csv"
+gzip -dc "$DATA_DIR/mnist_5k.csv.gz" | head -50 | sed '9s/^0,/-1,/' >"$GZ/pixneg.csv"
+: >"$GZ/empty.csv"; printf '\n\n\n' >"$GZ/blank.csv"
+gzip -dc "$DATA_DIR/mnist_5k.csv.gz" | head -50 | awk -F, 'BEGIN{OFS=","} NR==3{$NF=99999999999999999999} {print}' >"$GZ/hugelabel.csv"
+python3 -c "open('$GZ/nul.csv','wb').write(b'0,' * 784 + b'\0\n')"
+python3 -c "open('$GZ/nonsquare.csv','w').write(('0,' * 783 + '1\n') * 10)"
+for f in ragged nonnum pix256 pixneg empty blank hugelabel nul nonsquare; do
+    simple 60 refuse "$f.csv|--data" "signal-csv-$f" signal "--data CSV with bad rows ($f) refused naming the file" -- \
+        "${BT[@]}" --max-steps 1 --data "$GZ/$f.csv" --out "$GZ/o-csv-$f"
+done
+# Holes left by the self-checksum: a re-sealed manifest without its data fingerprint, and a manifest downgraded to
+# format 1 (no checksum), resumed with other data: the recorded options still say what the run trained on.
+probe rundir-manifest-no-fingerprint-other-hint rundir "re-sealed manifest without its data fingerprint, resumed with --hint sobel: refused" && {
+    out=$ME/nofp; fresh_run "$out"; rm -f "$out/controlnet.safetensors"
+    for s in "$out"/checkpoints/step-*; do pt reseal "$s/manifest.json" seal '"data" : \{[^}]*\},' ''; done
+    snap o "$out"
+    runc 60 "${CT[@]}" --max-steps 8 --hint sobel --resume latest --out "$out"; want_refused 'hint|data'; unchanged o; end_probe; }
+probe rundir-manifest-format1-other-data rundir "manifest downgraded to format 1 (no checksum), resumed with other --data: refused" && {
+    out=$ME/fmt1; fresh_run "$out"; rm -f "$out/controlnet.safetensors"
+    for s in "$out"/checkpoints/step-*; do pt reseal "$s/manifest.json" raw 'checkpoint\\/2' 'checkpoint\\/1'; done
+    snap o "$out"
+    runc 60 "$CN" train-controlnet --config tiny --resize --base "$BASE" --batch-size 8 --data "$CLS012" --max-steps 8 --resume latest --out "$out"
+    want_refused 'data'; unchanged o; end_probe; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Class 3 (continued): config files, full disks, file-size limits.
+# ---------------------------------------------------------------------------------------------------------------
+CF=$SCR/p/cf; mkdir -p "$CF"
+CONFIG_CASES=(
+    "mc-2p20|model_channels|{\"model_channels\": 1048576}"
+    "classes-1e12|num_classes|{\"num_classes\": 1000000000000}"
+    "classes-1e12-float|num_classes|{\"num_classes\": 1e12}"
+    "image-65536|image_size|{\"image_size\": 65536}"
+    "resblocks-1e9|num_res_blocks|{\"num_res_blocks\": 1000000000}"
+    "mult-100|channel_mult|{\"channel_mult\": [$(printf '1,%.0s' $(seq 1 99))1]}"
+    "mult-huge-entry|channel_mult|{\"channel_mult\": [1, 9223372036854775807]}"
+    "mult-empty|channel_mult|{\"channel_mult\": []}"
+    "mult-zero|channel_mult|{\"channel_mult\": [1, 0]}"
+    "neg-image|image_size|{\"image_size\": -8}"
+    "neg-mc|model_channels|{\"model_channels\": -8}"
+    "neg-heads|num_heads|{\"num_heads\": -2}"
+    "neg-groups|norm_groups|{\"norm_groups\": -2}"
+    "neg-classes|num_classes|{\"num_classes\": -1}"
+    "neg-in|in_channels|{\"in_channels\": -1}"
+    "neg-hint-ch|hint_channels|{\"hint_channels\": -1}"
+    "zero-in|in_channels|{\"in_channels\": 0}"
+    "zero-image|image_size|{\"image_size\": 0}"
+    "zero-groups|norm_groups|{\"norm_groups\": 0}"
+    "odd-mc|model_channels|{\"model_channels\": 7}"
+    "float-mc|model_channels|{\"model_channels\": 8.5}"
+    "float-int-mc|model_channels|{\"model_channels\": 8.0}"
+    "string-mc|model_channels|{\"model_channels\": \"8\"}"
+    "object-mc|model_channels|{\"model_channels\": {\"a\": 1}}"
+    "null-mc|model_channels|{\"model_channels\": null}"
+    "bool-mc|model_channels|{\"model_channels\": true}"
+    "missing-mc|model_channels|{\"model_channels\": \"__delete__\"}"
+    "unknown-key|dropout|{\"dropout\": 0.1}"
+    "groups-not-dividing|norm_groups|{\"norm_groups\": 3}"
+    "heads-not-dividing|num_heads|{\"num_heads\": 3}"
+    "attn-out-of-range|attention_levels|{\"attention_levels\": [5]}"
+    "attn-negative|attention_levels|{\"attention_levels\": [-1]}"
+    "attn-dup|attention_levels|{\"attention_levels\": [1, 1]}"
+    "hint-blocks-empty|hint_block_channels|{\"hint_block_channels\": []}"
+    "hint-blocks-zero|hint_block_channels|{\"hint_block_channels\": [0, 8]}"
+    "image-not-divisible|image_size|{\"image_size\": 7}"
+    "image-1|image_size|{\"image_size\": 1}"
+    "mult-8-levels-image-8|channel_mult|{\"channel_mult\": [1,1,1,1,1,1,1,1]}"
+    "max-everything|config|{\"image_size\": 2048, \"model_channels\": 4096, \"channel_mult\": [64,64,64,64,64,64,64,64], \"num_res_blocks\": 16, \"attention_levels\": [0,1,2,3,4,5,6,7], \"num_heads\": 1024, \"norm_groups\": 4096, \"hint_block_channels\": [4096,4096,4096,4096,4096,4096,4096,4096,4096,4096,4096,4096,4096,4096,4096,4096], \"num_classes\": 1000000, \"in_channels\": 16, \"hint_channels\": 16}"
+    "big-valid|config|{\"image_size\": 512, \"model_channels\": 1024, \"channel_mult\": [1,2,4,8], \"num_res_blocks\": 4, \"attention_levels\": [1,2,3], \"norm_groups\": 32, \"num_heads\": 8, \"hint_block_channels\": [16, 1024]}"
+)
+for spec in "${CONFIG_CASES[@]}"; do
+    IFS='|' read -r name field mods <<<"$spec"
+    pt config "$CF/$name.json" "$mods"
+    exp=refuse; case $name in float-int-mc|max-everything|big-valid|image-1|mult-8-levels-image-8|image-not-divisible) exp=okref ;; esac
+    simple 60 $exp "$field|config" "input-config-info-$name" input "info --config with $name" -- \
+        "$SCR/ulim" 4000000 "$CN" info --config "$CF/$name.json"
+    case $name in mc-2p20|classes-1e12|mult-100|float-mc|string-mc|unknown-key|groups-not-dividing|max-everything|big-valid|image-65536|resblocks-1e9|neg-image)
+        simple 60 $exp "$field|config|--batch-size" "input-config-train-$name" input "train-base --config with $name" -- \
+            "$SCR/ulim" 4000000 "$CN" train-base --config "$CF/$name.json" --resize --data-dir "$DATA_DIR" --batch-size 2 --max-steps 1 --out "$CF/o-$name"
+        simple 60 $exp "$field|config|--batch-size" "input-config-bench-$name" input "bench --config with $name" -- \
+            "$SCR/ulim" 4000000 "$CN" bench --config "$CF/$name.json" --batch-size 2 --steps 1 --warmup 0
+        simple 60 $exp "$field|config|--batch" "input-config-sgemm-$name" input "bench-sgemm --config with $name" -- \
+            "$SCR/ulim" 4000000 "$CN" bench-sgemm --config "$CF/$name.json" --batch 1 --repeats 1 ;;
+    esac
+done
+: >"$CF/empty.json"; echo '[]' >"$CF/array.json"; echo 'null' >"$CF/null.json"; echo '{' >"$CF/open.json"
+printf '\xff\xfe{}' >"$CF/badutf.json"
+python3 -c "print('[' * 100000 + ']' * 100000)" >"$CF/deep-array.json"
+python3 -c "print('{\"a\":' * 100000 + '1' + '}' * 100000)" >"$CF/deep-object.json"
+python3 -c "
+import json; c=json.load(open('$CF/odd-mc.json')); c['model_channels']=8; s=json.dumps(c)
+open('$CF/dupkey.json','w').write(s[:-1] + ', \"model_channels\": 1048576}')"
+python3 -c "
+import sys; f=open('$CF/huge.json','w'); f.write('{\"model_channels\": 8, \"pad\": \"'); f.write('a' * (100 << 20)); f.write('\"}')"
+python3 -c "
+import sys; f=open('$CF/huge-ws.json','w'); f.write(' ' * (100 << 20)); f.write(open('$CF/float-int-mc.json').read())"
+for f in empty array null open badutf deep-array deep-object dupkey huge huge-ws; do
+    exp=refuse; [ $f = huge-ws ] && exp=okref
+    simple 60 $exp "$f.json|config" "input-config-file-$f" input "info --config $f.json refused naming the file" -- \
+        "$SCR/ulim" 4000000 "$CN" info --config "$CF/$f.json"
+done
+simple 60 refuse "deep-object|config" input-config-deep-train input "train-base --config deep-object.json refused" -- \
+    "$CN" train-base --config "$CF/deep-object.json" --data-dir "$DATA_DIR" --max-steps 1 --out "$CF/o-deep"
+simple 60 refuse "config|directory" input-config-dir input "info --config DIRECTORY refused" -- "$CN" info --config "$CF"
+simple 20 refuse "config|/dev/zero|regular" input-config-dev-zero input "info --config /dev/zero refused (no hang, no memory blow-up)" -- \
+    "$SCR/ulim" 4000000 "$CN" info --config /dev/zero
+mkfifo "$CF/fifo.json"
+simple 20 refuse "config|fifo|regular" input-config-fifo input "info --config FIFO (no writer) refused, no hang" -- "$CN" info --config "$CF/fifo.json"
+simple 60 refuse "config" input-config-unknown-preset input "train --config mnist-huge (not a preset, not a file) refused" -- \
+    "$CN" train-base --config mnist-huge --max-steps 1 --out "$CF/o-preset"
+
+# Full disks: a 2 MB tmpfs (root), filled to leave N bytes free; else `ulimit -f`.
+FULL=$SCR/full
+mkdir -p "$FULL"
+HAVE_TMPFS=0
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=2m tmpfs "$FULL" 2>/dev/null; then HAVE_TMPFS=1; MOUNTS+=("$FULL"); fi
+# fill_to FREE-KB: leaves about FREE-KB free on the tmpfs.
+fill_to() {
+    find "$FULL" -mindepth 1 -maxdepth 1 ! -name 'filler*' -exec rm -rf {} + 2>/dev/null; rm -f "$FULL"/filler*
+    local avail; avail=$(df -k --output=avail "$FULL" | tail -1)
+    [ "$avail" -gt "$1" ] && dd if=/dev/zero of="$FULL/filler" bs=1k count=$((avail - $1)) 2>/dev/null
+    true
+}
+DISK_RE='space|disk|write|ENOSPC|full|quota'
+if [ $HAVE_TMPFS = 1 ]; then
+    for kb in 0 4 40 200 400; do
+        probe "input-full-train-$kb" input "train-controlnet (checkpoints every step) on a disk with $kb KB free: clear error, metrics line-valid, no crash" && {
+            fill_to "$kb"
+            runc 60 "${CT[@]}" --max-steps 6 --checkpoint-every 1 --log-every 1 --out "$FULL/run"
+            [ "$RC" = 0 ] || want_msg "$DISK_RE|--out"
+            [ -f "$FULL/run/metrics.jsonl" ] && { pt metrics-valid "$FULL/run/metrics.jsonl" >"$LOG.m" 2>&1 || bad "metrics.jsonl: $(cat "$LOG.m")"; }
+            st=$(pt status "$FULL/run" 2>/dev/null); [ "$RC" = 0 ] || [[ "$st" != running* ]] || bad "status.json still says running after the failure"
+            # Space freed: --resume latest must continue from a valid checkpoint or start fresh, and finish.
+            rm -f "$FULL"/filler*
+            run 60 "${CT[@]}" --max-steps 6 --checkpoint-every 1 --log-every 1 --resume latest --out "$FULL/run"
+            [ "$RC" = 0 ] || bad "after freeing space, --resume latest failed: $(grep -i error "$LOG" | head -1)"
+            end_probe; }
+    done
+    for kb in 0 8 100; do
+        probe "input-full-sample-$kb" input "sample --grid and --out on a disk with $kb KB free: clear error, no partial files" && {
+            fill_to "$kb"
+            runc 60 "$CN" sample --base "$MNIST_BASE" --count 64 --steps 1 --grid "$FULL/g.png" --out "$FULL/s.safetensors" --data-dir "$DATA_DIR"
+            [ "$RC" = 0 ] || want_msg "$DISK_RE|g.png|s.safetensors"
+            if [ "$RC" != 0 ] && [ -e "$FULL/s.safetensors" ]; then bad "a partial s.safetensors was left"; fi
+            end_probe; }
+        probe "input-full-eval-$kb" input "eval --json/--grid on a disk with $kb KB free: clear error" && {
+            fill_to "$kb"
+            runc 60 "$CN" eval --base "$BASE" --control "$CTRL" --count 64 --steps 1 --data-dir "$DATA_DIR" --json "$FULL/e.json" --grid "$FULL/e.png"
+            [ "$RC" = 0 ] || want_msg "$DISK_RE|e.json|e.png"
+            end_probe; }
+        probe "input-full-export-$kb" input "export on a disk with $kb KB free: clear error, no partial file" && {
+            fill_to "$kb"
+            runc 60 "$CN" export "$FX/cn/checkpoints/step-00000006" --out "$FULL/x.safetensors"
+            [ "$RC" = 0 ] || want_msg "$DISK_RE|x.safetensors"
+            if [ "$RC" != 0 ] && [ -e "$FULL/x.safetensors" ]; then bad "a partial x.safetensors was left"; fi
+            end_probe; }
+    done
+    probe input-full-validation input "validation previews on a full disk: clear error, no crash" && {
+        fill_to 30
+        runc 60 "${CT[@]}" --max-steps 4 --validation-steps 2 --validation-count 64 --out "$FULL/val"
+        [ "$RC" = 0 ] || want_msg "$DISK_RE|validation"; end_probe; }
+    probe input-full-base-weights input "train-base writing unet.safetensors on a disk with 60 KB free: clear error" && {
+        fill_to 60
+        runc 60 "${BT[@]}" --max-steps 2 --out "$FULL/b"
+        [ "$RC" = 0 ] || want_msg "$DISK_RE|unet"; end_probe; }
+    probe input-full-metrics-np2 input "mpirun np 2 on a disk with 8 KB free: every rank ends, clear error" && {
+        fill_to 8
+        runc 90 "${MPI[@]}" -np 2 "${CT[@]}" --max-steps 6 --checkpoint-every 1 --log-every 1 --out "$FULL/np2"
+        [ "$RC" = 0 ] || want_msg "$DISK_RE"; end_probe; }
+    umount -l "$FULL" 2>/dev/null
+fi
+# ulimit -f: a write past the limit must be an error (SIGXFSZ ignored), not a death by signal.
+FS=$SCR/p/fsize; mkdir -p "$FS"
+printf '#!/usr/bin/env bash\nulimit -f "$1" || exit 99\nshift\nexec "$@"\n' >"$SCR/flim"; chmod +x "$SCR/flim"
+simple 60 okref "$DISK_RE|size|limit|--out" input-fsize-train input "train-controlnet with checkpoints under ulimit -f 100 (KB): clear error, no SIGXFSZ" -- \
+    "$SCR/flim" 100 "${CT[@]}" --max-steps 4 --checkpoint-every 2 --out "$FS/run"
+simple 60 okref "$DISK_RE|size|limit|--out" input-fsize-train-metrics input "train-controlnet --log-every 1 under ulimit -f 1 (KB)" -- \
+    "$SCR/flim" 1 "${CT[@]}" --max-steps 40 --log-every 1 --out "$FS/run2"
+simple 60 okref "$DISK_RE|size|limit|--grid|--out" input-fsize-sample input "sample --out under ulimit -f 50 (KB)" -- \
+    "$SCR/flim" 50 "$CN" sample --base "$MNIST_BASE" --count 64 --steps 1 --grid "$FS/g.png" --out "$FS/s.safetensors"
+simple 60 okref "$DISK_RE|size|limit|--out" input-fsize-export input "export under ulimit -f 10 (KB)" -- \
+    "$SCR/flim" 10 "$CN" export "$FX/cn/checkpoints/step-00000006" --out "$FS/x.safetensors"
+simple 60 okref "$DISK_RE|size|limit|--json" input-fsize-eval input "eval --grid under ulimit -f 1 (KB)" -- \
+    "$SCR/flim" 1 "$CN" eval --base "$BASE" --control "$CTRL" --count 64 --steps 1 --data-dir "$DATA_DIR" --grid "$FS/e.png"
+simple 60 okref "$DISK_RE|size|limit|cache" input-fsize-base input "train-base under ulimit -f 20 (KB)" -- \
+    "$SCR/flim" 20 "${BT[@]}" --max-steps 2 --out "$FS/b"
+# /dev/full as an output.
+simple 60 refuse "/dev/full|space|--grid" input-devfull-grid input "sample --grid /dev/full: clear error" -- \
+    "$CN" sample --base "$BASE" --count 2 --steps 1 --grid /dev/full
+simple 60 refuse "/dev/full|space|--out" input-devfull-out input "sample --out /dev/full: clear error" -- \
+    "$CN" sample --base "$BASE" --count 2 --steps 1 --grid "$FS/g2.png" --out /dev/full
+simple 60 refuse "/dev/full|space|--json" input-devfull-json input "eval --json /dev/full: clear error" -- \
+    "$CN" eval --base "$BASE" --control "$CTRL" --count 2 --steps 1 --data-dir "$DATA_DIR" --json /dev/full
+simple 60 refuse "/dev/full|space|--out" input-devfull-export input "export --out /dev/full: clear error" -- \
+    "$CN" export "$FX/cn/checkpoints/step-00000006" --out /dev/full
+
+# ---------------------------------------------------------------------------------------------------------------
+# Class 7: the other commands with bad arguments; paths that are directories, devices, FIFOs, empty or truncated.
+# ---------------------------------------------------------------------------------------------------------------
+MS=$SCR/p/misc; mkdir -p "$MS/adir"
+: >"$MS/empty.safetensors"; head -c 1000 "$BASE" >"$MS/trunc.safetensors"; echo "hello" >"$MS/text.safetensors"
+python3 -c "import struct; open('$MS/hugelen.safetensors','wb').write(struct.pack('<Q', 2**63 + 5) + b'{}')"
+python3 -c "import struct; open('$MS/maxlen.safetensors','wb').write(struct.pack('<Q', 2**64 - 1) + b'{}')"
+python3 -c "import struct; h=b'{\"x\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,0]}}'; open('$MS/overflow-shape.safetensors','wb').write(struct.pack('<Q', len(h)) + h)"
+python3 -c "import struct; h=b'{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,9223372036854775807]}}'; open('$MS/huge-offset.safetensors','wb').write(struct.pack('<Q', len(h)) + h + bytes(8))"
+python3 -c "import struct; h=b'{\"x\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}'; open('$MS/empty-tensor.safetensors','wb').write(struct.pack('<Q', len(h)) + h)"
+python3 -c "import struct; h=b'{\"__metadata__\":{\"config\":\"{\\\\\"model_channels\\\\\":1048576}\"},\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}'; open('$MS/meta-bad-config.safetensors','wb').write(struct.pack('<Q', len(h)) + h + bytes(4))"
+python3 -c "import struct; h=('{' + '\"a\":{' * 50000 + '}' * 50000 + '}').encode(); open('$MS/deep-header.safetensors','wb').write(struct.pack('<Q', len(h)) + h)"
+pt meta "$BASE" "$MS/base-noconfig.safetensors" config --delete
+pt meta "$BASE" "$MS/base-mnistconfig.safetensors" config "$(python3 -c "
+import json,struct; b=open('$MNIST_BASE','rb').read(); n=struct.unpack('<Q',b[:8])[0]; print(json.loads(b[8:8+n])['__metadata__']['config'])")"
+mkfifo "$MS/fifo.safetensors"
+BADFILES=(adir empty trunc text hugelen maxlen overflow-shape huge-offset empty-tensor meta-bad-config deep-header base-noconfig base-mnistconfig fifo devzero devnull)
+badpath() { case $1 in adir) echo "$MS/adir" ;; fifo) echo "$MS/fifo.safetensors" ;; devzero) echo /dev/zero ;; devnull) echo /dev/null ;; *) echo "$MS/$1.safetensors" ;; esac; }
+for f in "${BADFILES[@]}"; do
+    p=$(badpath "$f")
+    simple 20 refuse "--base|$(basename "$p")" "misc-sample-base-$f" misc "sample --base $f refused naming it (no hang)" -- \
+        "$SCR/ulim" 4000000 "$CN" sample --base "$p" --count 2 --steps 1 --grid "$MS/s-$f.png"
+    simple 20 refuse "--control|$(basename "$p")" "misc-sample-control-$f" misc "sample --control $f refused naming it" -- \
+        "$SCR/ulim" 4000000 "$CN" sample --base "$BASE" --control "$p" --hints "$FX/hints.safetensors" --count 2 --steps 1 --grid "$MS/c-$f.png"
+    simple 20 refuse "--hints|hints|$(basename "$p")" "misc-sample-hints-$f" misc "sample --hints $f refused naming it" -- \
+        "$SCR/ulim" 4000000 "$CN" sample --base "$BASE" --control "$CTRL" --hints "$p" --count 2 --steps 1 --grid "$MS/h-$f.png"
+    simple 20 refuse "$(basename "$p")|safetensors" "misc-diff-$f" misc "diff-weights $f vs a clean file refused naming it" -- \
+        "$SCR/ulim" 4000000 "$CN" diff-weights "$p" "$CTRL"
+    case $f in adir|empty|trunc|hugelen|fifo|devzero|base-noconfig)
+        simple 20 refuse "--base|$(basename "$p")" "misc-train-base-$f" misc "train-controlnet --base $f refused naming it" -- \
+            "$SCR/ulim" 4000000 "${CT[@]}" --base "$p" --max-steps 1 --out "$MS/t-$f"
+        simple 20 refuse "--init-from|$(basename "$p")" "misc-train-init-$f" misc "train-base --init-from $f refused naming it" -- \
+            "$SCR/ulim" 4000000 "${BT[@]}" --init-from "$p" --max-steps 1 --out "$MS/i-$f" ;;
+    esac
+done
+# Wrong kinds of weight files.
+simple 60 refuse "--base|UNet|controlnet|kind" misc-base-is-controlnet misc "sample --base a ControlNet file refused" -- \
+    "$CN" sample --base "$CTRL" --count 2 --steps 1 --grid "$MS/k1.png"
+simple 60 refuse "--control|ControlNet|kind|unet" misc-control-is-unet misc "sample --control a UNet file refused" -- \
+    "$CN" sample --base "$BASE" --control "$BASE" --hints "$FX/hints.safetensors" --count 2 --steps 1 --grid "$MS/k2.png"
+simple 60 refuse "--control|config" misc-control-other-config misc "sample --control of another config than the base refused" -- \
+    "$CN" sample --base "$MNIST_BASE" --control "$CTRL" --hints-from test --data-dir "$DATA_DIR" --count 2 --steps 1 --grid "$MS/k3.png"
+simple 60 refuse "--init-from|config" misc-init-from-other-config misc "train-base --config mnist --init-from a tiny UNet refused" -- \
+    "$CN" train-base --data-dir "$DATA_DIR" --batch-size 2 --init-from "$BASE" --max-steps 1 --out "$MS/k4"
+simple 60 refuse "--base|config" misc-base-other-config misc "train-controlnet --config mnist with a tiny base refused" -- \
+    "$CN" train-controlnet --data-dir "$DATA_DIR" --batch-size 2 --base "$BASE" --max-steps 1 --out "$MS/k5"
+simple 60 refuse "--base|config" misc-base-meta-config-lies misc "--base whose metadata claims the mnist config (tensors are tiny) refused" -- \
+    "$CN" sample --base "$MS/base-mnistconfig.safetensors" --count 2 --steps 1 --grid "$MS/k6.png"
+simple 60 refuse "--init-from|base|controlnet" misc-init-from-controlnet misc "train-base --init-from a ControlNet file refused" -- \
+    "${BT[@]}" --init-from "$CTRL" --max-steps 1 --out "$MS/k7"
+# Output paths that cannot be written.
+simple 60 refuse "--grid|adir|directory" misc-grid-dir misc "sample --grid DIRECTORY refused" -- \
+    "$CN" sample --base "$BASE" --count 2 --steps 1 --grid "$MS/adir"
+simple 60 refuse "--grid|nodir" misc-grid-nodir misc "sample --grid in a missing directory refused" -- \
+    "$CN" sample --base "$BASE" --count 2 --steps 1 --grid "$MS/nodir/x.png"
+simple 20 okref "--grid|fifo" misc-grid-fifo misc "sample --grid FIFO (no reader): no hang" -- \
+    "$CN" sample --base "$BASE" --count 2 --steps 1 --grid "$MS/fifo.safetensors"
+simple 60 refuse "--out|adir|directory" misc-sample-out-dir misc "sample --out DIRECTORY refused" -- \
+    "$CN" sample --base "$BASE" --count 2 --steps 1 --grid "$MS/o.png" --out "$MS/adir"
+simple 60 refuse "--json|adir|directory" misc-eval-json-dir misc "eval --json DIRECTORY refused" -- \
+    "$CN" eval --base "$BASE" --control "$CTRL" --count 2 --steps 1 --data-dir "$DATA_DIR" --json "$MS/adir"
+simple 60 refuse "--out|adir|directory" misc-export-out-dir misc "export --out DIRECTORY refused" -- \
+    "$CN" export "$FX/cn/checkpoints/step-00000006" --out "$MS/adir"
+simple 60 refuse "--out|nodir" misc-export-out-nodir misc "export --out in a missing directory refused" -- \
+    "$CN" export "$FX/cn/checkpoints/step-00000006" --out "$MS/nodir/x.safetensors"
+simple 20 okref "--out|fifo" misc-export-out-fifo misc "export --out FIFO (no reader): no hang" -- \
+    "$CN" export "$FX/cn/checkpoints/step-00000006" --out "$MS/fifo.safetensors"
+# export's argument.
+simple 60 refuse "checkpoint|missing" misc-export-missing misc "export of a missing directory refused" -- "$CN" export "$MS/missing" --out "$MS/x1.safetensors"
+simple 60 refuse "checkpoint|manifest|empty.safetensors" misc-export-file misc "export of a file (not a directory) refused" -- "$CN" export "$MS/empty.safetensors" --out "$MS/x2.safetensors"
+simple 60 refuse "checkpoint|manifest|adir" misc-export-empty-dir misc "export of an empty directory refused" -- "$CN" export "$MS/adir" --out "$MS/x3.safetensors"
+simple 60 refuse "checkpoint|latest" misc-export-latest-none misc "export latest:DIR with no checkpoints refused" -- "$CN" export "latest:$MS/adir" --out "$MS/x4.safetensors"
+simple 60 refuse "checkpoint|latest" misc-export-latest-empty misc "export latest: (no directory) refused" -- "$CN" export "latest:" --out "$MS/x5.safetensors"
+simple 60 refuse "checkpoint|latest|missing" misc-export-latest-missing misc "export latest:/missing refused" -- "$CN" export "latest:$MS/missing" --out "$MS/x6.safetensors"
+simple 60 refuse "out" misc-export-no-out misc "export without --out refused" -- "$CN" export "$FX/cn/checkpoints/step-00000006"
+probe misc-export-base-mode misc "export of a base-mode checkpoint: a UNet file identical to the run's unet.safetensors" && {
+    runc 60 "$CN" export "$FX/bck/checkpoints/step-00000004" --out "$MS/xb.safetensors"; want_ok
+    run 30 "$CN" diff-weights "$MS/xb.safetensors" "$FX/bck/unet.safetensors" --tolerance 0; want_ok; end_probe; }
+probe misc-export-np2 misc "export of a 2-rank checkpoint equals the run's controlnet.safetensors" && {
+    runc 60 "$CN" export "latest:$FX/cn2" --out "$MS/x2r.safetensors"; want_ok
+    run 30 "$CN" diff-weights "$MS/x2r.safetensors" "$FX/cn2/controlnet.safetensors" --tolerance 0; want_ok; end_probe; }
+# diff-weights mismatches.
+pt rename "$CTRL" "$MS/renamed.safetensors" other_name
+simple 60 refuse "names|other_name" misc-diff-names misc "diff-weights with different tensor names refused naming them" -- "$CN" diff-weights "$CTRL" "$MS/renamed.safetensors"
+simple 60 refuse "values|count|shape|names" misc-diff-other-model misc "diff-weights of a UNet vs a ControlNet refused" -- "$CN" diff-weights "$BASE" "$CTRL"
+simple 60 refuse "missing" misc-diff-missing misc "diff-weights with a missing file refused naming it" -- "$CN" diff-weights "$MS/missing.safetensors" "$CTRL"
+simple 60 refuse "diff|argument|Missing" misc-diff-one-arg misc "diff-weights with one argument refused" -- "$CN" diff-weights "$CTRL"
+pt hints "$MS/i64-a.safetensors" 1 1 2 2 1 - - I64
+pt hints "$MS/i64-b.safetensors" 1 1 2 2 2 - - I64
+simple 60 refuse "hints|I64|dtype" misc-diff-i64 misc "diff-weights of I64 tensors refused naming the dtype, or compared" -- "$CN" diff-weights "$MS/i64-a.safetensors" "$MS/i64-b.safetensors"
+probe misc-diff-empty-tensors misc "diff-weights of two files with an empty tensor: valid JSON" && {
+    runc 30 "$CN" diff-weights "$MS/empty-tensor.safetensors" "$MS/empty-tensor.safetensors"; want_ok
+    grep '^{' "$LOG" >"$LOG.json"; pt json "$LOG.json" >/dev/null 2>&1 || bad "not valid JSON"; end_probe; }
+# info / bench / bench-sgemm / comm-check.
+simple 30 ok "" misc-info-plain misc "info" -- "$CN" info
+simple 30 ok "" misc-info-blas misc "info --blas-coretype" -- "$CN" info --blas-coretype
+simple 30 refuse "config|bogus" misc-info-bogus-config misc "info --config bogus refused" -- "$CN" info --config bogus
+for c in mnist mnist-class tiny tiny-class; do
+    simple 30 ok "" "misc-info-$c" misc "info --config $c" -- "$CN" info --config "$c"
+done
+simple 30 refuse "mode|bogus" misc-bench-mode misc "bench --mode bogus refused" -- "$CN" bench --mode bogus
+simple 30 refuse "torch|missing" misc-bench-torch-missing misc "bench --torch /missing refused" -- "$CN" bench --config tiny --batch-size 2 --steps 1 --warmup 0 --torch "$MS/missing"
+simple 60 ok "" misc-bench-convs misc "bench --convs tiny" -- "$CN" bench --convs --config tiny --batch-size 2 --steps 1
+simple 60 ok "" misc-bench-base misc "bench --mode base tiny" -- "$CN" bench --mode base --config tiny --batch-size 2 --steps 1 --warmup 0
+simple 60 ok "" misc-sgemm misc "bench-sgemm tiny" -- "$CN" bench-sgemm --config tiny --batch 1 --repeats 1
+simple 60 ok "" misc-comm-check-1 misc "comm-check in one process" -- "$CN" comm-check --count 1000 --repeats 2
+simple 60 refuse "die-how|bogus" misc-comm-die-how misc "comm-check --die-how bogus refused" -- "$CN" comm-check --die-how bogus
+simple 60 ok "" misc-comm-check-np2 misc "comm-check under mpirun np 2" -- "${MPI[@]}" -np 2 "$CN" comm-check --count 1000 --repeats 2
+simple 60 refuse "--die-rank" misc-comm-die-rank-beyond misc "comm-check --die-rank 7 with 2 ranks refused" -- \
+    "${MPI[@]}" -np 2 "$CN" comm-check --count 1000 --repeats 2 --loop-seconds 1 --die-rank 7
+probe misc-comm-die-rank misc "comm-check --die-rank 1 --die-how exit: the job fails fast (<= 30 s), no hang" && {
+    runc 60 "${MPI[@]}" -np 2 "$CN" comm-check --count 1000 --repeats 2 --loop-seconds 20 --die-rank 1 --die-after-seconds 1 --die-how exit
+    want_fail; [ "$(printf '%.0f' "$P_T")" -le 30 ] || bad "took $P_T s"; end_probe; }
+# Top-level argument errors.
+simple 30 refuse "bogus|Unknown|subcommand" misc-unknown-subcommand misc "an unknown subcommand refused" -- "$CN" bogus
+simple 30 refuse "--bogus|Unknown" misc-unknown-option misc "train-base --bogus refused naming it" -- "${BT[@]}" --bogus --out "$MS/u1"
+simple 30 refuse "--hint|bogus" misc-train-hint-bogus misc "train-controlnet --hint bogus refused naming --hint" -- "${CT[@]}" --hint bogus --max-steps 1 --out "$MS/u2"
+simple 30 refuse "--hint|bogus" misc-sample-hint-bogus misc "sample --hint bogus refused naming --hint" -- \
+    "$CN" sample --base "$BASE" --control "$CTRL" --hints-from test --hint bogus --count 2 --steps 1 --grid "$MS/u3.png"
+simple 30 refuse "--lr-schedule|bogus" misc-lr-schedule-bogus misc "--lr-schedule bogus refused naming it" -- "${BT[@]}" --lr-schedule bogus --max-steps 1 --out "$MS/u4"
+simple 30 refuse "--epochs|--max-steps" misc-epochs-and-steps misc "--epochs with --max-steps refused" -- "${BT[@]}" --epochs 1 --max-steps 1 --out "$MS/u5"
+simple 30 refuse "--base" misc-cn-no-base misc "train-controlnet without --base refused naming --base" -- "$CN" train-controlnet --config tiny --resize --data-dir "$DATA_DIR" --max-steps 1 --out "$MS/u6"
+simple 30 refuse "--base" misc-base-with-base misc "train-base with --base refused naming --base" -- "${BT[@]}" --base "$BASE" --max-steps 1 --out "$MS/u7"
+simple 30 refuse "--init-from" misc-cn-init-from misc "train-controlnet with --init-from refused naming it" -- "${CT[@]}" --init-from "$BASE" --max-steps 1 --out "$MS/u8"
+simple 30 refuse "--data|bogus" misc-data-bogus misc "--data bogus (no such preset or file) refused naming it" -- "${BT[@]}" --data bogus --max-steps 1 --out "$MS/u9"
+simple 30 refuse "--data|adir|director" misc-data-dir misc "--data DIRECTORY refused" -- "${BT[@]}" --data "$MS/adir" --max-steps 1 --out "$MS/u10"
+simple 20 refuse "--data|/dev/zero|regular" misc-data-devzero misc "--data /dev/zero refused, no hang" -- "$SCR/ulim" 4000000 "${BT[@]}" --data /dev/zero --max-steps 1 --out "$MS/u11"
+simple 20 refuse "--data|fifo|regular" misc-data-fifo misc "--data FIFO refused, no hang" -- "${BT[@]}" --data "$MS/fifo.safetensors" --max-steps 1 --out "$MS/u12"
+simple 30 refuse "data-dir|mnist_5k|missing" misc-data-dir-missing misc "--data-dir missing refused naming it" -- "$CN" train-base --config tiny --resize --data-dir "$MS/missing" --max-steps 1 --out "$MS/u13"
+simple 30 refuse "--data|size|--resize|28|8" misc-no-resize misc "tiny config on 28x28 data without --resize refused naming --resize" -- \
+    "$CN" train-base --config tiny --data-dir "$DATA_DIR" --max-steps 1 --out "$MS/u14"
+simple 30 refuse "--control|hints" misc-sample-control-no-hints misc "sample --control without hints refused" -- \
+    "$CN" sample --base "$BASE" --control "$CTRL" --count 2 --steps 1 --grid "$MS/u15.png"
+simple 30 refuse "--control|eval" misc-eval-no-control misc "eval without --control refused" -- "$CN" eval --base "$BASE" --count 2 --steps 1
+simple 30 refuse "--hints-from|--hints" misc-sample-both-hints misc "sample --hints-from and --hints together refused" -- \
+    "$CN" sample --base "$BASE" --control "$CTRL" --hints-from test --hints "$FX/hints.safetensors" --count 2 --steps 1 --grid "$MS/u16.png"
+simple 30 refuse "--base|missing" misc-sample-base-missing misc "sample --base missing refused naming it" -- "$CN" sample --base "$MS/missing.safetensors" --grid "$MS/u17.png"
+simple 30 refuse "--hint|sobel|canny" misc-eval-hint-kind misc "eval of a sobel-trained ControlNet (eval is Canny-only) runs or is refused clearly" -- \
+    "$CN" eval --base "$BASE" --control "$CTRL" --count 2 --steps 1 --data-dir "$DATA_DIR" --data "$MS/missing.csv"
+simple 30 okref "--label" misc-sample-label-none misc "sample --label 3 (= none) with the 3-class base" -- \
+    "$CN" sample --base "$CBASE" --count 2 --steps 1 --label 3 --grid "$MS/u18.png"
+simple 60 ok "" misc-sample-ddpm misc "sample --sampler ddpm (1000 steps) tiny, 2 samples" -- \
+    "$CN" sample --base "$BASE" --sampler ddpm --count 2 --grid "$MS/u19.png"
+simple 30 okref "--steps|ddpm" misc-sample-ddpm-steps misc "sample --sampler ddpm --steps 5 (steps ignored or refused)" -- \
+    "$CN" sample --base "$BASE" --sampler ddpm --steps 5 --count 2 --grid "$MS/u20.png"
+simple 60 ok "" misc-sample-multi-control misc "sample with three --control files" -- \
+    "$CN" sample --base "$BASE" --control "$CTRL" --control "$CTRL:0.5" --control "$CTRL:-1" --hints "$FX/hints.safetensors" --count 2 --steps 1 --guess-mode --grid "$MS/u21.png"
+simple 60 okref "--hint" misc-sample-hint-random misc "sample --hints-from test --hint canny-random" -- \
+    "$CN" sample --base "$BASE" --control "$CTRL" --hints-from test --hint canny-random --count 2 --steps 1 --data-dir "$DATA_DIR" --grid "$MS/u22.png"
+simple 60 ok "" misc-sample-count-1-columns-50 misc "sample --count 1 --columns 50" -- \
+    "$CN" sample --base "$BASE" --count 1 --columns 50 --steps 1 --grid "$MS/u23.png"
+simple 60 okref "--validation-count" misc-validation-base misc "train-base with --validation-steps (unconditional previews)" -- \
+    "${BT[@]}" --max-steps 2 --validation-steps 1 --validation-count 3 --out "$MS/u24"
+simple 60 okref "--inject-nonfinite" misc-inject-nonfinite-bogus misc "--inject-nonfinite 'x:y' refused naming it" -- \
+    "${CT[@]}" --max-steps 2 --inject-nonfinite x:y --out "$MS/u25"
+probe misc-ten-nonfinite-abort misc "ten non-finite steps in a row abort with a clear error, status failed, exit < 128" && {
+    runc 60 "${CT[@]}" --max-steps 20 --inject-nonfinite 1 --inject-nonfinite 2 --inject-nonfinite 3 --inject-nonfinite 4 --inject-nonfinite 5 \
+        --inject-nonfinite 6 --inject-nonfinite 7 --inject-nonfinite 8 --inject-nonfinite 9 --inject-nonfinite 10 --inject-nonfinite 11 --out "$MS/u26"
+    want_fail; want_msg 'non-finite|NaN|skipped'; st=$(pt status "$MS/u26" 2>/dev/null); [[ "$st" == failed* ]] || bad "status.json says '$st'"; end_probe; }
+
+# ---------------------------------------------------------------------------------------------------------------
+echo
+for c in "${!CLASS_TOTAL[@]}"; do echo "class $c: ${CLASS_TOTAL[$c]} probes, ${CLASS_FAILED[$c]:-0} failed"; done | sort
+echo "$TOTAL probes, $FAILED failed ($(( $(date +%s) - T0 )) s)"
+[ "$FAILED" = 0 ]

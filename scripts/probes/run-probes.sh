@@ -29,6 +29,11 @@ CN=${CONTROLNET:-.build/release/controlnet}
 case $CN in /*) ;; *) CN=$(cd "$(dirname "$CN")" 2>/dev/null && pwd)/$(basename "$CN") ;; esac
 [ -x "$CN" ] || { echo "no executable controlnet at $CN (set CONTROLNET)" >&2; exit 2; }
 DATA_DIR=${PROBE_DATA_DIR:-$REPO_ROOT/data}
+# In a secondary git worktree the (untracked) data lives in the main worktree.
+if [ -z "${PROBE_DATA_DIR:-}" ] && [ ! -f "$DATA_DIR/mnist_5k.csv.gz" ]; then
+    main_wt=$(git -C "$REPO_ROOT" worktree list --porcelain 2>/dev/null | sed -n '1s/^worktree //p')
+    [ -n "$main_wt" ] && [ -f "$main_wt/data/mnist_5k.csv.gz" ] && DATA_DIR=$main_wt/data
+fi
 [ -f "$DATA_DIR/mnist_5k.csv.gz" ] || { echo "no $DATA_DIR/mnist_5k.csv.gz (run scripts/setup.sh or set PROBE_DATA_DIR)" >&2; exit 2; }
 MNIST_BASE=${PROBE_MNIST_BASE:-$REPO_ROOT/models/mnist-base.safetensors}
 FILTER=${PROBE_FILTER:-}

@@ -8,12 +8,16 @@
 #   cluster/local-cluster.sh                       # controlnet comm-check
 #   cluster/local-cluster.sh -- comm-check --repeats 50
 #   cluster/local-cluster.sh -- train-controlnet ... --max-steps 20   # any controlnet arguments after --
-# Environment: CONTROLNET (binary, default .build/release/controlnet), RANKS_PER_NODE (default 1).
+# Environment: CONTROLNET (binary, default .build/release/controlnet), RANKS_PER_NODE (default 1), CLUSTER_NAME
+# (prefix of the namespace names, default cn: cn-node1 and cn-node2; another prefix lets two clusters coexist),
+# OOB_KEEPALIVE ("IDLE INTERVAL PROBES": when mpirun declares a silent node lost, see cluster/README.md; default
+# Open MPI's own).
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CONTROLNET=${CONTROLNET:-$REPO_ROOT/.build/release/controlnet}
 RANKS_PER_NODE=${RANKS_PER_NODE:-1}
+CLUSTER_NAME=${CLUSTER_NAME:-cn}
 NODES=(node1 node2)
 ADDRESSES=(10.77.0.1 10.77.0.2)
 SUBNET=10.77.0.0/24
@@ -28,6 +32,7 @@ else
     WORKLOAD=(comm-check)
 fi
 
+[[ "$CLUSTER_NAME" =~ ^[a-z][a-z0-9]{0,7}$ ]] || { echo "local-cluster.sh: CLUSTER_NAME must be 1-8 lower-case letters or digits, got '$CLUSTER_NAME'" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "local-cluster.sh: must run as root (it creates network namespaces)" >&2; exit 1; }
 [ -x "$CONTROLNET" ] || {
     echo "local-cluster.sh: no executable at $CONTROLNET; build it: swift build -c release --product controlnet" >&2
@@ -36,7 +41,7 @@ fi
 
 WORK=$(mktemp -d /tmp/cn-cluster.XXXXXX)
 
-namespace() { echo "cn-$1"; }
+namespace() { echo "$CLUSTER_NAME-$1"; }
 
 remove_namespaces() {
     local node ns pid
@@ -93,8 +98,11 @@ done
 # ssh would hand it to the remote shell) inside that node's namespace, with the node's own host name so that
 # Open MPI's per-host session directories in the shared /tmp do not collide. The environment (PATH,
 # LD_LIBRARY_PATH) passes through unchanged because the agent is mpirun's own child.
-cat >"$WORK/rsh-agent" <<'AGENT'
+cat >"$WORK/rsh-agent" <<AGENT
 #!/bin/sh
+prefix=$CLUSTER_NAME
+AGENT
+cat >>"$WORK/rsh-agent" <<'AGENT'
 while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done  # ignore ssh-style options
 host=$1
 shift
@@ -103,7 +111,7 @@ case "$host" in
     node2 | 10.77.0.2) node=node2 ;;
     *) echo "rsh-agent: unknown host $host (expected node1 or node2)" >&2; exit 255 ;;
 esac
-exec ip netns exec "cn-$node" unshare --uts /bin/sh -c 'hostname "$0" && exec /bin/sh -c "$1"' "$node" "$*"
+exec ip netns exec "$prefix-$node" unshare --uts /bin/sh -c 'hostname "$0" && exec /bin/sh -c "$1"' "$node" "$*"
 AGENT
 chmod +x "$WORK/rsh-agent"
 
@@ -117,6 +125,11 @@ MPIRUN=(mpirun -np $((RANKS_PER_NODE * ${#NODES[@]})) --hostfile "$WORK/hostfile
     --mca btl_tcp_if_include "$SUBNET" --mca oob_tcp_if_include "$SUBNET"
     --bind-to none --map-by node
     -x OPENBLAS_NUM_THREADS=1 -x PATH)
+if [ -n "${OOB_KEEPALIVE:-}" ]; then
+    read -r idle interval probes <<<"$OOB_KEEPALIVE"
+    MPIRUN+=(--mca oob_tcp_keepalive_time "$idle" --mca oob_tcp_keepalive_intvl "$interval"
+        --mca oob_tcp_keepalive_probes "$probes")
+fi
 for variable in LD_LIBRARY_PATH OPENBLAS_CORETYPE CONTROLNET_PROGRESS; do
     if [ -n "${!variable:-}" ]; then
         MPIRUN+=(-x "$variable")

@@ -23,6 +23,8 @@ public struct StepBenchmarkSettings: Sendable {
     public var gemmShapes = false
     /// Of the convs' and attention's products (Precision.swift).
     public var precision = Precision.fp32
+    /// 1: shard the AdamW moments across the ranks (ZeRO-1), as `--zero 1` trains.
+    public var zeroStage = 0
     public init() {}
 }
 
@@ -33,6 +35,7 @@ public enum StepBenchmark {
                                                          kind: .constant, minFraction: 0))
         settings.maxGradNorm = 1
         settings.precision = s.precision
+        settings.zeroStage = s.zeroStage
         let step = TrainingStep(model: model, comm: comm, settings: settings)
         let batches = SyntheticBatches(config: s.config, batchSize: s.batchSize, rank: comm.rank)
         // The sgemm ceiling at this thread count, measured before the step's memory exists.
@@ -91,6 +94,7 @@ public enum StepBenchmark {
             nominalGflopsPerSecond: profile ? nominalFlops / perStep / median / 1e9 : nil,
             sgemmCeilingGflops: ceiling.bestGflops,
             peakRSSMegabytesPerRankMax: maxima[0], peakRSSMegabytesSum: totals[0],
+            optimizerMegabytesPerRank: Double(step.optimizerBytes) / 1_048_576, zeroStage: s.zeroStage,
             activationArenaMegabytes: Double(model.arenas.acts.capacity) * 4 / 1_048_576,
             gradientArenaMegabytes: Double(model.arenas.grads.capacity) * 4 / 1_048_576,
             gemmShapesPerStep: s.gemmShapes ? shapes : nil, torch: nil)
@@ -160,6 +164,8 @@ public struct BenchReport: Codable, Sendable {
     public var nominalGflopPerStep: Double?, nominalGflopsPerSecond: Double?
     public var sgemmCeilingGflops: Double
     public var peakRSSMegabytesPerRankMax: Double, peakRSSMegabytesSum: Double
+    /// AdamW moments this rank holds (ZeRO-1 divides them by the rank count).
+    public var optimizerMegabytesPerRank: Double, zeroStage: Int
     /// Rank 0's step memory: the two stack arenas (activations saved for backward; gradients and temporaries).
     public var activationArenaMegabytes: Double, gradientArenaMegabytes: Double
     /// With --gemm-shapes: each distinct sgemm call shape, its calls and seconds per step, most time first.

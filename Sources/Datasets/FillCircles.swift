@@ -13,7 +13,9 @@
 // - sample i depends only on (seed, i), so a larger count extends a smaller one, and the same seed gives
 //   byte-identical files (libpng writes no time stamps).
 import Randomness
+import Dispatch
 import Foundation
+import Synchronization
 
 public enum FillCircles {
     public struct Color: Sendable, Equatable {
@@ -119,13 +121,27 @@ public enum FillCircles {
                                                reason: error.localizedDescription)
             }
         }
+        // The files are independent: write them on every core (each sample depends only on seed and index).
+        let chunks = min(count, 8 * max(1, ProcessInfo.processInfo.activeProcessorCount))
+        let failures = Mutex<[Int: Error]>([:])
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            for i in (c * count / chunks) ..< ((c + 1) * count / chunks) {
+                let s = sample(index: i, size: size, seed: seed)
+                do {
+                    try PNG.write(gray: source(s, size: size), width: size, height: size,
+                                  to: directory.appendingPathComponent("source/\(i).png"))
+                    try PNG.write(rgb: target(s, size: size), width: size, height: size,
+                                  to: directory.appendingPathComponent("target/\(i).png"))
+                } catch {
+                    failures.withLock { $0[i] = error }
+                    return
+                }
+            }
+        }
+        if let first = failures.withLock({ $0.min { $0.key < $1.key } }) { throw first.value }
         var lines = "", prompts: [String] = []
         for i in 0 ..< count {
             let s = sample(index: i, size: size, seed: seed)
-            try PNG.write(gray: source(s, size: size), width: size, height: size,
-                          to: directory.appendingPathComponent("source/\(i).png"))
-            try PNG.write(rgb: target(s, size: size), width: size, height: size,
-                          to: directory.appendingPathComponent("target/\(i).png"))
             lines += "{\"source\": \"source/\(i).png\", \"target\": \"target/\(i).png\", \"prompt\": \"\(s.prompt)\"}\n"
             prompts.append(s.prompt)
         }

@@ -36,6 +36,11 @@ public protocol Communicator: AnyObject {
     func allReduceAverage(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     /// Replaces values[i] on every rank by the reduction over ranks of values[i]. All ranks must pass the same count.
     func allReduce(_ values: inout [Double], op: ReduceOp) throws
+    /// Reduce-scatter for ZeRO-1: afterwards this rank's slice `slice(rank)` of buffer holds the mean over ranks of
+    /// that slice; the rest of buffer is unspecified. The slices tile 0..<count in rank order. buffer: (count,) Float.
+    func reduceScatterAverage(_ buffer: UnsafeMutablePointer<Float>, count: Int, slice: (Int) -> Range<Int>) throws
+    /// All-gather in place: afterwards every rank's buffer holds every rank's slice `slice(r)`. buffer: (count,).
+    func allGather(_ buffer: UnsafeMutablePointer<Float>, count: Int, slice: (Int) -> Range<Int>) throws
     /// Copies byteCount bytes of root's buffer into every other rank's buffer.
     /// buffer: (byteCount,) bytes.
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws
@@ -49,6 +54,20 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
+
+    /// The reduce-scatter as a full all-reduce (what any communicator can do; MPICommunicator moves only slices).
+    public func reduceScatterAverage(_ buffer: UnsafeMutablePointer<Float>, count: Int, slice: (Int) -> Range<Int>) throws {
+        try allReduceAverage(buffer, count: count)
+    }
+
+    /// The all-gather as one broadcast per rank's slice (MPICommunicator uses one MPI_Allgatherv).
+    public func allGather(_ buffer: UnsafeMutablePointer<Float>, count: Int, slice: (Int) -> Range<Int>) throws {
+        guard size > 1 else { return }
+        for r in 0..<size {
+            let s = slice(r)
+            try broadcast(buffer + s.lowerBound, count: s.count, root: r)
+        }
+    }
 
     /// Broadcast of a Float buffer from root. floats: (count,) Float.
     public func broadcast(_ floats: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {

@@ -116,6 +116,30 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         for i in 0 ..< count { buffer[i] /= divisor }
     }
 
+    /// MPI_Reduce_scatter over the rank slices (through a slice-sized receive buffer: MPI's in-place form would
+    /// put the result at the start of the buffer), then a division by size.
+    public func reduceScatterAverage(_ buffer: UnsafeMutablePointer<Float>, count: Int, slice: (Int) -> Range<Int>) throws {
+        precondition(count >= 0 && count <= Int(Int32.max), "reduceScatterAverage: \(count) floats do not fit one MPI call")
+        let slices = (0..<size).map(slice)
+        precondition(slices.first?.lowerBound == 0 && slices.last?.upperBound == count, "slices must tile 0..<count")
+        let counts = slices.map { Int32($0.count) }
+        let mine = slices[rank]
+        let received = UnsafeMutablePointer<Float>.allocate(capacity: max(1, mine.count))
+        defer { received.deallocate() }
+        try check(MPI_Reduce_scatter(buffer, received, counts, cmpi_float(), cmpi_sum(), comm),
+                  "MPI_Reduce_scatter(\(count) floats in \(size) slices)")
+        let divisor = Float(size)
+        for i in 0..<mine.count { buffer[mine.lowerBound + i] = received[i] / divisor }
+    }
+
+    public func allGather(_ buffer: UnsafeMutablePointer<Float>, count: Int, slice: (Int) -> Range<Int>) throws {
+        precondition(count >= 0 && count <= Int(Int32.max), "allGather: \(count) floats do not fit one MPI call")
+        let slices = (0..<size).map(slice)
+        let counts = slices.map { Int32($0.count) }, displacements = slices.map { Int32($0.lowerBound) }
+        try check(MPI_Allgatherv(cmpi_in_place(), 0, cmpi_float(), buffer, counts, displacements, cmpi_float(), comm),
+                  "MPI_Allgatherv(\(count) floats in \(size) slices)")
+    }
+
     public func allReduce(_ values: inout [Double], op: ReduceOp) throws {
         let mpiOp: MPI_Op
         switch op {

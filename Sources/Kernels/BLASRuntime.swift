@@ -137,6 +137,28 @@ public enum BLASRuntime {
         }
     }
 
+    // MARK: memory
+
+    /// Bytes OpenBLAS 0.3.21 maps for its GEMM buffer, per thread that runs a GEMM (BUFFER_SIZE: 128 MiB for the
+    /// x86-64 kernels), with some slack for its other allocations.
+    public static let bufferBytesPerThread = 128 << 20
+
+    /// Makes OpenBLAS allocate its buffers now (a 1x1 sgemm) when the address-space limit leaves room for them, or
+    /// returns why it cannot: OpenBLAS retries a failed buffer mmap forever, so a process under `ulimit -v`
+    /// without room for it would hang at its first matrix product. Nothing to do without a limit.
+    public static func reserveBuffers() -> String? {
+        guard let limit = MemoryFootprint.addressSpaceLimit else { return nil }
+        let need = (threads + 1) * bufferBytesPerThread
+        let free = limit - MemoryFootprint.virtualBytes
+        if free < need {
+            let mb = { (b: Int) in "\(b >> 20) MB" }
+            return "the address-space limit (ulimit -v) is \(mb(limit)) and \(mb(max(0, free))) of it is free, but OpenBLAS needs about \(mb(need)) for its buffers (\(threads) thread(s)) before any work; raise the limit (ulimit -v), or run fewer BLAS threads (OPENBLAS_NUM_THREADS=1)"
+        }
+        var a: Float = 1, b: Float = 1, c: Float = 0
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1, &a, 1, &b, 1, 0, &c, 1)
+        return nil
+    }
+
     // MARK: threads
 
     /// Variables OpenBLAS reads its thread count from at load time, in its order of precedence.
@@ -233,5 +255,25 @@ public enum BLASRuntime {
         }
         let environment = ProcessInfo.processInfo.environment
         return configureThreads(ranksOnThisNode: ranksOnThisNode(environment: environment), environment: environment)
+    }
+}
+
+/// The process's address space as the kernel counts it against RLIMIT_AS (which `ulimit -v` sets).
+public enum MemoryFootprint {
+    /// RLIMIT_AS, or nil when unlimited.
+    public static var addressSpaceLimit: Int? {
+        var r = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &r) == 0, r.rlim_cur != rlim_t.max else { return nil }
+        return Int(clamping: r.rlim_cur)
+    }
+
+    /// VmSize of this process (/proc/self/status), 0 where unknown.
+    public static var virtualBytes: Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmSize:") {
+            let kb = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+            return kb * 1024
+        }
+        return 0
     }
 }

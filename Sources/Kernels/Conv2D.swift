@@ -108,18 +108,20 @@ public enum Conv2D {
     /// x (N, Cin, H, W), weight (Cout, Cin, K, K), bias (Cout) -> y (N, Cout, Ho, Wo), overwritten.
     /// sampleBias (N, Cout), when given, is added too (a ResBlock's time projection, so it costs no extra pass).
     /// yStride: floats between samples of y (default Cout*Ho*Wo); larger writes into the leading channels of a
-    /// wider tensor (the decoder's next concatenation). workspace: (s.workspaceCount).
+    /// wider tensor (the decoder's next concatenation). workspace: (s.workspaceCount). `transformed`: a cache of
+    /// Winograd weights (inference, frozen weights), the same result.
     public static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                workspace: UnsafeMutablePointer<Float>, sampleBias: UnsafePointer<Float>? = nil,
-                               yStride: Int? = nil) {
+                               yStride: Int? = nil, transformed: TransformedWeights? = nil) {
         let phase = PhaseProfiler.shared.enter(.convForward)
         defer { PhaseProfiler.shared.leave(phase) }
         PhaseProfiler.shared.addConvPass(s)
         precondition(s.outHeight > 0 && s.outWidth > 0, "conv output would be empty: \(s)")
         if s.algorithm.isWinograd {
             Winograd.forward(s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
-                             yStride: yStride ?? s.outChannels * s.outHeight * s.outWidth, workspace: workspace)
+                             yStride: yStride ?? s.outChannels * s.outHeight * s.outWidth, workspace: workspace,
+                             transformed: transformed)
             return
         }
         let pixels = s.outHeight * s.outWidth

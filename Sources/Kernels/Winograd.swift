@@ -79,6 +79,31 @@ public enum Winograd {
         return max(1, 64 / WinogradGeometry(height: s.height, width: s.width, tile: 2).tiles)
     }
 
+    /// Floats of U (E, Cout, Cin) for an algorithm's transformed weights.
+    static func transformedWeightCount(_ a: ConvAlgorithm, _ cout: Int, _ cin: Int) -> Int {
+        (a == .winograd4 ? WinogradF4.elements : WinogradF2.elements) * cout * cin
+    }
+
+    /// weight (Cout, Cin, 3, 3) -> u (E, Cout, Cin) for conv `s` (a Winograd one); in bf16 the weights are
+    /// rounded first, as `forward` rounds them.
+    static func transformWeights(_ s: ConvShape, weight: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        if s.precision == .bf16 {
+            let count = 9 * s.outChannels * s.inChannels
+            let rounded = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            defer { rounded.deallocate() }
+            BF16Buffer.round(count: count, weight, into: rounded)
+            var fp32 = s
+            fp32.precision = .fp32
+            transformWeights(fp32, weight: rounded, into: u)
+            return
+        }
+        if s.algorithm == .winograd4 {
+            WinogradF4.transformWeights(outChannels: s.outChannels, inChannels: s.inChannels, weight: weight, u: u)
+        } else {
+            WinogradF2.transformWeights(outChannels: s.outChannels, inChannels: s.inChannels, weight: weight, u: u)
+        }
+    }
+
     private struct Buffers {
         let u, dU, v, m, scratch: UnsafeMutablePointer<Float>
         /// bf16: one sample's rounded x or dY, and the rounded weights.
@@ -103,16 +128,18 @@ public enum Winograd {
     }
 
     /// x (N, Cin, H, W), weight (Cout, Cin, 3, 3), bias (Cout), sampleBias (N, Cout) or nil
-    /// -> y (N, Cout, H, W) with samples yStride apart, overwritten. workspace: (s.workspaceCount).
+    /// -> y (N, Cout, H, W) with samples yStride apart, overwritten. workspace: (s.workspaceCount). With
+    /// `transformed`, U comes from (or goes into) that cache instead of being computed into the workspace.
     static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>, sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                        yStride: Int, workspace: UnsafeMutablePointer<Float>) {
+                        yStride: Int, workspace: UnsafeMutablePointer<Float>, transformed: TransformedWeights? = nil) {
+        let u = transformed?.winograd(s, weight: weight)
         if s.algorithm == .winograd4 {
             forward(WinogradF4.self, s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
-                    yStride: yStride, workspace: workspace)
+                    yStride: yStride, workspace: workspace, u: u)
         } else {
             forward(WinogradF2.self, s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
-                    yStride: yStride, workspace: workspace)
+                    yStride: yStride, workspace: workspace, u: u)
         }
     }
 
@@ -137,16 +164,20 @@ public enum Winograd {
     private static func forward<F: WinogradTiles>(_: F.Type, _ s: ConvShape, x: UnsafePointer<Float>,
                                                   weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                                   sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                                                  yStride: Int, workspace: UnsafeMutablePointer<Float>) {
+                                                  yStride: Int, workspace: UnsafeMutablePointer<Float>,
+                                                  u cached: UnsafePointer<Float>?) {
         let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
         let buf = Buffers(s, geo, elements: F.elements, scratchRows: F.scratchRows, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
         let inSize = cin * s.height * s.width, outSize = yStride
         let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative
-        let w = Buffers.operand(weight, count: 9 * cout * cin, bf16: bf16, into: buf.weight)
-        F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u)
+        if cached == nil {
+            let w = Buffers.operand(weight, count: 9 * cout * cin, bf16: bf16, into: buf.weight)
+            F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u)
+        }
+        let u = cached ?? UnsafePointer(buf.u)
         // Native bf16 kernels multiply (rounded) transformed tiles: U packed once per call.
-        let packedU = native ? MixedWeights(count: F.elements, transA: false, m: cout, k: cin, a: buf.u,
+        let packedU = native ? MixedWeights(count: F.elements, transA: false, m: cout, k: cin, a: u,
                                             stride: cout * cin, maxN: s.samplesPerGemm * tiles) : nil
         var n0 = 0
         while n0 < s.batch {
@@ -162,7 +193,7 @@ public enum Winograd {
                     continue
                 }
                 Gemm.sgemm(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
-                           a: buf.u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
+                           a: u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
                            beta: 0, c: buf.m + e * cout * ld, ldc: ld)
             }
             for j in 0..<b {

@@ -96,14 +96,17 @@ public struct NormParams: Sendable {
 
 /// Where a layer reads its parameters and, when they are trained, accumulates their gradients, and in which
 /// precision its convolutions and attention multiply (the weights themselves are always fp32).
-/// `grads == nil` means frozen: no weight-gradient work at all.
+/// `grads == nil` means frozen: no weight-gradient work at all. `transformed` (frozen weights only, inference):
+/// where convs find their Winograd-transformed weights computed once instead of on every call.
 public struct WeightSource {
     public let params: UnsafeMutablePointer<Float>
     public let grads: UnsafeMutablePointer<Float>?
     public let precision: Precision
+    public let transformed: TransformedWeights?
     public init(params: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>?,
-                precision: Precision = .fp32) {
-        self.params = params; self.grads = grads; self.precision = precision
+                precision: Precision = .fp32, transformed: TransformedWeights? = nil) {
+        precondition(grads == nil || transformed == nil, "transformed weights are for frozen weights only")
+        self.params = params; self.grads = grads; self.precision = precision; self.transformed = transformed
     }
     @inline(__always) func p(_ offset: Int) -> UnsafeMutablePointer<Float> { params + offset }
     @inline(__always) func g(_ offset: Int) -> UnsafeMutablePointer<Float>? { grads.map { $0 + offset } }

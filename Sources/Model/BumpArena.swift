@@ -9,6 +9,7 @@
 // requests fall back to separately allocated blocks and the arena regrows to its peak once. Memory that cannot be
 // had at all ends the program with a message saying how much was asked for and what the limit is, never a crash.
 import Foundation
+import Kernels
 
 public final class BumpArena: @unchecked Sendable {
     // @unchecked: used by one thread at a time (the training step); it owns its memory.
@@ -33,10 +34,10 @@ public final class BumpArena: @unchecked Sendable {
     static let minimumReservationBytes = 1 << 26          // 64 MiB
 
     public init(reservationBytes: Int = BumpArena.defaultReservationBytes) {
-        // Under an address-space limit, take at most a quarter of it: a process holds several arenas (training
-        // and sampling) besides its weights.
+        // Under an address-space limit, take at most an eighth of what is still free: a process holds several
+        // arenas (training and sampling) besides its weights and OpenBLAS's buffers.
         var size = reservationBytes
-        if let limit = MemoryLimits.addressSpaceBytes { size = min(size, limit / 4) }
+        if let limit = MemoryLimits.addressSpaceBytes { size = min(size, max(0, limit - MemoryFootprint.virtualBytes) / 8) }
         var granted: UnsafeMutableRawPointer?
         while size >= Self.minimumReservationBytes {
             let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
@@ -135,11 +136,7 @@ public final class BumpArena: @unchecked Sendable {
 /// The process's memory limits, for sizing reservations and for saying why an allocation failed.
 public enum MemoryLimits {
     /// RLIMIT_AS (`ulimit -v`), or nil when unlimited.
-    public static var addressSpaceBytes: Int? {
-        var r = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &r) == 0, r.rlim_cur != rlim_t.max else { return nil }
-        return Int(clamping: r.rlim_cur)
-    }
+    public static var addressSpaceBytes: Int? { MemoryFootprint.addressSpaceLimit }
 
     /// Physical memory of this machine.
     public static var physicalBytes: Int {

@@ -31,3 +31,10 @@ public struct NoiseSchedule: Sendable {
         }
     }
 }
+
+/// What the network predicts: the noise, or v = sqrt(ac) eps - sqrt(1 - ac) x0 (Salimans & Ho 2022).
+public enum PredictionType: String, Codable, Sendable, CaseIterable {
+    case epsilon, v
+    /// The weight-file metadata key that records it (absent: epsilon, as every earlier file).
+    public static let metadataKey = "prediction_type"
+}

@@ -71,7 +71,8 @@ extension ConvParams {
         let s = shape(d, ws.precision)
         let mark = scratch.mark()
         Conv2D.forward(s, x: x, weight: ws.p(weight), bias: ws.p(bias), y: y,
-                       workspace: scratch.take(s.workspaceCount), sampleBias: sampleBias, yStride: yStride)
+                       workspace: scratch.take(s.workspaceCount), sampleBias: sampleBias, yStride: yStride,
+                       transformed: ws.transformed)
         scratch.release(to: mark)
     }
     /// dY: (N, Cout, Ho, Wo); adds dX (N, Cin, H, W) when non-nil, and weight grads when the weights train

@@ -12,6 +12,8 @@ public struct SamplerSettings: Sendable {
     public var seed: UInt64
     /// Clamp the predicted x0 to [-1, 1] at every step (images live there).
     public var clipDenoised: Bool
+    /// What the network's output is: the noise, or v (converted to the noise: eps = sqrt(ac) v + sqrt(1 - ac) x_t).
+    public var prediction: PredictionType = .epsilon
     public init(kind: SamplerKind = .ddim, steps: Int = 50, seed: UInt64 = 0, clipDenoised: Bool = true) {
         self.kind = kind; self.steps = steps; self.seed = seed; self.clipDenoised = clipDenoised
     }
@@ -60,7 +62,9 @@ public struct DiffusionSampler: Sendable {
                 let eps = denoise(xb.baseAddress!, point)
                 let acT = ac[t], acPrev = prevT >= 0 ? ac[prevT] : 1.0
                 for k in 0..<(count * perSample) {
-                    let xt = Double(xb[k]), e = Double(eps[k])
+                    let xt = Double(xb[k])
+                    let e = s.prediction == .v ? acT.squareRoot() * Double(eps[k]) + (1 - acT).squareRoot() * xt
+                                               : Double(eps[k])
                     var x0 = (xt - (1 - acT).squareRoot() * e) / acT.squareRoot()
                     if s.clipDenoised { x0 = min(1, max(-1, x0)) }
                     switch s.kind {

@@ -11,11 +11,45 @@ public struct ControlResiduals {
     /// arena passed too, is released right after), so no residual is kept through the pass (ControlNetTraining:
     /// 34 MB at mnist batch 64). The same values as the stored residuals, so the same bits.
     public var compute: ((_ k: Int, _ into: UnsafeMutablePointer<Float>, _ scratch: BumpArena) -> Void)?
-    public init(residuals: [UnsafeMutablePointer<Float>], scale: Float) {
-        self.residuals = residuals; self.scale = scale
+    /// Which of the UNet's samples the residuals reach (see ResidualSamples).
+    public var samples: ResidualSamples
+    public init(residuals: [UnsafeMutablePointer<Float>], scale: Float, samples: ResidualSamples = .each) {
+        self.residuals = residuals; self.scale = scale; self.samples = samples
     }
-    public init(scale: Float, compute: @escaping (_ k: Int, _ into: UnsafeMutablePointer<Float>, _ scratch: BumpArena) -> Void) {
-        residuals = []; self.scale = scale; self.compute = compute
+    public init(scale: Float, samples: ResidualSamples = .each,
+                compute: @escaping (_ k: Int, _ into: UnsafeMutablePointer<Float>, _ scratch: BumpArena) -> Void) {
+        residuals = []; self.scale = scale; self.samples = samples; self.compute = compute
+    }
+}
+
+/// How a ControlNet's residuals map onto the samples of the UNet pass they join. Classifier-free guidance runs the
+/// conditional and the unconditional halves as one UNet pass of 2N samples while the ControlNet ran once on N:
+/// its residuals then reach both halves (`repeated`), or, in guess mode, the conditional half only (`leading`).
+/// Sharing one residual tensor this way costs no copy, and each sample gets exactly the additions it would get in
+/// a pass of its own.
+public enum ResidualSamples: Sendable, Equatable {
+    /// The residuals have the UNet's batch: sample i reads residual sample i.
+    case each
+    /// The residuals hold `batch` samples; UNet sample i reads residual sample i % batch.
+    case repeated(batch: Int)
+    /// The residuals hold `batch` samples for UNet samples 0..<batch; later samples get none.
+    case leading(batch: Int)
+
+    /// The residual sample UNet sample i reads, or nil when it gets none.
+    @inline(__always) func source(_ i: Int) -> Int? {
+        switch self {
+        case .each: return i
+        case .repeated(let b): return i % b
+        case .leading(let b): return i < b ? i : nil
+        }
+    }
+
+    /// Samples the residuals hold for a UNet pass of n.
+    func batch(_ n: Int) -> Int {
+        switch self {
+        case .each: return n
+        case .repeated(let b), .leading(let b): return b
+        }
     }
 }
 
@@ -77,6 +111,7 @@ public final class UNet {
     private var headIn: UnsafeMutablePointer<Float>?, headActs: UnsafeMutablePointer<Float>?
     private var headMean: UnsafeMutablePointer<Float>?, headRstd: UnsafeMutablePointer<Float>?
     private var headDims = Dims(n: 0, c: 0, h: 0, w: 0)
+    private var forwardWasInference = false
 
     private func context(_ ws: WeightSource, _ arenas: StepArenas, dSiluEmb: UnsafeMutablePointer<Float>?) -> LayerContext {
         LayerContext(weights: ws, arenas: arenas, siluEmb: siluEmb!, dSiluEmb: dSiluEmb, embedDim: config.embedDim)
@@ -84,62 +119,84 @@ public final class UNet {
 
     /// x: (N, in_channels, S, S), t: (N) timesteps, labels: (N) or nil -> predicted noise (N, in_channels, S, S),
     /// in `arenas.acts`. Each ControlNet's residuals are added, scaled, to the middle output and the skips.
+    /// `inference`: no backward follows, so nothing is kept for one: every layer keeps only its output, each
+    /// decoder block's temporaries are released as it returns, and the decoder's concatenations live in two
+    /// alternating buffers instead of one per block. The arithmetic is the same call for call, so the output is
+    /// bit-identical to a training forward's.
     public func forward(_ ws: WeightSource, x: UnsafeMutablePointer<Float>, t: [Int], labels: [Int]? = nil,
-                        controls: [ControlResiduals] = [], arenas: StepArenas) -> UnsafeMutablePointer<Float> {
+                        controls: [ControlResiduals] = [], arenas: StepArenas,
+                        inference: Bool = false) -> UnsafeMutablePointer<Float> {
         let n = t.count, S = config.imageSize
+        forwardWasInference = inference
         siluEmb = timeEmbed.forward(ws, t: t, labels: labels, arenas: arenas)
-        let ctx = context(ws, arenas, dSiluEmb: nil)
+        var ctx = context(ws, arenas, dSiluEmb: nil)
+        ctx.saveForBackward = !inference
         // A frozen encoder is never backpropagated (the ControlNet's residuals join after it): keep only the
         // block outputs, which the decoder concatenates.
         var encoderCtx = ctx
-        encoderCtx.saveForBackward = ws.trainable
+        encoderCtx.saveForBackward = ws.trainable && !inference
         let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), encoderCtx)
         encoderOut = enc
         var h = enc.middle, hd = enc.middleDims
         let last = enc.blocks.count
-        // Residual k of a control, stored or computed into a temporary for `body`.
-        func withResidual(_ control: ControlResiduals, _ k: Int, _ count: Int, _ body: (UnsafePointer<Float>) -> Void) {
+        // Residual k of a control (samples of `per` floats), stored or computed into a temporary for `body`.
+        func withResidual(_ control: ControlResiduals, _ k: Int, per: Int, _ body: (UnsafePointer<Float>) -> Void) {
             guard let compute = control.compute else { return body(control.residuals[k]) }
             let mark = arenas.acts.mark()
-            let r = arenas.acts.take(count)
+            let r = arenas.acts.take(control.samples.batch(n) * per)
             compute(k, r, arenas.acts)
             body(r)
             arenas.acts.release(to: mark)
         }
-        for control in controls {
-            precondition(control.compute != nil || control.residuals.count == last + 1,
-                         "a ControlNet gives \(last + 1) residuals")
-            withResidual(control, last, hd.count) { Elementwise.axpy(count: hd.count, alpha: control.scale, x: $0, y: h) }
-        }
-        concatDims.removeAll(keepingCapacity: true); decoderInputs.removeAll(keepingCapacity: true)
-        // Each decoder block reads cat([h, skip (+ residuals)]). The next block's concatenation is taken before a
-        // block runs, and the block writes its output straight into its leading channels.
-        func concatenation(_ j: Int, _ hd: Dims) -> (UnsafeMutablePointer<Float>, Dims) {
-            let sd = enc.dims[skipIndex[j]]
-            let cd = Dims(n: n, c: hd.c + sd.c, h: hd.h, w: hd.w)
-            return (arenas.acts.take(cd.count), cd)
-        }
-        func fillSkip(_ j: Int, _ cat: UnsafeMutablePointer<Float>, _ cd: Dims) {
-            let k = skipIndex[j], per = enc.dims[k].c * cd.spatial, hPart = cd.count / n - per
-            for i in 0..<n { (cat + i * (hPart + per) + hPart).update(from: enc.blocks[k] + i * per, count: per) }
+        /// Adds every control's residual `k` (per floats a sample) to y's samples, `stride` floats apart.
+        func addResiduals(_ k: Int, per: Int, to y: UnsafeMutablePointer<Float>, stride: Int) {
             for control in controls where control.scale != 0 {
-                withResidual(control, k, n * per) { r in
+                withResidual(control, k, per: per) { r in
                     for i in 0..<n {
-                        Elementwise.axpy(count: per, alpha: control.scale, x: r + i * per,
-                                         y: cat + i * (hPart + per) + hPart)
+                        guard let j = control.samples.source(i) else { continue }
+                        Elementwise.axpy(count: per, alpha: control.scale, x: r + j * per, y: y + i * stride)
                     }
                 }
             }
         }
-        var (cat, cd) = concatenation(0, hd)
+        for control in controls {
+            precondition(control.compute != nil || control.residuals.count == last + 1,
+                         "a ControlNet gives \(last + 1) residuals")
+        }
+        addResiduals(last, per: hd.count / n, to: h, stride: hd.count / n)
+        concatDims.removeAll(keepingCapacity: true); decoderInputs.removeAll(keepingCapacity: true)
+        // Each decoder block reads cat([h, skip (+ residuals)]). The next block's concatenation is taken before a
+        // block runs, and the block writes its output straight into its leading channels. In inference a block's
+        // input is dead once it returns, so two buffers of the widest concatenation take turns.
+        var inputDims = [hd]
+        for (j, block) in outputBlocks.enumerated() {
+            let sd = enc.dims[skipIndex[j]], id = inputDims[j]
+            inputDims[j] = Dims(n: n, c: id.c + sd.c, h: id.h, w: id.w)
+            inputDims.append(block.outputDims(inputDims[j]))
+        }
+        let widest = inputDims.dropLast().map(\.count).max() ?? 0
+        let turns = inference ? [arenas.acts.take(widest), arenas.acts.take(widest)] : []
+        func concatenation(_ j: Int) -> (UnsafeMutablePointer<Float>, Dims) {
+            let cd = inputDims[j]
+            return (inference ? turns[j % 2] : arenas.acts.take(cd.count), cd)
+        }
+        func fillSkip(_ j: Int, _ cat: UnsafeMutablePointer<Float>, _ cd: Dims) {
+            let k = skipIndex[j], per = enc.dims[k].c * cd.spatial, hPart = cd.count / n - per
+            for i in 0..<n { (cat + i * (hPart + per) + hPart).update(from: enc.blocks[k] + i * per, count: per) }
+            addResiduals(k, per: per, to: cat + hPart, stride: hPart + per)
+        }
+        var (cat, cd) = concatenation(0)
         for i in 0..<n { (cat + i * cd.count / n).update(from: h + i * hd.count / n, count: hd.count / n) }
         fillSkip(0, cat, cd)
         for (j, block) in outputBlocks.enumerated() {
             concatDims.append(cd); decoderInputs.append(cat)
             hd = block.outputDims(cd)
             if j + 1 < outputBlocks.count {
-                let (next, nd) = concatenation(j + 1, hd)
+                let (next, nd) = concatenation(j + 1)
+                let mark = arenas.acts.mark()
                 _ = block.forward(cat, cd, ctx, into: OutputSlot(pointer: next, sampleStride: nd.count / n))
+                // Without backward, the block's inner layers' outputs are dead once its output is in place.
+                if inference { arenas.acts.release(to: mark) }
                 fillSkip(j + 1, next, nd)
                 cat = next; cd = nd
             } else {
@@ -151,7 +208,7 @@ public final class UNet {
         let acts = arenas.acts, g = outNorm.groups
         let mean = acts.take(n * g), rstd = acts.take(n * g)
         let out = acts.take(n * config.inChannels * S * S)
-        let keep = ws.trainable ? acts.take(hd.count) : nil
+        let keep = ws.trainable && !inference ? acts.take(hd.count) : nil
         let mark = acts.mark()
         let a = keep ?? acts.take(hd.count)
         GroupNorm.forwardSiLU(outNorm.shape(hd), x: h, gamma: ws.p(outNorm.weight), beta: ws.p(outNorm.bias), y: a,
@@ -168,6 +225,7 @@ public final class UNet {
     @discardableResult
     public func backward(_ ws: WeightSource, dOut: UnsafeMutablePointer<Float>, arenas: StepArenas) -> ResidualGradients {
         guard let enc = encoderOut else { preconditionFailure("UNet.backward before forward") }
+        precondition(!forwardWasInference, "UNet.backward after an inference forward, which kept nothing for it")
         let grads = arenas.grads, n = headDims.n
         let dSiluEmb = ws.trainable ? grads.takeZeroed(n * config.embedDim) : nil
         let ctx = context(ws, arenas, dSiluEmb: dSiluEmb)

@@ -107,12 +107,24 @@ public struct CheckpointManifest: Codable, Sendable {
         return try encoder.encode(copy)
     }
 
-    /// Checks the self-checksum and that the fields agree with each other; `path` names the file in errors.
-    func verify(path: String) throws {
+    /// The checksum of the bytes as read, with the stored checksum blanked: the bytes written, whatever this build's
+    /// types would re-encode (a newer build may know options an older one did not write), or nil when the field is
+    /// not there exactly once.
+    static func rawChecksum(_ raw: Data, stored: String) -> String? {
+        let field = Data("\"manifest_sha256\" : \"\(stored)\"".utf8)
+        guard let r = raw.range(of: field), raw.range(of: field, in: r.upperBound..<raw.endIndex) == nil else { return nil }
+        var blanked = raw
+        blanked.replaceSubrange(r, with: Data("\"manifest_sha256\" : \"\"".utf8))
+        return SHA256.hash(data: blanked).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Checks the self-checksum against `raw`, the file's bytes, and that the fields agree with each other; `path`
+    /// names the file in errors.
+    func verify(path: String, raw: Data) throws {
         switch format {
         case Self.formatName:
             guard let stored = manifestSHA256 else { throw CheckpointError(path, "has no manifest_sha256 (format 2 requires it)") }
-            let actual = SHA256.hash(data: try canonicalBytes()).map { String(format: "%02x", $0) }.joined()
+            let actual = Self.rawChecksum(raw, stored: stored) ?? "(the field appears more than once or not as written)"
             guard stored == actual else {
                 throw CheckpointError(path, "was modified after it was written (manifest_sha256 \(stored) does not match its content, \(actual)); restore it or resume from another checkpoint")
             }

@@ -13,6 +13,8 @@ extension CheckpointStore {
         public let directory: URL
         public let manifest: CheckpointManifest
         public let params: [Float], m: [Float], v: [Float]
+        /// The EMA of the weights, when the run kept one.
+        public let ema: [Float]?
     }
 
     public static func read(_ dir: URL) throws -> Loaded {
@@ -24,9 +26,10 @@ extension CheckpointStore {
         do { manifest = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
             throw CheckpointError(manifestURL.path, "unreadable manifest: \(error)")
         }
-        try manifest.verify(path: manifestURL.path)
+        try manifest.verify(path: manifestURL.path, raw: data)
         let total = manifest.trainableCount
-        var params = [Float](repeating: 0, count: total), m = params, v = params
+        var params = [Float](repeating: 0, count: total), m = params, v = params, ema = params
+        var withEMA: Bool?
         for shard in manifest.shards.sorted(by: { $0.offset < $1.offset }) {
             let url = dir.appendingPathComponent(shard.file)
             guard let bytes = FileManager.default.contents(atPath: url.path) else {
@@ -46,7 +49,13 @@ extension CheckpointStore {
             for (key, value) in expected.sorted(by: { $0.key < $1.key }) where file.metadata[key] != value {
                 throw CheckpointError(url.path, "its metadata says \(key) \(file.metadata[key] ?? "(none)") but the manifest says \(value)")
             }
-            for (name, array) in [("params", 0), ("m", 1), ("v", 2)] {
+            // Every shard holds an EMA, or none does.
+            let hasEMA = file.info("ema") != nil
+            if let w = withEMA, w != hasEMA {
+                throw CheckpointError(url.path, "\(hasEMA ? "holds" : "lacks") an EMA tensor that the other shards \(hasEMA ? "lack" : "hold")")
+            }
+            withEMA = hasEMA
+            for (name, array) in [("params", 0), ("m", 1), ("v", 2)] + (hasEMA ? [("ema", 3)] : []) {
                 func copy(_ a: inout [Float]) throws {
                     try a.withUnsafeMutableBufferPointer {
                         guard let base = $0.baseAddress else { return }
@@ -56,10 +65,10 @@ extension CheckpointStore {
                         }
                     }
                 }
-                switch array { case 0: try copy(&params); case 1: try copy(&m); default: try copy(&v) }
+                switch array { case 0: try copy(&params); case 1: try copy(&m); case 2: try copy(&v); default: try copy(&ema) }
             }
         }
-        return Loaded(directory: dir, manifest: manifest, params: params, m: m, v: v)
+        return Loaded(directory: dir, manifest: manifest, params: params, m: m, v: v, ema: withEMA == true ? ema : nil)
     }
 
     /// What `--resume` found.

@@ -14,6 +14,10 @@ import SafeTensors
 /// the run's state and the options and config it was made with.
 public struct CheckpointSnapshot {
     public let params: FloatBuffer, m: FloatBuffer, v: FloatBuffer
+    /// The elements of the arena m and v hold: everything, or (ZeRO-1) this rank's slice, which is then its shard.
+    public let optimizerSlice: Range<Int>
+    /// The EMA of the weights, when kept (full replica; each rank writes its slice).
+    public let ema: FloatBuffer?
     public let state: TrainState
     public let options: TrainOptions
     public let config: ModelConfig
@@ -52,9 +56,14 @@ public enum CheckpointStore {
         }
         let slice = CheckpointManifest.slice(rank: rank, worldSize: world, count: total)
         var writer = SafeTensorsWriter()
-        for (name, buffer) in [("params", snapshot.params), ("m", snapshot.m), ("v", snapshot.v)] {
-            try writer.add(name, shape: [slice.count],
-                           floats: UnsafeBufferPointer(start: buffer.pointer + slice.lowerBound, count: slice.count))
+        // Under ZeRO-1 the moments this rank holds are exactly its shard's slice.
+        let momentOffset = slice.lowerBound - snapshot.optimizerSlice.lowerBound
+        precondition(momentOffset >= 0 && momentOffset + slice.count <= snapshot.m.count, "moments do not cover the shard")
+        var tensors = [("params", snapshot.params.pointer + slice.lowerBound), ("m", snapshot.m.pointer + momentOffset),
+                       ("v", snapshot.v.pointer + momentOffset)]
+        if let ema = snapshot.ema { tensors.append(("ema", ema.pointer + slice.lowerBound)) }
+        for (name, pointer) in tensors {
+            try writer.add(name, shape: [slice.count], floats: UnsafeBufferPointer(start: pointer, count: slice.count))
         }
         let bytes = writer.serialized(metadata: [
             "rank": "\(rank)", "world_size": "\(world)", "offset": "\(slice.lowerBound)", "count": "\(slice.count)",

@@ -3,6 +3,7 @@
 // the real images the hints came from. `eval`, the quickstart and the validation previews all use it.
 import Foundation
 import Datasets
+import Distributed
 import Model
 
 /// Edge precision, recall and F1 of Canny(image) against the hint at 0 and 1 pixel of tolerance.
@@ -13,12 +14,18 @@ public struct EdgeScores: Codable, Sendable, Equatable {
     }
     public var exact: Figures
     public var onePixel: Figures
-    enum CodingKeys: String, CodingKey { case exact, onePixel = "one_pixel" }
+    /// Edge pixels Canny finds in the images per edge pixel of the hints: about 1 when the images draw as much edge
+    /// as the hints ask for (far above: clutter; far below: missing strokes).
+    public var edgePixelsPerHintPixel: Double
+    enum CodingKeys: String, CodingKey {
+        case exact, onePixel = "one_pixel", edgePixelsPerHintPixel = "edge_pixels_per_hint_pixel"
+    }
 
     /// Scores of images (N, 1, H, W) in [-1, 1] against hints (N, 1, H, W) in [0, 1].
     public init(images: [Float], hints: [Float], count: Int, height: Int, width: Int) {
         let s = EdgeMetrics.evaluate(images: images, hints: hints, count: count, height: height, width: width)
         exact = Figures(s.exact); onePixel = Figures(s.onePixel)
+        edgePixelsPerHintPixel = s.exact.hint == 0 ? 0 : Double(s.exact.predicted) / Double(s.exact.hint)
     }
 }
 
@@ -61,28 +68,29 @@ public enum EdgeEvaluation {
     }
 
     /// Samples every hint of `hints` with `generator` (and, unless `skipBaseFloor`, again at control scale 0, which
-    /// skips every ControlNet: exactly the base model's samples for the same seeds) and scores them.
+    /// skips every ControlNet: exactly the base model's samples for the same seeds) and scores them. With `comm`
+    /// the sampling is shared by its ranks (a collective), and every rank gets the whole outcome.
     public static func run(generator: Generator, hints set: HintSet, settings: GenerationSettings, data: String,
-                           controls: [String], base: String, skipBaseFloor: Bool,
-                           progress: ((String, Int, Int) -> Void)? = nil) -> Outcome {
+                           controls: [String], base: String, skipBaseFloor: Bool, comm: (any Communicator)? = nil,
+                           progress: ((String, Int, Int) -> Void)? = nil) throws -> Outcome {
         let config = generator.config, S = config.imageSize
         let labels = (try? generator.labels(for: set)) ?? nil
         func score(_ images: [Float]) -> EdgeScores {
             EdgeScores(images: images, hints: set.hints, count: set.count, height: S, width: S)
         }
-        let started = Date()
-        let samples = generator.generate(count: set.count, hints: set.hints, labels: labels, settings: settings) {
-            progress?("controlled samples", $0, $1)
+        func sample(_ what: String) throws -> [Float] {
+            try generator.generate(count: set.count, hints: set.hints, labels: labels, settings: settings,
+                                   comm: comm ?? LocalCommunicator()) { progress?(what, $0, $1) }
         }
+        let started = Date()
+        let samples = try sample("controlled samples")
         let seconds = Date().timeIntervalSince(started)
         var baseSamples: [Float]?
         if !skipBaseFloor {
             let saved = generator.controls
             generator.controls = saved.map { var c = $0; c.scale = 0; return c }
-            baseSamples = generator.generate(count: set.count, hints: set.hints, labels: labels, settings: settings) {
-                progress?("base (scale 0) samples", $0, $1)
-            }
-            generator.controls = saved
+            defer { generator.controls = saved }
+            baseSamples = try sample("base (scale 0) samples")
         }
         let report = EdgeEvaluationReport(
             count: set.count, data: data, sampler: settings.sampler.kind.rawValue, steps: settings.sampler.steps,

@@ -9,6 +9,7 @@
 // targets.
 import Foundation
 import Datasets
+import Distributed
 import Model
 
 public struct FillScores: Codable, Sendable, Equatable {
@@ -132,8 +133,9 @@ public enum FillEvaluation {
         }
     }
 
+    /// With `comm` the sampling is shared by its ranks (a collective), and every rank gets the whole outcome.
     public static func run(generator: Generator, hints set: HintSet, settings: GenerationSettings, data: String,
-                           controls: [String], base: String, skipFloors: Bool,
+                           controls: [String], base: String, skipFloors: Bool, comm: (any Communicator)? = nil,
                            progress: ((String, Int, Int) -> Void)? = nil) throws -> Outcome {
         let S = set.height
         let colours = try colours(of: set)
@@ -141,19 +143,21 @@ public enum FillEvaluation {
         func score(_ images: [Float]) -> FillScores {
             FillMetrics.score(images: images, hints: set.hints, hintChannels: set.hintChannels, colours: colours, size: S)
         }
-        let started = Date()
-        let samples = generator.generate(count: set.count, hints: set.hints, labels: labels, settings: settings) {
-            progress?("controlled samples", $0, $1)
+        func sample(_ what: String, hints: [Float]) throws -> [Float] {
+            try generator.generate(count: set.count, hints: hints, labels: labels, settings: settings,
+                                   comm: comm ?? LocalCommunicator()) { progress?(what, $0, $1) }
         }
+        let started = Date()
+        let samples = try sample("controlled samples", hints: set.hints)
         let seconds = Date().timeIntervalSince(started)
         var baseSamples: [Float]?, shuffled: [Float]?
         if !skipFloors {
             let saved = generator.controls
             generator.controls = saved.map { var c = $0; c.scale = 0; return c }
-            baseSamples = generator.generate(count: set.count, hints: set.hints, labels: labels, settings: settings) {
-                progress?("base (scale 0) samples", $0, $1)
-            }
-            generator.controls = saved
+            baseSamples = try {
+                defer { generator.controls = saved }
+                return try sample("base (scale 0) samples", hints: set.hints)
+            }()
             // The right prompt with another sample's hint: how much of the score the hint itself earns.
             let per = set.hintChannels * S * S
             var rolled = [Float](repeating: 0, count: set.hints.count)
@@ -161,9 +165,7 @@ public enum FillEvaluation {
                 let j = (i + 1) % set.count
                 for k in 0..<per { rolled[i * per + k] = set.hints[j * per + k] }
             }
-            shuffled = generator.generate(count: set.count, hints: rolled, labels: labels, settings: settings) {
-                progress?("shuffled-hint samples", $0, $1)
-            }
+            shuffled = try sample("shuffled-hint samples", hints: rolled)
         }
         let report = FillEvaluationReport(
             count: set.count, data: data, sampler: settings.sampler.kind.rawValue, steps: settings.sampler.steps,

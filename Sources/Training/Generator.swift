@@ -1,8 +1,11 @@
 // Image generation with a base UNet and any number of ControlNets: DDPM or DDIM, guidance windows, per-ControlNet
 // scales, classifier-free guidance and guess mode. Used by `controlnet sample`, `controlnet eval` and the
-// validation previews during training.
+// validation previews during training. A call runs on every worker thread of the process (GenerationWorker, one
+// BLAS thread each) and, given a communicator, on every rank, each computing its share and all of them getting
+// the whole result; the images are the same bits whatever the split (GenerationPlan).
 import Foundation
 import Datasets
+import Distributed
 import Kernels
 import Model
 import SafeTensors
@@ -16,7 +19,15 @@ public struct GenerationSettings: Sendable {
     /// Guess mode: the ControlNets see no label and their residuals are weighted 0.825^(K-1-k), shallow ones least;
     /// with CFG the control goes to the conditional branch only (as the ControlNet reference does).
     public var guessMode = false
-    public var batchSize = 64
+    /// Samples per network pass, at most (GenerationPlan.passes evens them out). The images depend on it (in the
+    /// last bits), never on the threads or ranks. With classifier-free guidance the UNet pass holds twice as many.
+    public var batchSize = GenerationPlan.defaultBatchSize
+    /// Worker threads in this process, each with its own network objects and arenas and one BLAS thread; nil:
+    /// GenerationPlan.defaultThreads (this process's share of the cores).
+    public var threads: Int?
+    /// Classifier-free guidance: the conditional and unconditional predictions in one UNet pass of 2N samples
+    /// (true), or in two passes of N (slower; the same values up to rounding, as the GEMMs have other widths).
+    public var batchGuidance = true
     /// Of the convolutions' and attention's products (Precision.swift).
     public var precision = Precision.fp32
     public init() {}
@@ -47,25 +58,28 @@ public struct ControlSpec: Sendable, Equatable, CustomStringConvertible {
 }
 
 public final class Generator {
+    /// A ControlNet's weights (its architecture is the config's) and its conditioning scale.
     public struct Control {
-        public let net: ControlNet
         public let params: FloatBuffer
         public var scale: Float
-        public init(net: ControlNet, params: FloatBuffer, scale: Float) { self.net = net; self.params = params; self.scale = scale }
+        public init(params: FloatBuffer, scale: Float) { self.params = params; self.scale = scale }
     }
 
     public let config: ModelConfig
-    public let unet: UNet
     public let base: FloatBuffer
     public var controls: [Control]
     /// The prompts the model's labels index (from the weight files' metadata), or nil.
     public var vocabulary: PromptVocabulary?
-    let arenas = StepArenas()
-    let sampler = DiffusionSampler()
+    /// What the base predicts (its weight file's metadata; epsilon when it records none).
+    public var prediction: PredictionType = .epsilon
+    /// One per thread, kept across calls so their arenas are sized once.
+    private var workers: [GenerationWorker] = []
+    /// Resident bytes of every worker's arenas (the deepest each has been).
+    public var arenaBytes: Int { workers.reduce(0) { $0 + $1.arenas.capacityBytes } }
 
     public init(config: ModelConfig, base: FloatBuffer, controls: [Control]) {
+        precondition(base.count == UNet(config: config).parameterCount, "base: not this config's UNet")
         self.config = config; self.base = base; self.controls = controls
-        unet = UNet(config: config)
     }
 
     /// Loads the base from a weight file (its config from the metadata) and each ControlNet.
@@ -77,6 +91,7 @@ public final class Generator {
         try WeightFile.load(file, table: unet.table, into: base.pointer, expecting: config)
         var controls: [Control] = []
         var vocabulary = try file.metadata[PromptList.metadataKey].map { try PromptList.decode($0, source: "--base \(path)") }
+        let net = ControlNet(config: config)
         for spec in specs {
             let cf = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: spec.path))
             let own = try cf.metadata[PromptList.metadataKey].map { try PromptList.decode($0, source: "--control \(spec.path)") }
@@ -84,13 +99,18 @@ public final class Generator {
                 throw OptionsError(option: "--control", message: "\(spec.path) was trained with another prompt vocabulary than --base \(path) (\(own.count) vs \(v.count) prompts); its labels would mean other prompts")
             }
             vocabulary = vocabulary ?? own
-            let net = ControlNet(config: config)
             let params = FloatBuffer(count: net.parameterCount)
             try WeightFile.load(cf, table: net.table, into: params.pointer, expecting: config)
-            controls.append(Control(net: net, params: params, scale: spec.scale))
+            controls.append(Control(params: params, scale: spec.scale))
         }
         let g = Generator(config: config, base: base, controls: controls)
         g.vocabulary = vocabulary
+        if let p = file.metadata[PredictionType.metadataKey] {
+            guard let type = PredictionType(rawValue: p) else {
+                throw OptionsError(option: "--base", message: "\(path) records prediction_type '\(p)', which is not one of epsilon, v")
+            }
+            g.prediction = type
+        }
         return g
     }
 
@@ -117,65 +137,87 @@ public final class Generator {
     var perSample: Int { config.inChannels * config.imageSize * config.imageSize }
     var hintPerSample: Int { config.hintChannels * config.imageSize * config.imageSize }
 
-    /// hints: (count, hint_channels, S, S) in [0, 1], required when there are ControlNets; labels: (count) or nil.
-    /// Returns images (count, C, S, S) in [-1, 1]. `progress(done, total)` reports finished samples.
+    /// Every sample on this process's worker threads. hints: (count, hint_channels, S, S) in [0, 1], required
+    /// when there are ControlNets; labels: (count) or nil. Returns images (count, C, S, S) in [-1, 1].
+    /// `progress(done, total)` reports finished samples.
     public func generate(count: Int, hints: [Float]?, labels: [Int]?, settings: GenerationSettings,
                          progress: ((Int, Int) -> Void)? = nil) -> [Float] {
-        let active = controls.filter { $0.scale != 0 }
-        precondition(active.isEmpty || hints?.count == count * hintPerSample, "hints: (count, C, S, S) needed")
-        var images = [Float]()
-        images.reserveCapacity(count * perSample)
-        var start = 0
-        let hintBuffer = FloatBuffer(count: settings.batchSize * hintPerSample)
-        while start < count {
-            let n = min(settings.batchSize, count - start)
-            if let hints {
-                hints.withUnsafeBufferPointer {
-                    hintBuffer.pointer.update(from: $0.baseAddress! + start * hintPerSample, count: n * hintPerSample)
-                }
-            }
-            let batchLabels = labels.map { Array($0[start..<(start + n)]) }
-            let batch = sampler.sample(count: n, perSample: perSample, settings: settings.sampler, firstIndex: start) { x, point in
-                denoise(x, n: n, point: point, hint: hintBuffer.pointer, labels: batchLabels, active: active, settings: settings)
-            }
-            images += batch
-            start += n
-            progress?(start, count)
+        var images = [Float](repeating: 0, count: count * perSample)
+        let passes = GenerationPlan.passes(count: count, batchSize: settings.batchSize)
+        images.withUnsafeMutableBufferPointer {
+            run(passes[...], hints: hints, labels: labels, settings: settings, into: $0.baseAddress!, progress: progress)
         }
         return images
     }
 
-    private func denoise(_ x: UnsafeMutablePointer<Float>, n: Int, point: SamplingPoint, hint: UnsafeMutablePointer<Float>,
-                         labels: [Int]?, active: [Control], settings: GenerationSettings) -> UnsafePointer<Float> {
-        arenas.reset()
-        let t = [Int](repeating: point.t, count: n)
-        let frozen = WeightSource(params: base.pointer, grads: nil, precision: settings.precision)
-        let inWindow = point.fractionBefore >= settings.guidanceStart && point.fractionAfter <= settings.guidanceEnd + 1e-9
-        let useCFG = config.numClasses > 0 && labels != nil && settings.cfgScale != 1
-        // Residuals of every active ControlNet for this step (guess mode: computed without the label).
-        var residuals: [ControlResiduals] = []
-        if inWindow {
-            for c in active {
-                let controlLabels = settings.guessMode ? nil : labels
-                let cws = WeightSource(params: c.params.pointer, grads: nil, precision: settings.precision)
-                let r = c.net.forward(cws, x: x, hint: hint, t: t,
-                                      labels: controlLabels, arenas: arenas)
-                if settings.guessMode {
-                    let k = r.count
-                    for (i, p) in r.enumerated() {
-                        Elementwise.scale(count: c.net.residualCount(i, batch: n), alpha: Float(pow(0.825, Double(k - 1 - i))), x: p)
-                    }
-                }
-                residuals.append(ControlResiduals(residuals: r, scale: c.scale))
+    /// The same images, computed by every rank of `comm` (a contiguous share each, on all its threads) and
+    /// gathered: every rank returns all `count` of them. Every rank must call it with the same arguments.
+    /// `progress` reports this rank's share.
+    public func generate(count: Int, hints: [Float]?, labels: [Int]?, settings: GenerationSettings,
+                         comm: any Communicator, progress: ((Int, Int) -> Void)? = nil) throws -> [Float] {
+        let per = perSample
+        guard count.multipliedReportingOverflow(by: per).partialValue <= Int(Int32.max) else {
+            throw OptionsError(option: "--count", message: "\(count) samples of \(per) floats are more than one gather moves (\(Int32.max) floats); sample fewer per run")
+        }
+        var images = [Float](repeating: 0, count: count * per)
+        let b = settings.batchSize
+        let mine = GenerationPlan.passes(count: count, batchSize: b, rank: comm.rank, ranks: comm.size)
+        try images.withUnsafeMutableBufferPointer { buffer in
+            let out = buffer.baseAddress!
+            run(mine, hints: hints, labels: labels, settings: settings, into: out, progress: progress)
+            try comm.allGather(out, count: count * per) { r in
+                let s = GenerationPlan.share(count: count, batchSize: b, rank: r, ranks: comm.size)
+                return (s.lowerBound * per)..<(s.upperBound * per)
             }
         }
-        let cond = unet.forward(frozen, x: x, t: t, labels: labels, controls: residuals, arenas: arenas)
-        guard useCFG else { return UnsafePointer(cond) }
-        let none = [Int](repeating: config.numClasses, count: n)
-        let uncond = unet.forward(frozen, x: x, t: t, labels: none, controls: settings.guessMode ? [] : residuals,
-                                  arenas: arenas)
-        let s = settings.cfgScale
-        for i in 0..<(n * perSample) { cond[i] = uncond[i] + s * (cond[i] - uncond[i]) }
-        return UnsafePointer(cond)
+        return images
+    }
+
+    /// Samples `passes` (global sample numbers) into out (count, C, S, S) at their positions, on this process's
+    /// threads.
+    func run(_ passes: ArraySlice<Range<Int>>, hints: [Float]?, labels: [Int]?, settings: GenerationSettings,
+             into out: UnsafeMutablePointer<Float>, progress: ((Int, Int) -> Void)?) {
+        let active = controls.filter { $0.scale != 0 }
+        guard let end = passes.last?.upperBound else { return }
+        precondition(active.isEmpty || (hints?.count ?? 0) >= end * hintPerSample, "hints: (count, C, S, S) needed")
+        let threads = max(1, settings.threads ?? GenerationPlan.defaultThreads)
+        let count = min(threads, passes.count)
+        while workers.count < count { workers.append(GenerationWorker(config: config)) }
+        // Shared read-only by the workers; a copy so that no array storage is borrowed across threads.
+        let hintBuffer = hints.flatMap { h in active.isEmpty ? nil : FloatBuffer(count: h.count) }
+        if let hintBuffer, let hints { hints.withUnsafeBufferPointer { hintBuffer.pointer.update(from: $0.baseAddress!, count: $0.count) } }
+        var sampler = settings.sampler
+        sampler.prediction = prediction
+        let job = GenerationJob(config: config, base: base.pointer,
+                                controls: active.map { .init(params: $0.params.pointer, scale: $0.scale) },
+                                settings: settings, sampler: sampler, hints: hintBuffer?.pointer, labels: labels,
+                                output: out, transformed: TransformedWeights())
+        let queue = PassQueue(Array(passes), progress: progress)
+        // One BLAS thread per worker: the workers already fill the cores, and OpenBLAS threads of concurrent
+        // callers would only spin against each other. A lone worker keeps the threads it was given.
+        let blasBefore = BLASRuntime.threads
+        BLASRuntime.setThreads(count > 1 ? 1 : threads)
+        defer { BLASRuntime.setThreads(blasBefore) }
+        let shared = SharedJob(job: job, workers: Array(workers.prefix(count)), queue: queue)
+        withExtendedLifetime((hintBuffer, base, active)) {
+            WorkerThreads.run(count) { w in shared.work(w) }
+        }
+    }
+}
+
+/// What the worker threads of one call share. @unchecked Sendable: the job is read-only while they run, each
+/// worker object is used by its own thread only, and the queue locks.
+private final class SharedJob: @unchecked Sendable {
+    let job: GenerationJob
+    let workers: [GenerationWorker]
+    let queue: PassQueue
+    init(job: GenerationJob, workers: [GenerationWorker], queue: PassQueue) {
+        self.job = job; self.workers = workers; self.queue = queue
+    }
+    func work(_ w: Int) {
+        while let pass = queue.take() {
+            workers[w].run(pass, job)
+            queue.finished(pass.count)
+        }
     }
 }

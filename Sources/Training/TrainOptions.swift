@@ -2,6 +2,7 @@
 // checkpoints) with a validation that rejects bad combinations before any work.
 import Foundation
 import Datasets
+import Distributed
 import Kernels
 import Model
 
@@ -26,6 +27,21 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var resizeFilter = "bilinear"
     /// Held-out data for the validation previews (default: the test split of --data; for paired data, --data).
     public var validationData: String?
+    /// Keep an EMA of the trainable weights with this decay (diffusers' EMAModel schedule); nil keeps none.
+    public var emaDecay: Double?
+    /// min-SNR-gamma loss weighting; nil for the plain MSE.
+    public var snrGamma: Double?
+    /// epsilon or v (base training; ControlNet training takes the base's).
+    public var predictionType: String?
+    /// 1 shards the AdamW moments across the MPI ranks (ZeRO-1).
+    public var zero = 0
+    /// The consistency loss's weight (ControlNet++); nil or 0: none.
+    public var consistencyWeight: Double?
+    /// Only samples with t <= this get the consistency loss.
+    public var consistencyMaxT = 200
+    /// The first ceil(F x batch) samples of each micro-batch draw their timestep from 0...max-t, so that this
+    /// fraction of every batch gets the consistency loss (0: only the samples whose t falls there anyway).
+    public var consistencyFraction = 0.0
     public var batchSize: Int = 64
     public var gradAccum: Int = 1
     public var maxGradNorm: Double? = 1.0
@@ -55,12 +71,18 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var precision: Precision = .fp32
     /// Testing aid: make one rank's gradients non-finite at these steps ("STEP" or "STEP:RANK").
     public var injectNonfinite: [String] = []
+    /// Seconds a collective or checkpoint write may wait before its rank warns (again every as many); 0: never.
+    public var stallWarning: Double = 60
+    /// Seconds after which a rank still waiting ends the job, naming the operation and step; 0: never.
+    public var collectiveTimeout: Double = 600
 
     enum CodingKeys: String, CodingKey {
         case mode, config, base, data, hint, lr, epochs, seed, out, resume, resize
         case initFrom = "init_from", imageColumn = "image_column", conditioningColumn = "conditioning_image_column"
         case captionColumn = "caption_column", skipBadImages = "skip_bad_images", resizeFilter = "resize_filter"
-        case validationData = "validation_data"
+        case validationData = "validation_data", emaDecay = "ema_decay", snrGamma = "snr_gamma"
+        case predictionType = "prediction_type", zero, consistencyWeight = "consistency_weight"
+        case consistencyMaxT = "consistency_max_t", consistencyFraction = "consistency_fraction"
         case dataDir = "data_dir", batchSize = "batch_size", gradAccum = "grad_accum", maxGradNorm = "max_grad_norm"
         case warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", minLRFraction = "min_lr_fraction"
         case weightDecay = "weight_decay", maxSteps = "max_steps", promptDropout = "prompt_dropout"
@@ -68,6 +90,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case checkpointEvery = "checkpoint_every", checkpointsTotalLimit = "checkpoints_total_limit"
         case validationSteps = "validation_steps", validationCount = "validation_count"
         case injectNonfinite = "inject_nonfinite", precision
+        case stallWarning = "stall_warning", collectiveTimeout = "collective_timeout"
     }
 
     public init() {}
@@ -87,6 +110,14 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         captionColumn = try c.decodeIfPresent(String.self, forKey: .captionColumn)
         skipBadImages = try get(.skipBadImages, d.skipBadImages); resizeFilter = try get(.resizeFilter, d.resizeFilter)
         validationData = try c.decodeIfPresent(String.self, forKey: .validationData)
+        emaDecay = try c.decodeIfPresent(Double.self, forKey: .emaDecay)
+        snrGamma = try c.decodeIfPresent(Double.self, forKey: .snrGamma)
+        predictionType = try c.decodeIfPresent(String.self, forKey: .predictionType)
+        zero = try get(.zero, d.zero)
+        consistencyWeight = try c.decodeIfPresent(Double.self, forKey: .consistencyWeight)
+        consistencyMaxT = try get(.consistencyMaxT, d.consistencyMaxT)
+        consistencyFraction = try get(.consistencyFraction, d.consistencyFraction)
+        stallWarning = try get(.stallWarning, d.stallWarning); collectiveTimeout = try get(.collectiveTimeout, d.collectiveTimeout)
         batchSize = try get(.batchSize, d.batchSize); gradAccum = try get(.gradAccum, d.gradAccum)
         maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm); lr = try get(.lr, d.lr)
         warmupSteps = try get(.warmupSteps, d.warmupSteps); lrSchedule = try get(.lrSchedule, d.lrSchedule)
@@ -165,12 +196,41 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         if ResizeFilter(rawValue: resizeFilter) == nil {
             try fail("--resize-filter", "'\(resizeFilter)' is not one of " + ResizeFilter.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        if let d = emaDecay {
+            try finite("--ema-decay", d)
+            if !(d > 0 && d < 1) { try fail("--ema-decay", "must be in (0, 1), e.g. 0.999; got \(d)") }
+        }
+        if let g = snrGamma {
+            try finite("--snr-gamma", g)
+            if !(g > 0) { try fail("--snr-gamma", "must be positive (5 is the usual value); got \(g)") }
+        }
+        if let p = predictionType, PredictionType(rawValue: p) == nil {
+            try fail("--prediction-type", "'\(p)' is not one of " + PredictionType.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if let w = consistencyWeight {
+            try finite("--consistency-weight", w)
+            if w < 0 { try fail("--consistency-weight", "must be >= 0, got \(w)") }
+            if w > 0 && mode != .controlnet { try fail("--consistency-weight", "is for ControlNet training") }
+            if w > 0, let kind = hintKind, ConditionExtractor(kind) == nil {
+                try fail("--consistency-weight", "hint kind '\(kind.rawValue)' has no differentiable extractor; it works with " + HintKind.allCases.filter { ConditionExtractor($0) != nil }.map(\.rawValue).joined(separator: ", "))
+            }
+            if w > 0 && hintKind == nil && mode == .controlnet {
+                try fail("--consistency-weight", "needs a hint kind it can extract from an image (--hint canny, sobel, mask, blur, tile); paired data's own condition files have none")
+            }
+        }
+        if !(0..<1000).contains(consistencyMaxT) { try fail("--consistency-max-t", "must be in 0...999, got \(consistencyMaxT)") }
+        try finite("--consistency-fraction", consistencyFraction)
+        if !(0...1).contains(consistencyFraction) { try fail("--consistency-fraction", "must be in [0, 1], got \(consistencyFraction)") }
+        if !(0...1).contains(zero) { try fail("--zero", "must be 0 (off) or 1 (shard the AdamW moments), got \(zero)") }
         if resume != nil && overwrite { try fail("--overwrite", "cannot be combined with --resume: resuming keeps the run's files") }
         for spec in injectNonfinite {
             let parts = spec.split(separator: ":", omittingEmptySubsequences: false)
             guard (1...2).contains(parts.count), parts.allSatisfy({ Int($0) != nil }) else {
                 try fail("--inject-nonfinite", "'\(spec)' is not STEP or STEP:RANK")
             }
+        }
+        if let (option, why) = WatchdogSettings.problem(stallWarning: stallWarning, collectiveTimeout: collectiveTimeout) {
+            try fail(option, why)
         }
     }
 
@@ -193,6 +253,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         s.maxGradNorm = maxGradNorm
         s.adam = AdamWConfig(weightDecay: Float(weightDecay))
         s.precision = precision
+        s.emaDecay = emaDecay
+        s.zeroStage = zero
         s.injectNonfinite = injectNonfinite.compactMap { spec in
             let parts = spec.split(separator: ":").map { Int($0) }
             guard let first = parts.first, let step = first else { return nil }
@@ -203,6 +265,12 @@ public struct TrainOptions: Codable, Sendable, Equatable {
 
     /// The data these options read.
     public var dataSpec: DataSpec { spec(for: data) }
+
+    /// The consistency loss these options ask for, or nil.
+    public var consistency: ConsistencySettings? {
+        guard let w = consistencyWeight, w > 0, let kind = hintKind, let e = ConditionExtractor(kind) else { return nil }
+        return ConsistencySettings(weight: w, maxT: consistencyMaxT, extractor: e)
+    }
 
     /// `source` read with these options' data settings (directory, resize, paired-data columns and filter).
     public func spec(for source: String) -> DataSpec {

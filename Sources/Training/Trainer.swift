@@ -32,6 +32,8 @@ public final class Trainer {
     public let baseSHA256: String?
     /// What the run trains on, recorded in checkpoints and checked on resume.
     public let fingerprint: DataFingerprint
+    /// What the network predicts (recorded in the weights).
+    public let prediction: PredictionType
     /// The run's identity, kept across resumes: retention deletes only this run's checkpoints.
     public private(set) var runID = UUID().uuidString
     /// The hash all ranks agreed on at the last replica check (nil before one ran, or with one rank).
@@ -77,10 +79,18 @@ public final class Trainer {
             let epochs = options.epochs ?? 1
             totalSteps = max(1, Int((epochs * Double(sampler.batchesPerEpoch) / Double(options.gradAccum)).rounded()))
         }
-        step = TrainingStep(model: inputs.model, comm: comm, settings: options.stepSettings(totalSteps: totalSteps))
+        prediction = inputs.prediction
+        step = TrainingStep(model: inputs.model,
+                            objective: DiffusionObjective(prediction: inputs.prediction, snrGamma: options.snrGamma,
+                                                          consistency: options.consistency),
+                            comm: comm, settings: options.stepSettings(totalSteps: totalSteps))
         batches = DatasetBatches(samples: inputs.samples, withHints: options.mode == .controlnet, config: config,
                                  batchSize: options.batchSize, seed: options.seed,
                                  promptDropout: options.promptDropout, sampler: sampler)
+        if options.consistency != nil && options.consistencyFraction > 0 {
+            batches.lowTimesteps = (Int((options.consistencyFraction * Double(options.batchSize)).rounded(.up)),
+                                    options.consistencyMaxT)
+        }
         baseSHA256 = inputs.model.frozen.map { Self.sha256($0) }
 
         // Only now, with every input read and checked, is the run directory claimed.
@@ -143,7 +153,8 @@ public final class Trainer {
         return """
         resolved options: \(options.jsonDescription)
         model config: \(config.json)
-        mode \(options.mode.rawValue): \(trainable) trainable parameters, \(frozen) frozen
+        mode \(options.mode.rawValue): \(trainable) trainable parameters, \(frozen) frozen; \(prediction.rawValue) prediction\(options.snrGamma.map { ", min-SNR-\($0) weights" } ?? "")\(options.consistency.map { ", consistency loss \($0.weight) at t <= \($0.maxT)" } ?? "")\(options.emaDecay.map { ", EMA \($0)" } ?? "")
+        optimizer: AdamW moments \(step.optimizerSlice.count == trainable ? "on every rank" : "sharded (ZeRO-1): \(step.optimizerSlice.count) of \(trainable) on this rank") (\(step.optimizerBytes / 1_048_576) MB)
         world: \(comm.size) process(es) x \(options.simulateRanks) simulated = \(worldSize) rank(s), backend \(comm.backendName)
         data: \(samples.name), \(samples.count) training images\(samples.vocabulary.map { ", \($0.count) prompts as labels" } ?? ""); global batch \(options.batchSize * worldSize) (\(options.batchSize) per rank) x \(options.gradAccum) accumulation
         steps: \(totalSteps) (\(state.sampler.batchesPerEpoch) global batches per epoch)
@@ -183,8 +194,18 @@ public final class Trainer {
     func resume(from loaded: CheckpointStore.Loaded) throws {
         let m = loaded.manifest
         loaded.params.withUnsafeBufferPointer { model.params.pointer.update(from: $0.baseAddress!, count: $0.count) }
-        loaded.m.withUnsafeBufferPointer { step.m.pointer.update(from: $0.baseAddress!, count: $0.count) }
-        loaded.v.withUnsafeBufferPointer { step.v.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        // The moments this rank holds: all of them, or its ZeRO-1 slice (at any earlier world size or sharding).
+        let mine = step.optimizerSlice
+        loaded.m.withUnsafeBufferPointer { step.m.pointer.update(from: $0.baseAddress! + mine.lowerBound, count: mine.count) }
+        loaded.v.withUnsafeBufferPointer { step.v.pointer.update(from: $0.baseAddress! + mine.lowerBound, count: mine.count) }
+        if let ema = step.ema {
+            if let saved = loaded.ema {
+                saved.withUnsafeBufferPointer { ema.pointer.update(from: $0.baseAddress!, count: $0.count) }
+            } else {
+                step.resetEMA()
+                notes.append("resume: \(loaded.directory.lastPathComponent) holds no EMA; the EMA starts from its weights")
+            }
+        }
         let globalBatch = options.batchSize * worldSize
         let old = m.state.sampler
         do {
@@ -222,7 +243,8 @@ public final class Trainer {
     public func writeCheckpoint(trainSeconds: Double) throws -> URL {
         var st = state
         st.trainSeconds = trainSeconds
-        let snapshot = CheckpointSnapshot(params: model.params, m: step.m, v: step.v, state: st, options: options,
+        let snapshot = CheckpointSnapshot(params: model.params, m: step.m, v: step.v, optimizerSlice: step.optimizerSlice,
+                                          ema: step.ema, state: st, options: options,
                                           config: config, totalSteps: totalSteps, lr: currentLR,
                                           baseSHA256: baseSHA256, runID: runID, data: fingerprint)
         return try CheckpointStore.write(snapshot, comm: comm, out: outDirectory, log: log)
@@ -296,7 +318,8 @@ public final class Trainer {
             let due = options.checkpointEvery.map { n % $0 == 0 || n == totalSteps } ?? false
             if outcome.stopAgreed || due {
                 let t1 = Date()
-                let dir = try writeCheckpoint(trainSeconds: elapsed())
+                // A rank stuck writing (a hung file system) is reported and timed out like a stalled collective.
+                let dir = try comm.watched("checkpoint of step \(n)") { try writeCheckpoint(trainSeconds: elapsed()) }
                 log.info(String(format: "checkpoint %@ written in %.2f s%@", dir.lastPathComponent,
                                 Date().timeIntervalSince(t1), outcome.stopAgreed ? " (stop requested)" : ""))
                 if outcome.stopAgreed && n < totalSteps { stoppedAt = dir }
@@ -320,10 +343,7 @@ public final class Trainer {
             try writeStatus(.stopped, trainSeconds: total, checkpoint: stoppedAt)
             log.info("stopped at step \(c.step) of \(totalSteps) on request: checkpoint \(stoppedAt.lastPathComponent) written, no final weights; continue with --resume latest")
         } else {
-            if comm.rank == 0 {
-                let name = options.mode == .base ? "unet.safetensors" : "controlnet.safetensors"
-                try model.saveTrainable(to: outDirectory.appendingPathComponent(name), metadata: weightMetadata)
-            }
+            if comm.rank == 0 { try saveWeights() }
             try writeStatus(.complete, trainSeconds: total)
         }
         log.info(String(format: "done: %d steps, %@ this pass (%@ in all), final loss %.4f, %.1f samples/s, %d skipped",
@@ -337,26 +357,56 @@ public final class Trainer {
     /// What the trained weights carry besides the tensors: the steps, the options, and the prompt vocabulary the
     /// labels index (so `sample --prompt` works and a ControlNet trained beside a base shares its labels).
     var weightMetadata: [String: String] {
-        var m = ["steps": "\(step.counters.step)", "options": options.jsonDescription]
+        var m = ["steps": "\(step.counters.step)", "options": options.jsonDescription,
+                 PredictionType.metadataKey: prediction.rawValue]
         if let v = samples.vocabulary { m[PromptList.metadataKey] = PromptList.encode(v) }
         return m
     }
 
-    /// Rank 0's previewer when --validation-steps is set: held-out hints (--validation-data, else the test split of
-    /// --data; paired data has no split, so its own rows) for ControlNets, labelled samples for a base.
+    /// The run's output: OUT/unet.safetensors or OUT/controlnet.safetensors holds the EMA when one is kept (what
+    /// diffusers' --use_ema saves), and the raw weights are written beside it as *-raw.safetensors.
+    func saveWeights() throws {
+        let name = options.mode == .base ? "unet" : "controlnet"
+        guard let ema = step.ema else {
+            try model.saveTrainable(to: outDirectory.appendingPathComponent(name + ".safetensors"), metadata: weightMetadata)
+            return
+        }
+        var raw = weightMetadata; raw["weights"] = "raw (the EMA is in \(name).safetensors)"
+        try model.saveTrainable(to: outDirectory.appendingPathComponent(name + "-raw.safetensors"), metadata: raw)
+        var emaMeta = weightMetadata; emaMeta["weights"] = "EMA, decay \(options.emaDecay ?? 0)"
+        try withTemporaryWeights(ema) {
+            try model.saveTrainable(to: outDirectory.appendingPathComponent(name + ".safetensors"), metadata: emaMeta)
+        }
+    }
+
+    /// Runs `body` with the model's trainable arena holding `weights` (e.g. the EMA), then puts the weights back.
+    func withTemporaryWeights<T>(_ weights: FloatBuffer, _ body: () throws -> T) rethrows -> T {
+        let saved = FloatBuffer(count: model.params.count)
+        saved.copy(from: model.params)
+        model.params.copy(from: weights)
+        defer { model.params.copy(from: saved) }
+        return try body()
+    }
+
+    /// The previewer when --validation-steps is set, on every rank (each samples a share; rank 0 writes): held-out
+    /// hints (--validation-data, else the test split of --data; paired data has no split, so its own rows) for
+    /// ControlNets, labelled samples for a base.
     func makeValidationPreview() throws -> ValidationPreview? {
-        guard options.validationSteps != nil, comm.rank == 0 else { return nil }
+        guard options.validationSteps != nil else { return nil }
         let kind = options.hintKind.map { $0.isDeterministic ? $0 : .canny }
         let spec = options.spec(for: options.validationData ?? options.data)
         let held = try HeldOutHints.load(spec, split: .test, kind: kind, count: options.validationCount,
                                          imageSize: config.imageSize, imageChannels: config.inChannels,
                                          hintChannels: config.hintChannels, seed: options.seed)
-        return try ValidationPreview(model: model, hints: held, vocabulary: samples.vocabulary, seed: options.seed,
-                                     directory: outDirectory.appendingPathComponent("validation"))
+        return try ValidationPreview(model: model, hints: held, vocabulary: samples.vocabulary, prediction: prediction,
+                                     seed: options.seed,
+                                     directory: outDirectory.appendingPathComponent("validation"), comm: comm)
     }
 
     func validate(_ preview: ValidationPreview, step n: Int) throws {
-        let r = try preview.run(step: n)
+        // Previews show what the run would output: the EMA when one is kept.
+        let r = try step.ema.map { ema in try withTemporaryWeights(ema) { try preview.run(step: n) } } ?? preview.run(step: n)
+        guard let r else { return }   // a rank other than 0: it sampled its share
         var record: [String: Any] = ["step": n, "validation_png": r.url.path]
         var text = ""
         switch r.scores {

@@ -60,6 +60,9 @@ public final class DatasetBatches: BatchSource {
 
     /// `withHints`: fill the hint buffers (ControlNet training); base training reads none.
     let withHints: Bool
+    /// The first `count` samples of each rank's micro-batch draw their timestep from 0...maxT (for the
+    /// consistency loss); nil: every timestep from the whole schedule.
+    public var lowTimesteps: (count: Int, maxT: Int)?
 
     public init(samples: SampleSource, withHints: Bool, config: ModelConfig, batchSize: Int, seed: UInt64,
                 promptDropout: Double, sampler: EpochSampler, timesteps: Int = 1000) {
@@ -87,7 +90,11 @@ public final class DatasetBatches: BatchSource {
             let key = (UInt64(step) << 20) ^ (UInt64(micro) << 52) ^ slot
             samples.image(index, into: buffers.x0.pointer + i * per)
             var tStream = RandomStream(seed, RandomPurpose.timestep.rawValue, key)
-            t.append(tStream.int(below: timesteps))
+            if let low = lowTimesteps, i < low.count {
+                t.append(tStream.int(below: low.maxT + 1))
+            } else {
+                t.append(tStream.int(below: timesteps))
+            }
             var noise = RandomStream(seed, RandomPurpose.noise.rawValue, key)
             noise.fillNormal(buffers.eps.pointer + i * per, count: per)
             if withHints {

@@ -11,6 +11,7 @@ struct TrainingInputs {
     let samples: SampleSource
     let fingerprint: DataFingerprint
     let model: TrainingModel
+    let prediction: PredictionType
 
     static func load(_ options: TrainOptions, config: ModelConfig, worldSize: Int, log: (String) -> Void) throws -> TrainingInputs {
         try MemoryPlan.check(config: config, configName: options.config, mode: options.mode,
@@ -31,6 +32,15 @@ struct TrainingInputs {
         } catch {
             throw OptionsError(option: "--data", message: "\(error)")
         }
+        if let paired = samples as? PairedSamples, !paired.paired.skipped.isEmpty {
+            let rows = paired.paired.skipped
+            log("--skip-bad-images: left out \(rows.count) row(s) of \(options.data):")
+            for r in rows.prefix(20) { log("  line \(r.line), \(r.column) \(r.file): \(r.problem)") }
+            if rows.count > 20 { log("  ... and \(rows.count - 20) more") }
+        }
+        if let paired = samples as? PairedSamples {
+            log("\(options.data): \(paired.count) pairs \(paired.paired.reused ? "from the decode cache" : "decoded into") \(paired.paired.cacheFile.path)")
+        }
         let baseVocabulary = try options.base.flatMap { try PromptList.read(from: $0, option: "--base") }
             ?? options.initFrom.flatMap { try PromptList.read(from: $0, option: "--init-from") }
         samples = try relabel(samples, to: baseVocabulary, options: options)
@@ -43,8 +53,32 @@ struct TrainingInputs {
             source: options.data, resize: options.resize, hint: options.hintKind?.rawValue,
             count: samples.count, channels: samples.imageChannels, height: samples.size, width: samples.size,
             contentSHA256: samples.contentHash, prompts: samples.vocabulary?.prompts)
+        let prediction = try predictionType(options)
         let model = try TrainingModels.make(options, config: config)
-        return TrainingInputs(samples: samples, fingerprint: fingerprint, model: model)
+        return TrainingInputs(samples: samples, fingerprint: fingerprint, model: model, prediction: prediction)
+    }
+
+    /// What the network predicts: the base's, as its weight file records it (a ControlNet must learn the target
+    /// its base was trained on), or --prediction-type for a fresh base; a difference is refused.
+    static func predictionType(_ options: TrainOptions) throws -> PredictionType {
+        let asked = options.predictionType.flatMap(PredictionType.init)
+        let (path, option) = options.mode == .controlnet ? (options.base, "--base") : (options.initFrom, "--init-from")
+        guard let path else { return asked ?? .epsilon }
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw OptionsError(option: option, message: "\(error)")
+        }
+        let recorded = file.metadata[PredictionType.metadataKey]
+        let stored = try recorded.map { text -> PredictionType in
+            guard let p = PredictionType(rawValue: text) else {
+                throw OptionsError(option: option, message: "\(path) records prediction_type '\(text)', which is not one of epsilon, v")
+            }
+            return p
+        } ?? .epsilon
+        if let asked, asked != stored {
+            throw OptionsError(option: "--prediction-type", message: "\(asked.rawValue) differs from the \(stored.rawValue) prediction \(path) was trained with\(recorded == nil ? " (it records none: epsilon)" : ""); drop the option or use a matching \(option)")
+        }
+        return stored
     }
 
     /// Paired data trained beside (or from) a model that already has a vocabulary speaks its language: each prompt

@@ -4,7 +4,13 @@
 // (DiffusionObjective) on that rank's micro-batch; agree across ranks, in one small all-reduce, on the mean loss,
 // whether any rank saw a non-finite value, and whether any rank was asked to stop; skip the update together if the
 // values were non-finite; otherwise all-reduce (average) the ONE flat gradient buffer, clip its global norm, and
-// run AdamW at the scheduled learning rate. With --simulate-ranks N one process plays N ranks and averages them.
+// run AdamW at the scheduled learning rate; then update the EMA of the weights, if kept. With --simulate-ranks N one
+// process plays N ranks and averages them.
+//
+// ZeRO-1 (--zero 1) shards the optimizer across the MPI ranks: the gradients are reduce-scattered, each rank
+// clips (by the global norm, one small all-reduce) and updates only its slice of the weights with the AdamW
+// moments it alone holds, and the weights are all-gathered. The slices are the checkpoint shards' slices, so a
+// checkpoint is written without any gathering and the format does not change.
 // Phases are marked for the profiler (`bench` switches it on; off, a mark costs a load and a branch).
 import Distributed
 import Kernels
@@ -33,6 +39,11 @@ public struct StepSettings: Sendable {
     public var precision = Precision.fp32
     /// Testing aid: make the gradients non-finite at these steps, on one rank or all (nil).
     public var injectNonfinite: [(step: Int, rank: Int?)] = []
+    /// Keep an exponential moving average of the trainable weights with this decay (diffusers' EMAModel
+    /// schedule: decay_k = 0 at update 1, else min(D, k / (9 + k))); nil keeps none.
+    public var emaDecay: Double?
+    /// 1: shard the AdamW moments across the MPI ranks (ZeRO-1); 0: every rank holds them all.
+    public var zeroStage = 0
 
     public init(schedule: LRSchedule) { self.schedule = schedule }
 }
@@ -59,17 +70,36 @@ public final class TrainingStep {
     public let objective: DiffusionObjective
     public let comm: any Communicator
     public let settings: StepSettings
-    /// AdamW moments, (trainable count) each.
+    /// AdamW moments: (trainable count) each, or only this rank's slice `optimizerSlice` of it under ZeRO-1.
     public let m: FloatBuffer, v: FloatBuffer
+    /// The elements of the trainable arena whose moments this rank holds (all of them without ZeRO).
+    public let optimizerSlice: Range<Int>
+    /// The EMA of the trainable weights (trainable count), when kept; it starts as a copy of the weights.
+    public let ema: FloatBuffer?
     public var counters = StepCounters()
 
     public init(model: TrainingModel, objective: DiffusionObjective = DiffusionObjective(), comm: any Communicator,
                 settings: StepSettings) {
         self.model = model; self.objective = objective; self.comm = comm; self.settings = settings
         model.precision = settings.precision
-        m = FloatBuffer(count: model.params.count)
-        v = FloatBuffer(count: model.params.count)
+        let count = model.params.count
+        optimizerSlice = settings.zeroStage >= 1 ? Self.slice(rank: comm.rank, worldSize: comm.size, count: count) : 0..<count
+        m = FloatBuffer(count: optimizerSlice.count)
+        v = FloatBuffer(count: optimizerSlice.count)
+        ema = settings.emaDecay == nil ? nil : FloatBuffer(count: count)
+        resetEMA()
     }
+
+    /// Rank r's contiguous slice of `count` elements over `worldSize` ranks (the checkpoint shards' slicing).
+    public static func slice(rank: Int, worldSize: Int, count: Int) -> Range<Int> {
+        (rank * count / worldSize)..<((rank + 1) * count / worldSize)
+    }
+
+    /// Makes the EMA a copy of the current weights (at the start, or when a checkpoint without one is resumed).
+    public func resetEMA() { ema?.copy(from: model.params) }
+
+    /// Bytes of optimizer state this rank holds (AdamW moments; the EMA is reported apart).
+    public var optimizerBytes: Int { 8 * optimizerSlice.count }
 
     /// Ranks in the job: MPI ranks times the ranks each process plays.
     public var worldSize: Int { comm.size * settings.ranksPerProcess }
@@ -84,6 +114,7 @@ public final class TrainingStep {
     public func run(_ source: BatchSource, stopRequested: () -> Bool = { false }) throws -> StepOutcome {
         let profiler = PhaseProfiler.shared
         let step = counters.step + 1
+        comm.markStep(step)  // names the step in the collective watchdog's reports
         let sim = settings.ranksPerProcess, accum = settings.gradAccum
         let grads = model.grads
         profiler.measure(.elementwise) { grads.zero() }
@@ -119,19 +150,42 @@ public final class TrainingStep {
                                stopAgreed: stop, abandoned: false)
         }
         counters.consecutiveSkips = 0
-        try profiler.measure(.allReduce) { try comm.allReduceAverage(grads.pointer, count: grads.count) }
-        return profiler.measure(.optimizer) {
-            let norm = Elementwise.sumOfSquares(count: grads.count, grads.pointer).squareRoot()
+        let sharded = settings.zeroStage >= 1 && comm.size > 1
+        let count = grads.count, mine = optimizerSlice
+        let slice = { (r: Int) in Self.slice(rank: r, worldSize: self.comm.size, count: count) }
+        try profiler.measure(.allReduce) {
+            if sharded { try comm.reduceScatterAverage(grads.pointer, count: count, slice: slice) }
+            else { try comm.allReduceAverage(grads.pointer, count: count) }
+        }
+        let g = grads.pointer + mine.lowerBound, p = model.params.pointer + mine.lowerBound
+        var sumOfSquares = profiler.measure(.optimizer) { Elementwise.sumOfSquares(count: mine.count, g) }
+        if sharded { sumOfSquares = try profiler.measure(.allReduce) { try comm.allReduce(sumOfSquares, op: .sum) } }
+        let norm = sumOfSquares.squareRoot()
+        let lr = settings.schedule.lr(at: step)
+        profiler.measure(.optimizer) {
             if let maxNorm = settings.maxGradNorm, norm > maxNorm {
-                Elementwise.scale(count: grads.count, alpha: Float(maxNorm / (norm + 1e-6)), x: grads.pointer)
+                Elementwise.scale(count: mine.count, alpha: Float(maxNorm / (norm + 1e-6)), x: g)
             }
             counters.adamStep += 1
-            let lr = settings.schedule.lr(at: step)
-            AdamW.step(count: grads.count, params: model.params.pointer, grads: grads.pointer, m: m.pointer,
-                       v: v.pointer, lr: Float(lr), step: counters.adamStep, config: settings.adam)
-            return StepOutcome(step: step, loss: small[0] / Double(comm.size), gradNorm: norm, lr: lr,
-                               nonFiniteRanks: 0, stopAgreed: stop, abandoned: false)
+            AdamW.step(count: mine.count, params: p, grads: g, m: m.pointer, v: v.pointer, lr: Float(lr),
+                       step: counters.adamStep, config: settings.adam)
         }
+        if sharded { try profiler.measure(.allReduce) { try comm.allGather(model.params.pointer, count: count, slice: slice) } }
+        profiler.measure(.optimizer) { updateEMA() }
+        return StepOutcome(step: step, loss: small[0] / Double(comm.size), gradNorm: norm, lr: lr,
+                           nonFiniteRanks: 0, stopAgreed: stop, abandoned: false)
+    }
+}
+
+extension TrainingStep {
+    /// ema -= (1 - decay_k) (ema - params), decay_k = 0 at AdamW update 1, else min(D, k / (9 + k)).
+    func updateEMA() {
+        guard let ema, let d = settings.emaDecay else { return }
+        let k = Double(counters.adamStep)
+        let decay = counters.adamStep <= 1 ? 0 : min(d, k / (9 + k))
+        let rate = Float(1 - decay)
+        let e = ema.pointer, p = model.params.pointer
+        for i in 0..<ema.count { e[i] -= rate * (e[i] - p[i]) }
     }
 }
 

@@ -1,6 +1,8 @@
 // `controlnet bench`: the speed of the real training step (Benchmarks' StepBenchmark runs the trainer's
-// TrainingStep on synthetic data) as JSON; `--convs` times each conv algorithm at the config's conv shapes.
-// `--torch DIR` then runs the PyTorch reference's torch_bench.py on the same work right after (rank 0).
+// TrainingStep on synthetic data) as JSON; `--mode sample` the speed of generation (SampleBenchmark: evaluations/s
+// at a config, batch, precision and thread count); `--convs` times each conv algorithm at the config's conv
+// shapes. `--torch DIR` then runs PyTorch on the same work right after (rank 0): the reference's torch_bench.py,
+// or for sampling scripts/torch_sample_bench.py with the reference model from DIR.
 import ArgumentParser
 import Foundation
 import Benchmarks
@@ -14,8 +16,11 @@ struct Bench: ParsableCommand {
         commandName: "bench",
         abstract: "Time training steps (base or ControlNet) on synthetic data and print JSON.")
 
-    @Option(help: "base (the whole UNet trains) or controlnet (frozen UNet + trainable ControlNet).")
-    var mode: TrainingMode = .controlnet
+    /// What is timed: a training step of either kind, or sampling.
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case base, controlnet, sample }
+
+    @Option(help: "base (the whole UNet trains), controlnet (frozen UNet + trainable ControlNet), or sample (DDIM through the UNet and --controls ControlNets, inference).")
+    var mode: Mode = .controlnet
     @OptionGroup var model: ModelFlags
     @Option(name: .customLong("batch-size"), help: "Samples per rank per step.")
     var batchSize = 64
@@ -23,28 +28,55 @@ struct Bench: ParsableCommand {
     var steps = 7
     @Option(help: "Untimed steps first (the activation arenas size themselves on the first step).")
     var warmup = 2
-    @Option(help: "OpenBLAS threads per rank; default: OPENBLAS_NUM_THREADS, else this rank's share of the cores.")
+    @Option(help: "OpenBLAS threads per rank (sample: worker threads per rank, one BLAS thread each); default: OPENBLAS_NUM_THREADS, else this rank's share of the cores.")
     var threads: Int?
+    @Option(help: "Sample: samples per timed run.")
+    var count = 128
+    @Option(help: "Sample: DDIM steps per sample.")
+    var samplerSteps = 20
+    @Option(help: "Sample: timed runs (the median is reported).")
+    var repeats = 3
+    @Option(help: "Sample: ControlNets beside the UNet (0: the base alone).")
+    var controls = 1
+    @Option(help: "Sample: classifier-free guidance scale (class configs).")
+    var cfgScale: Float = 1
+    @Option(help: "Sample with --torch: PyTorch variants to run, fp32 (no_grad), bf16 (no_grad + bf16 autocast) or both.")
+    var torchPrecision: TorchVariants = .fp32
     @Flag(inversion: .prefixedNo, help: "Split the time by phase (costs two clock reads per kernel call).")
     var profile = true
     @Flag(help: "Instead of training steps, time each conv algorithm at the config's conv shapes (batch --batch-size).")
     var convs = false
     @Option(help: ArgumentHelp("Conv timing: samples per GEMM to try (default: the built-in rule).", visibility: .hidden))
     var convSamples: [Int] = []
-    @Option(help: "Matrix products of convs and attention: fp32 (default) or bf16 (operands rounded, fp32 sums).")
+    @Option(help: "Matrix products of convs and attention (training steps and sampling): fp32 (default) or bf16 (operands rounded, fp32 sums).")
     var precision: Precision = .fp32
     @Flag(name: .customLong("gemm-shapes"), help: "Also list every GEMM shape a step issues (calls and ms per step).")
     var gemmShapes = false
+    @Option(help: "1: shard the AdamW moments across the ranks (ZeRO-1), as train --zero 1 does.")
+    var zero = 0
     @Option(help: "Directory of torch_bench.py: run the PyTorch reference on the same work afterwards (rank 0).")
     var torch: String?
     @Option(name: .customLong("torch-amp"), help: "With --torch: PyTorch's precision, fp32 (eager) or bf16 (autocast to bfloat16, AMP=bf16).")
     var torchAmp: Precision = .fp32
 
+    enum TorchVariants: String, ExpressibleByArgument, CaseIterable { case fp32, bf16, both }
+
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        if mode == .sample {
+            guard count >= 1 else { throw ValidationError("--count must be at least 1 (got \(count))") }
+            guard (1...1000).contains(samplerSteps) else { throw ValidationError("--sampler-steps must be in 1...1000 (got \(samplerSteps))") }
+            guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+            guard (0...8).contains(controls) else { throw ValidationError("--controls must be in 0...8 (got \(controls))") }
+            guard cfgScale.isFinite else { throw ValidationError("--cfg-scale must be finite (got \(cfgScale))") }
+            if torch != nil && TorchComparison.samplingScript() == nil {
+                throw ValidationError("--torch: scripts/torch_sample_bench.py not found under the working directory or beside the build")
+            }
+        }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0 (got \(warmup))") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        guard (0...1).contains(zero) else { throw ValidationError("--zero must be 0 or 1 (got \(zero))") }
         _ = try model.load()
         if let torch, !FileManager.default.fileExists(atPath: torch + "/torch_bench.py") {
             throw ValidationError("--torch \(torch): no torch_bench.py there; pass the directory that holds it")
@@ -56,12 +88,15 @@ struct Bench: ParsableCommand {
             FileHandle.standardError.write(Data((warning + "\n").utf8))
         }
         if convs { return try runConvs() }
+        if mode == .sample { return try runSampling() }
+        let mode: TrainingMode = self.mode == .base ? .base : .controlnet
         let comm = try Communicators.makeDefault()
         let blas = BLASRuntime.configureThreadsForThisProcess(explicit: threads)
         var settings = StepBenchmarkSettings()
         settings.mode = mode; settings.configName = model.config; settings.config = try model.load()
         settings.batchSize = batchSize; settings.steps = steps; settings.warmup = warmup; settings.profile = profile
         settings.gemmShapes = gemmShapes; settings.precision = precision
+        settings.zeroStage = zero
         let report: BenchReport
         do {
             report = try StepBenchmark.measure(settings, comm: comm, threadSource: blas.source.description)
@@ -77,6 +112,41 @@ struct Bench: ParsableCommand {
             out.torch = try TorchComparison.run(directory: torch, mode: mode, config: model.config, batchSize: batchSize,
                                                 threads: BLASRuntime.threads, world: world, steps: steps,
                                                 amp: torchAmp, ours: report.samplesPerSecond)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(out), as: UTF8.self))
+    }
+
+    /// `--mode sample`: generation's evaluations/s, then PyTorch's on the same work with --torch (rank 0).
+    func runSampling() throws {
+        let comm = try Communicators.makeDefault()
+        BLASRuntime.configureThreadsForThisProcess()
+        var s = SampleBenchmarkSettings()
+        s.configName = model.config; s.config = try model.load()
+        s.batchSize = batchSize; s.count = count; s.samplerSteps = samplerSteps; s.repeats = repeats
+        s.threads = threads ?? GenerationPlan.defaultThreads; s.controls = controls; s.cfgScale = cfgScale
+        s.precision = precision
+        let report: SampleBenchReport
+        do {
+            report = try SampleBenchmark.measure(s, comm: comm)
+        } catch {
+            if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
+            throw error
+        }
+        let world = comm.size, isRoot = comm.isRoot
+        comm.finalize()
+        guard isRoot else { return }
+        var out = report
+        if let torch, let script = TorchComparison.samplingScript() {
+            let variants = torchPrecision == .both ? [false, true] : [torchPrecision == .bf16]
+            out.torch = try variants.map { bf16 in
+                try TorchComparison.runSampling(script: script, reference: torch, config: model.config,
+                                                batchSize: batchSize, count: count, steps: samplerSteps,
+                                                threads: s.threads, world: world, controls: controls,
+                                                cfgScale: cfgScale, repeats: repeats, bf16: bf16,
+                                                ours: report.evaluationsPerSecond)
+            }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

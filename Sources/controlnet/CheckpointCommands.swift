@@ -14,6 +14,8 @@ struct Export: ParsableCommand {
     var checkpoint: String
     @Option(help: "Output .safetensors file.")
     var out: String
+    @Flag(help: "Write the checkpoint's EMA of the weights instead of the raw weights.")
+    var ema = false
 
     func run() throws {
         let loaded = try CheckpointStore.locate(checkpoint) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
@@ -28,7 +30,20 @@ struct Export: ParsableCommand {
         if let prompts = loaded.manifest.data?.prompts {
             metadata[PromptList.metadataKey] = PromptList.encode(PromptVocabulary(prompts: prompts))
         }
-        try loaded.params.withUnsafeBufferPointer { p in
+        let weights: [Float]
+        if ema {
+            guard let e = loaded.ema else {
+                throw ValidationError("\(dir.path) holds no EMA (its run had no --ema-decay); export the raw weights without --ema")
+            }
+            weights = e
+            metadata["weights"] = "EMA"
+        } else {
+            weights = loaded.params
+        }
+        if let p = loaded.manifest.options.predictionType ?? (loaded.manifest.mode == .base ? "epsilon" : nil) {
+            metadata[PredictionType.metadataKey] = p
+        }
+        try weights.withUnsafeBufferPointer { p in
             guard let base = p.baseAddress else { return }   // never empty: the table has parameters
             try WeightFile.save(kind: loaded.manifest.mode == .base ? .unet : .controlnet, table: table,
                                 params: base, config: config, to: URL(fileURLWithPath: out), extraMetadata: metadata)

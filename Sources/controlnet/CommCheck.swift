@@ -39,6 +39,17 @@ struct CommCheck: ParsableCommand {
     @Option(help: "How --die-rank dies: kill (SIGKILL), exit (exit(3) without finalising) or abort (MPI_Abort).")
     var dieHow: DeathKind = .kill
 
+    @Option(help: "This rank stops joining the loop's collectives (it sleeps, alive) to test the watchdog.")
+    var sleepRank: Int?
+
+    @Option(help: "Seconds after the start of the loop at which --sleep-rank falls asleep.")
+    var sleepAfterSeconds: Double = 2
+
+    @Option(help: "How long --sleep-rank sleeps.")
+    var sleepSeconds: Double = 10
+
+    @OptionGroup var watchdogFlags: WatchdogFlags
+
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
@@ -47,17 +58,25 @@ struct CommCheck: ParsableCommand {
             throw ValidationError("--die-after-seconds must be >= 0, got \(dieAfterSeconds)")
         }
         if let dieRank, dieRank < 0 { throw ValidationError("--die-rank must be a rank (>= 0), got \(dieRank)") }
+        if let sleepRank, sleepRank < 0 { throw ValidationError("--sleep-rank must be a rank (>= 0), got \(sleepRank)") }
+        guard sleepAfterSeconds >= 0, sleepSeconds >= 0 else {
+            throw ValidationError("--sleep-after-seconds and --sleep-seconds must be >= 0")
+        }
     }
 
     func run() throws {
-        let comm = try Communicators.makeDefault()
-        var check = Checker(rank: comm.rank)
+        let base = try Communicators.makeDefault()
+        let comm: any Communicator
+        var check = Checker(rank: base.rank)
         let report: Report
         do {
+            comm = try CollectiveWatch.wrap(base, stallWarning: watchdogFlags.stallWarning,
+                                            collectiveTimeout: watchdogFlags.collectiveTimeout,
+                                            advice: "Raise --collective-timeout if the network is just this slow")
             report = try runChecks(comm, &check)
         } catch let error as CommunicatorError {
             // Leaving now without aborting could leave the other ranks waiting in a collective for ever.
-            comm.abort(code: 2, message: "comm-check: \(error)")
+            base.abort(code: 2, message: "comm-check: \(error)")
         }
         comm.finalize()
         if report.failingRanks > 0 || !check.failures.isEmpty {
@@ -194,6 +213,7 @@ struct CommCheck: ParsableCommand {
                                   _ check: inout Checker) throws -> (iterations: Int, seconds: Double) {
         let dies = dieRank == comm.rank
         let someoneDies = dieRank.map { $0 < comm.size } ?? false
+        var slept = sleepRank != comm.rank
         // With a death requested and no loop length, loop "for ever": the test is that the job ends anyway.
         let duration = someoneDies && loopSeconds == 0 ? dieAfterSeconds + 600 : loopSeconds
         if duration == 0 { return (0, 0) }
@@ -208,6 +228,13 @@ struct CommCheck: ParsableCommand {
                 case .exit: exitWithoutFinalize(3)
                 case .abort: comm.abort(code: 4, message: "comm-check --die-how abort")
                 }
+            }
+            comm.markStep(iterations + 1)  // the watchdog's reports call loop iterations steps
+            if !slept && elapsed >= sleepAfterSeconds {
+                standardError("comm-check: rank \(comm.rank) sleeps \(sleepSeconds) s at loop iteration "
+                    + "\(iterations + 1) as asked by --sleep-rank\n")
+                slept = true
+                usleep(UInt32(min(sleepSeconds, 4000) * 1e6))
             }
             fill(&buffer, rank: comm.rank)
             try buffer.withUnsafeMutableBufferPointer { try comm.allReduceAverage($0.baseAddress!, count: $0.count) }

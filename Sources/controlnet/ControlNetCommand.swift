@@ -17,12 +17,26 @@ struct ControlNetCommand: ParsableCommand {
     /// before any work.
     static func main() {
         BLASRuntime.ensureFastKernels()
+        let command = CommandLine.arguments.dropFirst().first ?? ""
+        // A stop request may come at any moment, even before the options are parsed (a scheduler's TERM at start):
+        // training commands take it as a request to stop, never as death.
+        if ["train-base", "train-controlnet"].contains(command) { StopSignals.install() }
+        // A file-size limit (ulimit -f) makes writes fail with EFBIG, which every writer reports, instead of the
+        // default SIGXFSZ that kills the process mid-write.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             try KernelISA.selectFromEnvironment(ProcessInfo.processInfo.environment)
             try BF16Kernel.selectFromEnvironment(ProcessInfo.processInfo.environment)
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             Foundation.exit(64)  // EX_USAGE, as for bad options
+        }
+        // Commands that multiply matrices need OpenBLAS's buffers, which it allocates on first use and, under an
+        // address-space limit too small for them, retries forever: take them now, or say why not.
+        if ["train-base", "train-controlnet", "sample", "eval", "bench", "bench-sgemm"].contains(command),
+           let problem = BLASRuntime.reserveBuffers() {
+            FileHandle.standardError.write(Data("error: \(problem)\n".utf8))
+            Foundation.exit(71)  // EX_OSERR
         }
         Self.main(nil)
     }

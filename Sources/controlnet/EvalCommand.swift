@@ -1,9 +1,11 @@
 // `controlnet eval`: how closely samples follow held-out hints, with the floors and the ceiling beside our figure,
 // for the task the data holds: edges (Canny of the sample against edge hints: Training's EdgeEvaluation) or fill
-// circles (circle IoU and fill/background colour accuracy: FillEvaluation). Prints the report as JSON.
+// circles (circle IoU and fill/background colour accuracy: FillEvaluation). Prints the report as JSON. Samples on
+// every core and, under mpirun, on every rank (rank 0 prints and writes), with the one-process run's figures.
 import ArgumentParser
 import Foundation
 import Datasets
+import Distributed
 import Model
 import Training
 
@@ -33,18 +35,23 @@ struct Eval: ParsableCommand {
     func run() throws {
         try PathGuard.check(outputs: (json.map { [("--json", $0)] } ?? []) + (grid.map { [("--grid", $0)] } ?? []),
                             inputs: try gen.inputs())
+        let comm = try gen.startRanks()
+        defer { comm.finalize() }
         let generator = try gen.loadGenerator()
         let config = generator.config, S = config.imageSize
         let spec = dataFlags.spec(resize: true)
         let set = try HeldOutHints.load(spec, split: .test, kind: spec.isPaired ? nil : .canny, count: count,
                                         imageSize: S, imageChannels: config.inChannels,
                                         hintChannels: config.hintChannels)
+        let progress: (String, Int, Int) -> Void = { what, done, total in
+            if comm.isRoot { reportProgress(comm.size > 1 ? what + " (rank 0's share)" : what, done, total) }
+        }
         let isFill = task == .fill || (task == .auto && (try? FillEvaluation.colours(of: set)) != nil)
         let data: Data, samples: [Float], baseSamples: [Float]?
         if isFill {
             let outcome = try FillEvaluation.run(generator: generator, hints: set, settings: gen.settings,
                                                  data: dataFlags.data, controls: gen.controlTexts, base: gen.base,
-                                                 skipFloors: skipBaseReference, progress: reportProgress)
+                                                 skipFloors: skipBaseReference, comm: comm, progress: progress)
             (data, samples, baseSamples) = (outcome.report.json, outcome.samples, outcome.baseSamples)
         } else {
             guard config.inChannels == 1 && config.hintChannels == 1 else {
@@ -52,9 +59,10 @@ struct Eval: ParsableCommand {
             }
             let outcome = try EdgeEvaluation.run(generator: generator, hints: set, settings: gen.settings,
                                                  data: dataFlags.data, controls: gen.controlTexts, base: gen.base,
-                                                 skipBaseFloor: skipBaseReference, progress: reportProgress)
+                                                 skipBaseFloor: skipBaseReference, comm: comm, progress: progress)
             (data, samples, baseSamples) = (outcome.report.json, outcome.samples, outcome.baseSamples)
         }
+        guard comm.isRoot else { return }
         if let grid {
             let n = min(set.count, 64)
             func cut(_ v: [Float], _ channels: Int) -> [Float] { Array(v.prefix(n * channels * S * S)) }

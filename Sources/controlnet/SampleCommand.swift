@@ -1,9 +1,12 @@
 // `controlnet sample`: images from the base model alone or with ControlNets, as a PNG grid (hint | sample) and
-// optionally a safetensors file of the tensors.
+// optionally a safetensors file of the tensors. Runs on every core (worker threads) and, under mpirun, on every
+// rank: each computes its share of the samples, rank 0 gathers them and writes the files, bit-identical to a
+// one-process run.
 import ArgumentParser
 import Foundation
-import Kernels
 import Datasets
+import Distributed
+import Kernels
 import Model
 import SafeTensors
 import Training
@@ -28,8 +31,12 @@ struct GenerationFlags: ParsableArguments {
     var guessMode = false
     @Option(help: "Seed of the sampling noise (sample i's noise depends only on the seed and i).")
     var seed: UInt64 = 0
-    @Option(help: "Samples per forward pass.")
-    var batchSize = 64
+    @Option(help: "Samples per forward pass, at most (the images depend on it in the last bits; never on --threads or the ranks).")
+    var batchSize = GenerationPlan.defaultBatchSize
+    @Option(help: "Worker threads per process, one BLAS thread each (default: this process's share of the cores).")
+    var threads: Int?
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp("Classifier-free guidance's two predictions in one UNet pass.", visibility: .hidden))
+    var batchGuidance = true
     @Option(help: "Conv and attention products: fp32 (default) or bf16 (bf16 operands, fp32 sums).")
     var precision: Precision = .fp32
 
@@ -44,7 +51,8 @@ struct GenerationFlags: ParsableArguments {
             throw ValidationError("--guidance-start and --guidance-end must satisfy 0 <= start <= end <= 1")
         }
         guard cfgScale.isFinite else { throw ValidationError("--cfg-scale must be a finite number, got \(cfgScale)") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard batchSize >= 1 && batchSize <= 65_536 else { throw ValidationError("--batch-size must be in 1...65536, got \(batchSize)") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024, got \(threads)") }
         guard FileManager.default.fileExists(atPath: base) else {
             throw ValidationError("--base \(base) does not exist (the shipped base is models/mnist-base.safetensors)")
         }
@@ -58,8 +66,17 @@ struct GenerationFlags: ParsableArguments {
         s.sampler = SamplerSettings(kind: sampler, steps: steps, seed: seed)
         s.guidanceStart = guidanceStart; s.guidanceEnd = guidanceEnd
         s.cfgScale = cfgScale; s.guessMode = guessMode; s.batchSize = batchSize
+        s.threads = threads; s.batchGuidance = batchGuidance
         s.precision = precision
         return s
+    }
+
+    /// The communicator (MPI under a launcher, else this process alone), with this process's BLAS threads set to
+    /// its share of the cores, which is also the default worker count.
+    func startRanks() throws -> any Communicator {
+        let comm = try Communicators.makeDefault()
+        BLASRuntime.configureThreadsForThisProcess()
+        return comm
     }
 
     func loadGenerator() throws -> Generator {
@@ -114,6 +131,8 @@ struct Sample: ParsableCommand {
     func run() throws {
         try PathGuard.check(outputs: [("--grid", grid)] + (out.map { [("--out", $0)] } ?? []),
                             inputs: try gen.inputs() + (hints.map { [("--hints", $0)] } ?? []))
+        let comm = try gen.startRanks()
+        defer { comm.finalize() }
         let generator = try gen.loadGenerator()
         let config = generator.config, S = config.imageSize
         var hintValues: [Float]?, labels: [Int]?, n = count
@@ -152,9 +171,12 @@ struct Sample: ParsableCommand {
             labels = Array(repeating: l < 0 ? config.numClasses : Int(l), count: n)
         }
         let started = Date()
-        let images = generator.generate(count: n, hints: hintValues, labels: labels, settings: gen.settings) { done, total in
-            reportProgress("sampled", done, total)
+        let what = comm.size > 1 ? "sampled (rank 0's share)" : "sampled"
+        let images = try generator.generate(count: n, hints: hintValues, labels: labels, settings: gen.settings,
+                                            comm: comm) { done, total in
+            if comm.isRoot { reportProgress(what, done, total) }
         }
+        guard comm.isRoot else { return }
         let samplePanel = GridPanel(images, range: -1...1, channels: config.inChannels)
         let panels = hintValues.map { [GridPanel($0, range: 0...1, channels: config.hintChannels), samplePanel] } ?? [samplePanel]
         try ImageGrid.writePNG(panels, count: n, height: S, width: S, columns: columns, to: URL(fileURLWithPath: grid))
@@ -166,7 +188,9 @@ struct Sample: ParsableCommand {
             try w.write(to: URL(fileURLWithPath: out), metadata: ["config": config.json, "sampler": "\(gen.sampler.rawValue)",
                                                                   "steps": "\(gen.steps)", "seed": "\(gen.seed)"])
         }
-        print(String(format: "wrote %@ (%d samples, %@ %d steps, %.1f s)%@", grid, n, gen.sampler.rawValue,
-                     gen.sampler == .ddpm ? 1000 : gen.steps, Date().timeIntervalSince(started), out.map { " and " + $0 } ?? ""))
+        let workers = gen.settings.threads ?? GenerationPlan.defaultThreads
+        print(String(format: "wrote %@ (%d samples, %@ %d steps, %.1f s on %d rank(s) x %d thread(s))%@", grid, n,
+                     gen.sampler.rawValue, gen.sampler == .ddpm ? 1000 : gen.steps, Date().timeIntervalSince(started),
+                     comm.size, workers, out.map { " and " + $0 } ?? ""))
     }
 }

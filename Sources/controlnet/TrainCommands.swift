@@ -58,10 +58,25 @@ struct TrainingFlags: ParsableArguments {
     var validationSteps: Int?
     @Option(help: "Held-out hints in each validation preview.")
     var validationCount = 16
+    @Option(help: "Keep an EMA of the trained weights with this decay (e.g. 0.999; diffusers' EMAModel schedule): the output and the previews use it, the raw weights are written beside it.")
+    var emaDecay: Double?
+    @Option(help: "Weight each sample's loss by min-SNR-gamma (e.g. 5).")
+    var snrGamma: Double?
+    @Option(help: "epsilon or v (base training; a ControlNet takes its base's).")
+    var predictionType: String?
+    @Option(help: "1 shards the AdamW moments across the MPI ranks (ZeRO-1): optimizer memory per rank falls by the rank count.")
+    var zero = 0
+    @Option(help: "Add the consistency loss (ControlNet++) with this weight: the condition extracted from the one-step estimate of the image must match the hint.")
+    var consistencyWeight: Double?
+    @Option(help: "Only samples with a timestep up to this get the consistency loss.")
+    var consistencyMaxT = 200
+    @Option(help: "This fraction of each micro-batch draws its timestep from 0...--consistency-max-t, so that it gets the consistency loss.")
+    var consistencyFraction = 0.0
     @Option(help: ArgumentHelp("Testing aid: make gradients non-finite at STEP[:RANK].", visibility: .hidden))
     var injectNonfinite: [String] = []
     @Option(help: "Conv and attention products: fp32 (default) or bf16 (bf16 operands, fp32 sums; weights, optimizer and checkpoints stay fp32).")
     var precision: Precision = .fp32
+    @OptionGroup var watchdog: WatchdogFlags
 
     /// The options of a run in `mode`; `base` is the frozen base (ControlNet) and `initFrom` base training's start.
     @Option(help: "Held-out data for the validation previews (default: the test split of --data; paired data: --data itself).")
@@ -74,6 +89,8 @@ struct TrainingFlags: ParsableArguments {
         o.imageColumn = dataFlags.imageColumn; o.conditioningColumn = dataFlags.conditioningImageColumn
         o.captionColumn = dataFlags.captionColumn; o.skipBadImages = dataFlags.skipBadImages
         o.resizeFilter = dataFlags.resizeFilter.rawValue; o.validationData = validationData
+        o.emaDecay = emaDecay; o.snrGamma = snrGamma; o.predictionType = predictionType; o.zero = zero
+        o.consistencyWeight = consistencyWeight; o.consistencyMaxT = consistencyMaxT; o.consistencyFraction = consistencyFraction
         o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm == 0 ? nil : maxGradNorm   // 0 disables; anything else is validated
         o.lr = lr; o.warmupSteps = warmupSteps; o.lrSchedule = lrSchedule; o.minLRFraction = minLrFraction
         o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed
@@ -82,6 +99,7 @@ struct TrainingFlags: ParsableArguments {
         o.checkpointsTotalLimit = checkpointsTotalLimit; o.resume = resume; o.validationSteps = validationSteps
         o.validationCount = validationCount; o.injectNonfinite = injectNonfinite; o.overwrite = overwrite
         o.precision = precision
+        o.stallWarning = watchdog.stallWarning; o.collectiveTimeout = watchdog.collectiveTimeout
         return o
     }
 
@@ -130,13 +148,22 @@ struct TrainControlNet: ParsableCommand {
 /// into one clear message per rank (and the job's end under MPI).
 enum TrainRunner {
     static func run(_ options: TrainOptions) throws {
-        let comm = try Communicators.makeDefault()
+        let base = try Communicators.makeDefault()
+        let comm: any Communicator
+        do {
+            comm = try CollectiveWatch.wrap(base, stallWarning: options.stallWarning,
+                                            collectiveTimeout: options.collectiveTimeout, advice: timeoutAdvice)
+        } catch {
+            base.abort(code: 1, message: "cannot start the collective watchdog: \(error)")
+        }
         defer { comm.finalize() }
         // Ranks sharing a node split its cores between their OpenBLAS threads (unless OPENBLAS_NUM_THREADS is set).
         let blas = BLASRuntime.configureThreadsForThisProcess()
-        StopSignals.install()
+        StopSignals.install()   // (again: main installed it before parsing; harmless)
         do {
             let trainer = try Trainer(options: options, comm: comm)
+            // Stalls go to metrics.jsonl (rank 0) beside the steps, so a recovered outage stays visible.
+            comm.attachedWatchdog?.setRecorder { [log = trainer.log] in try? log.metric($0.metric) }
             trainer.log.info("OpenBLAS: \(BLASRuntime.coreName) kernels, \(blas.threads) thread(s) per rank (\(blas.source))")
             if options.precision == .bf16 { trainer.log.info(BF16Kernel.slowPathWarning ?? BF16Kernel.pathDescription) }
             _ = try trainer.run(stopRequested: { StopSignals.requested })
@@ -146,6 +173,12 @@ enum TrainRunner {
             throw ExitCode.failure
         }
     }
+}
+
+extension TrainRunner {
+    static let timeoutAdvice = "The last committed checkpoint is intact: once the cause is fixed (a network link, a "
+        + "stopped or overloaded node) rerun with --resume latest. If this operation can legitimately take that "
+        + "long, raise --collective-timeout"
 }
 
 /// SIGTERM, SIGINT and SIGUSR1 ask the trainer to finish the current step (or micro-step), checkpoint and exit 0

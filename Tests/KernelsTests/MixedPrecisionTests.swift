@@ -136,6 +136,34 @@ final class MixedPrecisionTests: XCTestCase {
         }
     }
 
+    /// Inference caches the Winograd weights (TransformedWeights); in bf16 the cached U must be the transform of the
+    /// rounded weights, as the uncached forward computes it, and one cache serving both precisions must keep them
+    /// apart: the same bits as without a cache, under every bf16 kernel.
+    func testCachedWinogradWeightsGiveTheSameBitsInEitherPrecision() throws {
+        for (algorithm, seed) in [(ConvAlgorithm.winograd, UInt64(81)), (.winograd4, 82)] {
+            let c = Case(ConvShape(batch: 2, inChannels: 9, outChannels: 10, height: 9, width: 10, algorithm: algorithm),
+                         seed: seed)
+            for v in BF16Kernel.supported {
+                try BF16Kernel.select(v)
+                let cache = TransformedWeights()
+                for precision in Precision.allCases + Precision.allCases {
+                    var s = c.s
+                    s.precision = precision
+                    let ws = Buf(s.workspaceCount, fill: .nan)
+                    let plain = Buf(c.dY.count, fill: .nan), cached = Buf(c.dY.count, fill: .nan)
+                    withExtendedLifetime(ws) {
+                        Conv2D.forward(s, x: c.x.cp, weight: c.w.cp, bias: c.b.cp, y: plain.p, workspace: ws.p)
+                        Conv2D.forward(s, x: c.x.cp, weight: c.w.cp, bias: c.b.cp, y: cached.p, workspace: ws.p,
+                                       transformed: cache)
+                    }
+                    XCTAssertEqual(cached.array.map(\.bitPattern), plain.array.map(\.bitPattern),
+                                   "\(algorithm) \(precision) \(v)")
+                }
+            }
+            try BF16Kernel.select("auto")
+        }
+    }
+
     func testAttentionInBF16StaysWithinItsBoundAndFp32IsUnchanged() throws {
         var rng = SeededRandom(5)
         for precision in Precision.allCases {

@@ -63,6 +63,27 @@ final class CheckpointIntegrityTests: XCTestCase {
         XCTAssertEqual(try CheckpointStore.read(dir).manifest.step, 6)
     }
 
+    /// The checksum covers the bytes as written, not this build's re-encoding: a manifest written by a build that
+    /// knew fewer options (here: one option key absent, defaulted when read) still verifies, and an edit still fails.
+    func testTheChecksumCoversTheBytesWrittenNotTheirReEncoding() throws {
+        let (ws, _, root) = try trainedRun()
+        defer { withExtendedLifetime(ws) {} }
+        let url = manifestURL(root, 6), dir = url.deletingLastPathComponent()
+        var text = try String(contentsOf: url, encoding: .utf8)
+        let line = try XCTUnwrap(text.range(of: #"\n *"log_every" : [^\n]*,"#, options: .regularExpression),
+                                 "no log_every option to drop in \(url.path)")
+        text.removeSubrange(line)
+        // Reseal as an older build would have: the checksum of its own bytes with the field blank.
+        let blank = text.replacingOccurrences(of: #""manifest_sha256" : "[0-9a-f]*""#, with: #""manifest_sha256" : """#,
+                                              options: .regularExpression)
+        let sum = SHA256.hash(data: Data(blank.utf8)).map { String(format: "%02x", $0) }.joined()
+        let older = blank.replacingOccurrences(of: #""manifest_sha256" : """#, with: "\"manifest_sha256\" : \"\(sum)\"")
+        try older.write(to: url, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try CheckpointStore.read(dir).manifest.step, 6)
+        try older.replacingOccurrences(of: "\"step\" : 6", with: "\"step\" : 5").write(to: url, atomically: true, encoding: .utf8)
+        assertRefused(try CheckpointStore.read(dir), [url.path, "modified after it was written"])
+    }
+
     func testResumeLatestWithOnlyInvalidCheckpointsRefusesAndChangesNothing() throws {
         let (ws, o, root) = try trainedRun()
         for step in [3, 6] {

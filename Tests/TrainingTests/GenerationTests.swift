@@ -23,13 +23,13 @@ final class GenerationTests: XCTestCase {
         settings.sampler = SamplerSettings(kind: .ddim, steps: 8, seed: 11)
         settings.batchSize = 4    // two batches: sample noise must not depend on the batching
         let plain = Generator(config: config, base: base, controls: []).generate(count: n, hints: nil, labels: nil, settings: settings)
-        let zero = Generator(config: config, base: base, controls: [.init(net: net, params: control, scale: 0)])
+        let zero = Generator(config: config, base: base, controls: [.init(params: control, scale: 0)])
             .generate(count: n, hints: hints, labels: nil, settings: settings)
         XCTAssertEqual(plain.map(\.bitPattern), zero.map(\.bitPattern), "scale 0 must be the base model exactly")
         settings.batchSize = 6
         let oneBatch = Generator(config: config, base: base, controls: []).generate(count: n, hints: nil, labels: nil, settings: settings)
         XCTAssertEqual(plain.map(\.bitPattern), oneBatch.map(\.bitPattern), "batching changed the samples")
-        let controlled = Generator(config: config, base: base, controls: [.init(net: net, params: control, scale: 1)])
+        let controlled = Generator(config: config, base: base, controls: [.init(params: control, scale: 1)])
             .generate(count: n, hints: hints, labels: nil, settings: settings)
         XCTAssertNotEqual(plain, controlled)
         XCTAssertTrue(controlled.allSatisfy { $0.isFinite && abs($0) <= 1.0001 })

@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 no_namespaces_left() {
-    ! ip netns list | grep -qE '^cn-node[12]( |$)'
+    ! ip netns list | grep -qE "^${CLUSTER_NAME:-cn}-node[12]( |\$)"
 }
 
 count=695664

@@ -1,0 +1,113 @@
+// The consistency loss: every extractor's gradient against central finite differences; the whole added loss's
+// gradient with respect to ControlNet weights (through the frozen UNet) against finite differences of the
+// objective itself; weight 0 is exactly the plain run; and the hint kinds without a differentiable form are
+// refused by name.
+import XCTest
+import Foundation
+import Datasets
+import Distributed
+import Model
+import Randomness
+@testable import Training
+
+final class ConsistencyLossTests: XCTestCase {
+    /// loss(forward(image), hint), and its gradient with respect to the image through backward.
+    private func lossAndGradient(_ e: ConditionExtractor, _ image: [Float], _ hint: [Float], _ S: Int) -> (Double, [Float]) {
+        var map = [Float](repeating: 0, count: S * S), dMap = map, dImage = map
+        image.withUnsafeBufferPointer { im in
+            e.forward(im.baseAddress!, height: S, width: S, into: &map)
+        }
+        let loss = map.withUnsafeBufferPointer { m in
+            hint.withUnsafeBufferPointer { h in e.loss(m.baseAddress!, hint: h.baseAddress!, count: S * S, dMap: &dMap) }
+        }
+        image.withUnsafeBufferPointer { im in
+            dMap.withUnsafeBufferPointer { d in e.backward(im.baseAddress!, height: S, width: S, dOut: d.baseAddress!, dImage: &dImage) }
+        }
+        return (loss, dImage)
+    }
+
+    func testEveryExtractorsGradientMatchesFiniteDifferences() {
+        let S = 10
+        var rng = RandomStream(seed: 17)
+        // A smooth blob plus noise on the 0...255 scale, so edges are neither all on nor all off.
+        let image = (0..<(S * S)).map { k -> Float in
+            let y = Float(k / S) - 4.5, x = Float(k % S) - 4.5
+            return 255 / (1 + exp((y * y + x * x - 9) / 2)) + Float(rng.uniform() * 20)
+        }
+        let binaryHint = (0..<(S * S)).map { _ in rng.uniform() > 0.7 ? Float(1) : 0 }
+        let softHint = (0..<(S * S)).map { _ in Float(rng.uniform()) }
+        for e in [ConditionExtractor.edges, .sobel, .mask, .blur, .tile] {
+            let hint = e.usesCrossEntropy ? binaryHint : softHint
+            let (_, grad) = lossAndGradient(e, image, hint, S)
+            var worst = 0.0, checked = 0
+            for k in stride(from: 3, to: S * S, by: 7) {
+                let h: Float = 0.05
+                var plus = image, minus = image
+                plus[k] += h; minus[k] -= h
+                let numeric = (lossAndGradient(e, plus, hint, S).0 - lossAndGradient(e, minus, hint, S).0) / Double(2 * h)
+                let analytic = Double(grad[k])
+                let err = abs(numeric - analytic) / max(1e-7, abs(numeric) + abs(analytic))
+                // Gradients near float32's resolution of the loss are noise in the finite difference.
+                if abs(numeric) + abs(analytic) > 1e-5 { worst = max(worst, err); checked += 1 }
+            }
+            XCTAssertGreaterThan(checked, 3, "\(e): too few pixels with a gradient to check")
+            XCTAssertLessThan(worst, 2e-2, "\(e): gradient differs from central differences (relative \(worst))")
+        }
+    }
+
+    /// d(diffusion + consistency loss) / d(ControlNet weight) by backprop through the frozen UNet, against central
+    /// differences of the objective's returned loss.
+    func testTheAddedLossGradientReachesTheControlNetWeights() throws {
+        let config = ModelConfig.tiny, S = config.imageSize, n = 3
+        let unet = UNet(config: config)
+        let base = FloatBuffer(count: unet.parameterCount)
+        Initializers.initialize(unet.table, base.pointer, seed: 1)
+        let model = ControlNetTraining(config: config, base: base, seed: 2)
+        // A ControlNet that already does something (the zero convs are zero at initialisation).
+        var rng = RandomStream(seed: 5)
+        for i in 0..<model.params.count { model.params.pointer[i] += Float(rng.normal()) * 0.05 }
+        let objective = DiffusionObjective(consistency: ConsistencySettings(weight: 0.5, maxT: 999, extractor: .edges))
+        let buffers = BatchBuffers(config: config, batchSize: n)
+        rng.fillNormal(buffers.x0.pointer, count: buffers.x0.count)
+        for i in 0..<buffers.x0.count { buffers.x0.pointer[i] = tanh(buffers.x0.pointer[i]) }
+        rng.fillNormal(buffers.eps.pointer, count: buffers.eps.count)
+        for i in 0..<buffers.hint.count { buffers.hint.pointer[i] = rng.uniform() > 0.8 ? 1 : 0 }
+        let batch = buffers.batch(t: [40, 120, 7], labels: nil)
+        func loss() -> Double { model.grads.zero(); return Double(objective.accumulate(model, batch, lossScale: 1)) }
+        let withConsistency = loss()
+        let analytic = model.grads.array
+        let plain = Double(DiffusionObjective().accumulate(model, batch, lossScale: 1))
+        XCTAssertNotEqual(withConsistency, plain, "the consistency loss added nothing")
+        var checked = 0
+        for name in ["zero_convs.0.weight", "middle_out.weight", "hint_block.2.weight", "input_blocks.1.0.conv1.weight"] {
+            let e = try XCTUnwrap(model.control.table.entry(name))
+            for k in [0, e.count / 2] {
+                // h 1e-2: small against the curvature (1e-3 is below the float32 loss's resolution).
+                let i = e.offset + k, saved = model.params.pointer[i], h: Float = 1e-2
+                model.params.pointer[i] = saved + h; let up = loss()
+                model.params.pointer[i] = saved - h; let down = loss()
+                model.params.pointer[i] = saved
+                let numeric = (up - down) / Double(2 * h), a = Double(analytic[i])
+                XCTAssertEqual(a, numeric, accuracy: 3e-2 * max(abs(numeric), 1e-3), "\(name)[\(k)]")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 8)
+    }
+
+    func testWeightZeroIsThePlainRunAndKindsWithoutAnExtractorAreRefused() throws {
+        let ws = try Workspace()
+        let data = try ws.writeDataset(), base = try ws.writeBase()
+        var plain = ws.options(data: data, base: base, out: "plain", steps: 3)
+        plain.checkpointEvery = nil
+        var zero = plain; zero.out = ws.path("zero"); zero.consistencyWeight = 0
+        XCTAssertEqual(try train(plain).model.params.array.map(\.bitPattern), try train(zero).model.params.array.map(\.bitPattern))
+        var on = plain; on.out = ws.path("on"); on.consistencyWeight = 1; on.consistencyMaxT = 999
+        var again = plain; again.out = ws.path("again")
+        XCTAssertNotEqual(try train(on).model.params.array, try train(again).model.params.array, "a weight of 1 changed nothing")
+        var scribble = plain; scribble.hint = "scribble"; scribble.consistencyWeight = 1
+        assertRefused(try scribble.validate(config: .tiny), ["--consistency-weight", "'scribble' has no differentiable extractor"])
+        var base2 = plain; base2.mode = .base; base2.base = nil; base2.consistencyWeight = 1
+        assertRefused(try base2.validate(config: .tiny), ["--consistency-weight", "ControlNet training"])
+    }
+}

@@ -28,6 +28,8 @@ public struct SampleBenchmarkSettings: Sendable {
     public var cfgScale: Float = 1
     /// Of the convs' and attention's matrix products (Precision.swift).
     public var precision = Precision.fp32
+    /// Split a one-thread run's time by phase (two clock reads per kernel call).
+    public var profile = true
     public init() {}
 }
 
@@ -82,7 +84,7 @@ public enum SampleBenchmark {
         settings.sampler.steps = s.samplerSteps
         // The phase clock is one per process and not for concurrent threads: only a one-thread run is split.
         let profiler = PhaseProfiler.shared
-        let profile = s.threads == 1
+        let profile = s.profile && s.threads == 1
         var seconds: [Double] = [], phases: [[Phase: Double]] = []
         let cpuBefore = cpuSeconds()
         for _ in 0..<s.repeats {

@@ -29,8 +29,20 @@ public struct EdgeScores: Codable, Sendable, Equatable {
     }
 }
 
-/// What `eval` prints: the run's settings, our scores, the floors and the ceiling.
-public struct EdgeEvaluationReport: Codable, Sendable {
+/// An evaluation's report as `eval --json` writes it: sorted keys, non-finite values as strings.
+public protocol EvaluationReport: Codable, Sendable {}
+
+extension EvaluationReport {
+    public var json: Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return (try? encoder.encode(self)) ?? Data("{}".utf8)
+    }
+}
+
+/// What `eval` prints for edges: the run's settings, our scores, the floors and the ceiling.
+public struct EdgeEvaluationReport: EvaluationReport {
     public var count: Int
     public var data: String
     public var sampler: String, steps: Int, seed: UInt64
@@ -49,13 +61,6 @@ public struct EdgeEvaluationReport: Codable, Sendable {
         case count, data, sampler, steps, seed, controls, base, controlled
         case baseScale0Floor = "base_scale_0_floor", sameDigitOtherWriter = "same_digit_other_writer"
         case realImagesCeiling = "real_images_ceiling", samplingSeconds = "sampling_seconds"
-    }
-
-    public var json: Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return (try? encoder.encode(self)) ?? Data("{}".utf8)
     }
 }
 

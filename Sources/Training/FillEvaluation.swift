@@ -87,7 +87,7 @@ public enum FillMetrics {
 }
 
 /// What `eval --task fill` prints.
-public struct FillEvaluationReport: Codable, Sendable {
+public struct FillEvaluationReport: EvaluationReport {
     public var count: Int
     public var data: String
     public var sampler: String, steps: Int, seed: UInt64, cfgScale: Float
@@ -102,13 +102,6 @@ public struct FillEvaluationReport: Codable, Sendable {
         case count, data, sampler, steps, seed, controls, base, controlled
         case cfgScale = "cfg_scale", baseScale0Floor = "base_scale_0_floor", shuffledHintsFloor = "shuffled_hints_floor"
         case realImagesCeiling = "real_images_ceiling", samplingSeconds = "sampling_seconds"
-    }
-
-    public var json: Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return (try? encoder.encode(self)) ?? Data("{}".utf8)
     }
 }
 

@@ -156,7 +156,8 @@ public final class Generator {
     public func generate(count: Int, hints: [Float]?, labels: [Int]?, settings: GenerationSettings,
                          comm: any Communicator, progress: ((Int, Int) -> Void)? = nil) throws -> [Float] {
         let per = perSample
-        guard count.multipliedReportingOverflow(by: per).partialValue <= Int(Int32.max) else {
+        let (floats, overflow) = count.multipliedReportingOverflow(by: per)
+        guard !overflow && floats <= Int(Int32.max) else {
             throw OptionsError(option: "--count", message: "\(count) samples of \(per) floats are more than one gather moves (\(Int32.max) floats); sample fewer per run")
         }
         var images = [Float](repeating: 0, count: count * per)

@@ -126,7 +126,7 @@ struct Bench: ParsableCommand {
         s.configName = model.config; s.config = try model.load()
         s.batchSize = batchSize; s.count = count; s.samplerSteps = samplerSteps; s.repeats = repeats
         s.threads = threads ?? GenerationPlan.defaultThreads; s.controls = controls; s.cfgScale = cfgScale
-        s.precision = precision
+        s.precision = precision; s.profile = profile
         let report: SampleBenchReport
         do {
             report = try SampleBenchmark.measure(s, comm: comm)

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Benchmarks
 import Kernels
+import Training
 
 struct BenchSgemm: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,10 +28,17 @@ struct BenchSgemm: ParsableCommand {
     }
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
-        _ = try model.load()
+        do {
+            try OptionBounds.count("--threads", threads, OptionBounds.threads)
+            try OptionBounds.count("--repeats", repeats, OptionBounds.sgemmRepeats)
+            // The naive GEMM runs once at this batch too (~1 GFLOP/s): a bound on the batch is one on the time.
+            try OptionBounds.count("--batch", batch, OptionBounds.sgemmBatch)
+        } catch { throw ValidationError("\(error)") }
+        let cases = SgemmBenchmark.convCases(config: try model.load(), batch: batch)
+        let need = SgemmBenchmark.bytesNeeded(cases), available = MemoryPlan.availableBytes
+        if need > available {
+            throw ValidationError("--batch: \(batch) makes GEMM operands of \(OptionBounds.bytes(need)); this process may use \(OptionBounds.gigabytes(available)). Use a smaller --batch")
+        }
     }
 
     func run() throws {

@@ -60,6 +60,16 @@ struct DiffWeights: ParsableCommand {
     @Option(help: "Exit 1 if the largest absolute difference exceeds this (default: report only).")
     var tolerance: Double?
 
+    func validate() throws {
+        // NaN compares false with everything, so `maxAbs <= nan` would fail every comparison; a negative or
+        // infinite tolerance is no tolerance either.
+        if let tolerance {
+            do { try OptionBounds.number("--tolerance", tolerance, 0...Double.greatestFiniteMagnitude) } catch {
+                throw ValidationError("\(error) (a finite, non-negative largest absolute difference, e.g. 0 or 1e-6)")
+            }
+        }
+    }
+
     /// JSON numbers must be finite: an infinite or NaN difference is reported as a string.
     static func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "\"\(x)\"" }
 

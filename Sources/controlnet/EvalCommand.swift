@@ -43,6 +43,12 @@ struct Eval: ParsableCommand {
         let set = try HeldOutHints.load(spec, split: .test, kind: spec.isPaired ? nil : .canny, count: count,
                                         imageSize: S, imageChannels: config.inChannels,
                                         hintChannels: config.hintChannels)
+        // The samples, the base model's and the shuffled-hint floor's: refuse what cannot fit before sampling.
+        do {
+            try MemoryPlan.checkGeneration(config: config, count: set.count, batchSize: gen.batchSize,
+                                           workers: gen.settings.threads ?? GenerationPlan.defaultThreads,
+                                           imageSets: skipBaseReference ? 1 : 3)
+        } catch { throw ValidationError("\(error)") }
         let progress: (String, Int, Int) -> Void = { what, done, total in
             if comm.isRoot { reportProgress(comm.size > 1 ? what + " (rank 0's share)" : what, done, total) }
         }

@@ -162,6 +162,11 @@ struct Sample: ParsableCommand {
             guard let l = v.label(of: prompt) else { throw ValidationError("--prompt: \(v.unknownPromptMessage(prompt))") }
             labels = Array(repeating: l < 0 ? config.numClasses : Int(l), count: n)
         }
+        // Every rank holds all n images (the gather): refuse a count or batch that cannot fit before allocating.
+        do {
+            try MemoryPlan.checkGeneration(config: config, count: n, batchSize: gen.batchSize,
+                                           workers: gen.settings.threads ?? GenerationPlan.defaultThreads, imageSets: 1)
+        } catch { throw ValidationError("\(error)") }
         let started = Date()
         let what = comm.size > 1 ? "sampled (rank 0's share)" : "sampled"
         let images = try generator.generate(count: n, hints: hintValues, labels: labels, settings: gen.settings,

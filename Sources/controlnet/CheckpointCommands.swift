@@ -70,36 +70,15 @@ struct DiffWeights: ParsableCommand {
         }
     }
 
-    /// JSON numbers must be finite: an infinite or NaN difference is reported as a string.
-    static func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "\"\(x)\"" }
-
     func run() throws {
         let fa = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: a))
         let fb = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: b))
-        guard Set(fa.names) == Set(fb.names) else {
-            let onlyA = Set(fa.names).subtracting(fb.names).sorted(), onlyB = Set(fb.names).subtracting(fa.names).sorted()
-            throw ValidationError("tensor names differ: only in \(a): \(onlyA.prefix(5)); only in \(b): \(onlyB.prefix(5))")
+        let report: WeightDiffReport
+        do { report = try WeightDiff.compare(fa, fb, nameA: a, nameB: b) } catch let e as WeightDiffError {
+            throw ValidationError(e.description)
         }
-        // A value that is NaN or infinite on one side only (or NaN on both) is an infinite difference: two files
-        // are only "close" when their finite values are.
-        var maxAbs = 0.0, worst = "", identical = true, count = 0, nonFinite = 0
-        for name in fa.names.sorted() {
-            let x = try fa.floats(name), y = try fb.floats(name)
-            guard x.count == y.count else { throw ValidationError("\(name): \(x.count) vs \(y.count) values") }
-            for i in 0..<x.count {
-                if x[i].bitPattern != y[i].bitPattern { identical = false }
-                let d: Double
-                if x[i].isFinite && y[i].isFinite {
-                    d = abs(Double(x[i]) - Double(y[i]))
-                } else {
-                    nonFinite += 1
-                    d = x[i] == y[i] ? 0 : .infinity    // equal infinities agree; NaN never does
-                }
-                if d > maxAbs { maxAbs = d; worst = name }
-            }
-            count += x.count
-        }
-        print("{\"tensors\": \(fa.names.count), \"values\": \(count), \"bit_identical\": \(identical), \"non_finite_values\": \(nonFinite), \"max_abs_diff\": \(Self.number(maxAbs)), \"worst_tensor\": \"\(worst)\"}")
+        print(report.json)
+        let maxAbs = report.maxAbsDiff
         if let tolerance, !(maxAbs <= tolerance) { throw ExitCode.failure }
     }
 }

@@ -71,6 +71,12 @@ extension CheckpointStore {
         return Loaded(directory: dir, manifest: manifest, params: params, m: m, v: v, ema: withEMA == true ? ema : nil)
     }
 
+    /// The checkpoint's directory, manifest and shard files: everything reading it touched.
+    public static func files(of loaded: Loaded) -> [String] {
+        [loaded.directory.path, loaded.directory.appendingPathComponent(CheckpointManifest.fileName).path]
+            + loaded.manifest.shards.map { loaded.directory.appendingPathComponent($0.file).path }
+    }
+
     /// What `--resume` found.
     public enum Resolution {
         /// A valid checkpoint; `skipped` names newer directories that were not (and why).

@@ -17,10 +17,15 @@ struct Export: ParsableCommand {
     @Flag(help: "Write the checkpoint's EMA of the weights instead of the raw weights.")
     var ema = false
 
+    func validate() throws {
+        do { try PathGuard.checkKinds([("--out", out)]) } catch { throw ValidationError("\(error)") }
+    }
+
     func run() throws {
         let loaded = try CheckpointStore.locate(checkpoint) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
         let dir = loaded.directory
-        try PathGuard.check(outputs: [("--out", out)], inputs: [("checkpoint", dir.path)])
+        // Every file read, by path and inode: a hard link to a shard elsewhere is the shard.
+        try PathGuard.check(outputs: [("--out", out)], inputs: CheckpointStore.files(of: loaded).map { ("checkpoint", $0) })
         let config = try ModelConfig.decode(json: Data(loaded.manifest.config.utf8), source: dir.path)
         let table = loaded.manifest.mode == .base ? UNet(config: config).table : ControlNet(config: config).table
         guard table.count == loaded.params.count else {

@@ -30,11 +30,14 @@ struct Eval: ParsableCommand {
     func validate() throws {
         guard count >= 1 && count <= 100_000 else { throw ValidationError("--count must be in 1...100000, got \(count)") }
         guard !gen.controlTexts.isEmpty else { throw ValidationError("eval needs at least one --control FILE[:SCALE]") }
+        do { try PathGuard.checkKinds(outputs) } catch { throw ValidationError("\(error)") }
     }
 
+    var outputs: [(option: String, path: String)] { (json.map { [("--json", $0)] } ?? []) + (grid.map { [("--grid", $0)] } ?? []) }
+
     func run() throws {
-        try PathGuard.check(outputs: (json.map { [("--json", $0)] } ?? []) + (grid.map { [("--grid", $0)] } ?? []),
-                            inputs: try gen.inputs())
+        try PathGuard.check(outputs: outputs,
+                            inputs: try gen.inputs() + dataFlags.spec(resize: true).inputFiles.map { ("--data", $0) })
         let comm = try gen.startRanks()
         defer { comm.finalize() }
         let generator = try gen.loadGenerator()

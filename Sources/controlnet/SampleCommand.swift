@@ -118,11 +118,15 @@ struct Sample: ParsableCommand {
             throw ValidationError("--hint \(hint): choose one of " + HintKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if label != nil && prompt != nil { throw ValidationError("give --label or --prompt, not both") }
+        do { try PathGuard.checkKinds(outputs) } catch { throw ValidationError("\(error)") }
     }
 
+    var outputs: [(option: String, path: String)] { [("--grid", grid)] + (out.map { [("--out", $0)] } ?? []) }
+
     func run() throws {
-        try PathGuard.check(outputs: [("--grid", grid)] + (out.map { [("--out", $0)] } ?? []),
-                            inputs: try gen.inputs() + (hints.map { [("--hints", $0)] } ?? []))
+        // --data is read only for --hints-from.
+        let data = hintsFrom == nil ? [] : dataFlags.spec(resize: true).inputFiles.map { (option: "--data", path: $0) }
+        try PathGuard.check(outputs: outputs, inputs: try gen.inputs() + (hints.map { [("--hints", $0)] } ?? []) + data)
         let comm = try gen.startRanks()
         defer { comm.finalize() }
         let generator = try gen.loadGenerator()

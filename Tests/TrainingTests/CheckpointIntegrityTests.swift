@@ -5,6 +5,7 @@
 import XCTest
 import Foundation
 import Crypto
+import Datasets
 import Distributed
 @testable import Training
 
@@ -60,6 +61,54 @@ final class CheckpointIntegrityTests: XCTestCase {
         var legacy = try String(contentsOf: url, encoding: .utf8)
         legacy = legacy.replacingOccurrences(of: #""manifest_sha256" : "[0-9a-f]*","#, with: "", options: .regularExpression)
         try legacy.write(to: url, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try CheckpointStore.read(dir).manifest.step, 6)
+    }
+
+    /// A checksum proves only who wrote a manifest: resealed manifests with impossible counts, positions, ranks or
+    /// sizes are refused naming the file, before anything of their sizes is allocated.
+    func testResealedManifestsWithImpossibleFieldsAreRefusedBeforeAllocating() throws {
+        let (ws, _, root) = try trainedRun()
+        defer { withExtendedLifetime(ws) {} }
+        let url = manifestURL(root, 6), dir = url.deletingLastPathComponent()
+        let original = try JSONDecoder().decode(CheckpointManifest.self, from: Data(contentsOf: url))
+        func refusedAfter(_ edit: (inout CheckpointManifest) -> Void, _ fragments: [String], line: UInt = #line) throws {
+            var m = original
+            edit(&m)
+            try m.sealed().write(to: url)
+            assertRefused(try CheckpointStore.read(dir), [dir.path] + fragments, line: line)
+        }
+        // Negative skips that still add up to the step with the AdamW count.
+        try refusedAfter({ $0.state.counters.skippedTotal = -1; $0.state.counters.adamStep = 7 }, ["impossible skip counts"])
+        try refusedAfter({ $0.state.counters.consecutiveSkips = -2 }, ["impossible skip counts"])
+        // trainable_count against the shards' counts, and the counts against the shards' bytes.
+        try refusedAfter({ $0.trainableCount += 1 }, ["trainable_count \(original.trainableCount + 1)", "hold \(original.trainableCount)"])
+        try refusedAfter({ $0.shards[0].bytes = 100 }, ["12 bytes per element"])
+        try refusedAfter({ $0.shards[0].count = -5 }, ["-5 elements"])
+        // A count the bytes field allows but the file on disk does not: refused by the file's size, unallocated.
+        try refusedAfter({ $0.trainableCount = 1 << 58; $0.shards[0].count = 1 << 58; $0.shards[0].bytes = Int.max },
+                         ["shard-00000-of-00001", "the manifest says \(Int.max)"])
+        // The sampler: an epoch beyond the step.
+        let s = original.state.sampler
+        let late = try EpochSampler(datasetCount: s.datasetCount, seed: s.seed, globalBatch: s.globalBatch, epoch: 7, index: s.index)
+        try refusedAfter({ $0.state.sampler = late }, ["epoch 7", "after 6 steps"])
+        // Ranks: duplicated, or outside 0..<world_size.
+        try refusedAfter({ $0.worldSize = 2; $0.shards = [$0.shards[0], $0.shards[0]] }, ["rank 0's shard twice"])
+        try refusedAfter({ $0.shards[0].rank = 3 }, ["rank 3", "outside 0..<1"])
+        // Format 2 without a data fingerprint.
+        try refusedAfter({ $0.data = nil }, ["no data fingerprint"])
+        // An index beyond the dataset, resealed by hand (the sampler type cannot hold one).
+        try original.sealed().write(to: url)
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let edited = text.replacingOccurrences(of: #""index" : [0-9]+"#, with: "\"index\" : 99999999", options: .regularExpression)
+        XCTAssertNotEqual(edited, text)
+        let blank = edited.replacingOccurrences(of: #""manifest_sha256" : "[0-9a-f]*""#, with: #""manifest_sha256" : """#,
+                                                options: .regularExpression)
+        let sum = SHA256.hash(data: Data(blank.utf8)).map { String(format: "%02x", $0) }.joined()
+        try blank.replacingOccurrences(of: #""manifest_sha256" : """#, with: "\"manifest_sha256\" : \"\(sum)\"")
+            .write(to: url, atomically: true, encoding: .utf8)
+        assertRefused(try CheckpointStore.read(dir), [url.path, "99999999"])
+        // The original, resealed, still reads.
+        try original.sealed().write(to: url)
         XCTAssertEqual(try CheckpointStore.read(dir).manifest.step, 6)
     }
 

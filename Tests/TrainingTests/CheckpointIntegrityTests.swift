@@ -181,4 +181,44 @@ final class CheckpointIntegrityTests: XCTestCase {
         let left = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
         XCTAssertEqual(left, ["step-00000002", "step-00000003", "step-00000004"], "only our step 1 may go")
     }
+
+    func testRetentionDeletesOnlyTheFilesItWroteAndKeepsForeignOnes() throws {
+        let ws = try Workspace()
+        let data = try ws.writeDataset(), base = try ws.writeBase()
+        var o = ws.options(data: data, base: base, out: "ours", steps: 4)
+        o.checkpointEvery = 1
+        _ = try train(o)
+        let root = ws.root.appendingPathComponent("ours/checkpoints")
+        // A user's notes in step 1 and a directory of theirs in step 2: retention must leave both, and the
+        // directories that hold them.
+        let notes = root.appendingPathComponent("step-00000001/notes.txt")
+        try Data("mine".utf8).write(to: notes)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("step-00000002/keep/deeper"),
+                                                withIntermediateDirectories: true)
+        // A copy of our step 3 under another step's name, and a symbolic link to a checkpoint of ours kept
+        // elsewhere: neither was written there by the run, so neither is deleted (nor what it points to).
+        let fm = FileManager.default
+        try fm.copyItem(at: root.appendingPathComponent("step-00000003"), to: root.appendingPathComponent("step-00000009"))
+        let elsewhere = ws.root.appendingPathComponent("kept/step-00000002")
+        try fm.createDirectory(at: elsewhere.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try fm.copyItem(at: root.appendingPathComponent("step-00000002"), to: elsewhere)
+        try fm.createSymbolicLink(at: root.appendingPathComponent("step-00000000"), withDestinationURL: elsewhere)
+        let keptFiles = try fm.contentsOfDirectory(atPath: elsewhere.path).sorted()
+        let runID = try XCTUnwrap(try CheckpointStore.read(root.appendingPathComponent("step-00000004")).manifest.runID)
+        let log = try RunLog(rank: 1, metricsURL: nil, keepStepsThrough: nil)
+        CheckpointStore.applyTotalLimit(1, runID: runID, out: ws.root.appendingPathComponent("ours"),
+                                        newest: root.appendingPathComponent("step-00000004"), log: log)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: root.path).sorted(),
+                       ["step-00000000", "step-00000001", "step-00000002", "step-00000004", "step-00000009"])
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: elsewhere.path).sorted(), keptFiles)
+        XCTAssertEqual(try CheckpointStore.read(root.appendingPathComponent("step-00000009")).manifest.step, 3)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: root.appendingPathComponent("step-00000001").path), ["notes.txt"])
+        XCTAssertEqual(try String(contentsOf: notes, encoding: .utf8), "mine")
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: root.appendingPathComponent("step-00000002").path), ["keep"])
+        XCTAssertTrue(fm.fileExists(atPath: root.appendingPathComponent("step-00000002/keep/deeper").path))
+        // The newest is whole; the emptied step 3 is gone; the leftovers are no longer checkpoints to resume.
+        XCTAssertEqual(try CheckpointStore.read(root.appendingPathComponent("step-00000004")).manifest.step, 4)
+        var resumed = o; resumed.resume = "latest"; resumed.maxSteps = 5
+        XCTAssertEqual(try train(resumed).step.counters.step, 5)
+    }
 }

@@ -72,7 +72,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     /// Seconds after which a rank still waiting ends the job, naming the operation and step; 0: never.
     public var collectiveTimeout: Double = 600
 
-    enum CodingKeys: String, CodingKey {
+    /// CaseIterable: the ranks agree on every key (RankAgreement), present or not.
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, config, base, data, hint, lr, epochs, seed, out, resume, resize
         case initFrom = "init_from", imageColumn = "image_column", conditioningColumn = "conditioning_image_column"
         case captionColumn = "caption_column", skipBadImages = "skip_bad_images", resizeFilter = "resize_filter"

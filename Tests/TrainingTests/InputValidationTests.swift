@@ -65,6 +65,22 @@ final class InputValidationTests: XCTestCase {
         XCTAssertNoThrow(try ModelConfig.decode(json: Data(tiny.utf8), source: "c.json"))
     }
 
+    func testConfigsWithDuplicateKeysAreRefusedNamingTheKeyAndFile() {
+        let tiny = ModelConfig.tiny.json
+        // The same key twice, the second value different: parsers would silently keep one.
+        let twice = tiny.replacingOccurrences(of: "{", with: "{\"model_channels\": 64, ")
+        XCTAssertThrowsError(try ModelConfig.decode(json: Data(twice.utf8), source: "dup.json")) {
+            XCTAssertEqual(($0 as? ConfigError)?.field, "model_channels", "\($0)")
+            XCTAssertTrue("\($0)".contains("dup.json") && "\($0)".contains("more than once"), "\($0)")
+        }
+        // Escapes spell the same key; strings that merely contain a key, and keys of nested objects, are not keys.
+        XCTAssertEqual(JSONDuplicateKeys.first(in: Data(#"{"a": 1, "\u0061": 2}"#.utf8)), "a")
+        XCTAssertNil(JSONDuplicateKeys.first(in: Data(#"{"a": "a", "b": ["a", {"a": 1}], "c": {"a": {"a": 2}}}"#.utf8)))
+        XCTAssertEqual(JSONDuplicateKeys.first(in: Data(#"{"x": [{"k": 1, "k\"": 2, "k": 3}]}"#.utf8)), "k")
+        XCTAssertEqual(JSONDuplicateKeys.first(in: Data(#"{"s": "\\", "s": 1}"#.utf8)), "s")
+        XCTAssertNil(JSONDuplicateKeys.first(in: Data(tiny.utf8)))
+    }
+
     func testConfigsAndBatchesThatCannotFitAreRefusedBeforeAllocating() throws {
         var big = ModelConfig.mnist
         big.imageSize = 32; big.modelChannels = 4096; big.channelMult = [1, 2, 4, 8]; big.normGroups = 32; big.numHeads = 32

@@ -6,6 +6,7 @@
 // resumes at any world size.
 import Crypto
 import Foundation
+import Datasets
 import Distributed
 import Model
 import SafeTensors
@@ -184,10 +185,12 @@ public enum AtomicFile {
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 {
-                let reason = String(cString: strerror(errno))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                // EFBIG (ulimit -f) and ENOSPC come with their fix; the temporary file goes, the target is untouched.
+                let reason = FileOutput.reason(n < 0 ? errno : EIO)
                 close(fd); unlink(temp)
-                throw CheckpointError(temp, "write failed: \(reason) (disk full?)")
+                throw CheckpointError(temp, "write failed: \(reason)")
             }
             written += n
         }

@@ -2,6 +2,7 @@
 // and `controlnet diff-weights` (how far apart two weight files are, tensor by tensor).
 import ArgumentParser
 import Foundation
+import Kernels
 import Datasets
 import Model
 import SafeTensors
@@ -22,7 +23,7 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try CheckpointStore.locate(checkpoint) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+        let loaded = try CheckpointStore.locate(checkpoint) { Console.error("\($0)\n") }
         let dir = loaded.directory
         // Every file read, by path and inode: a hard link to a shard elsewhere is the shard.
         try PathGuard.check(outputs: [("--out", out)], inputs: CheckpointStore.files(of: loaded).map { ("checkpoint", $0) })

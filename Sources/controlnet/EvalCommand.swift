@@ -81,6 +81,8 @@ struct Eval: ParsableCommand {
             try ImageGrid.writePNG(panels, count: n, height: S, width: S, columns: 8, to: URL(fileURLWithPath: grid))
         }
         print(String(decoding: data, as: UTF8.self))
-        if let json { try data.write(to: URL(fileURLWithPath: json)) }
+        if let json {
+            do { try FileOutput.write(Array(data), to: URL(fileURLWithPath: json)) } catch { throw ValidationError("--json: \(error)") }
+        }
     }
 }

@@ -164,7 +164,7 @@ enum TrainRunner {
             trainer.log.info("OpenBLAS: \(BLASRuntime.coreName) kernels, \(blas.threads) thread(s) per rank (\(blas.source))")
             _ = try trainer.run(stopRequested: { StopSignals.requested })
         } catch {
-            FileHandle.standardError.write(Data("[rank \(comm.rank)] error: \(error)\n".utf8))
+            Console.error("[rank \(comm.rank)] error: \(error)\n")
             if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
             throw ExitCode.failure
         }

@@ -41,6 +41,12 @@ public enum SgemmBenchmark {
         }
     }
 
+    /// Bytes the largest of `cases` allocates (A, B and C in float32), computed in Double so that no shape can
+    /// overflow: checked against the memory available before any is measured.
+    public static func bytesNeeded(_ cases: [SgemmCase]) -> Double {
+        cases.map { 4 * (Double($0.m) * Double($0.k) + Double($0.k) * Double($0.n) + Double($0.m) * Double($0.n)) }.max() ?? 0
+    }
+
     /// Times `repeats` calls (after one untimed warm-up) of C = op(A) op(B) on random data.
     public static func measure(_ c: SgemmCase, repeats: Int, naive: Bool = false) -> SgemmMeasurement {
         precondition(repeats >= 1, "repeats must be >= 1")

@@ -3,13 +3,19 @@
 import Foundation
 
 public enum CSVImages {
+    /// The most a CSV may inflate to: 512 MiB of text is ~100k 28x28 images, far past what CSV datasets hold. A
+    /// CSV declares no size, so without this cap a small .csv.gz bomb would inflate until memory runs out (and the
+    /// parse holds the text and the pixels at once).
+    public static let maxBytes = 512 << 20
+
     /// Reads an images CSV. Square images: H = W = sqrt(fields - 1), unless `expectedSize` says otherwise.
     /// Labels above `maxLabel` (when given) are rejected. Returns pixels: (count, height, width) and labels: (count).
+    /// More than `limit` bytes of (decompressed) text is refused with DatasetError.tooLarge.
     public static func read(_ url: URL, expectedSize: (height: Int, width: Int)? = nil, maxLabel: Int? = nil,
-                            fixIfMissing: String = "Check the path.") throws
+                            fixIfMissing: String = "Check the path.", limit: Int = maxBytes) throws
         -> (count: Int, height: Int, width: Int, pixels: [UInt8], labels: [Int32])
     {
-        let bytes = try Gzip.read(url, fixIfMissing: fixIfMissing)
+        let bytes = try Gzip.read(url, fixIfMissing: fixIfMissing, limit: { _ in limit })
         return try parse(bytes, path: url.path, expectedSize: expectedSize, maxLabel: maxLabel)
     }
 

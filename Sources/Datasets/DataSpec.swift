@@ -24,6 +24,11 @@ public struct DataSpec: Sendable, Equatable {
     }
 
     /// True when `source` names paired data: a directory holding prompt.json or metadata.jsonl, or that file.
+    /// The files (or directories) this spec reads, for the output guard.
+    public var inputFiles: [String] {
+        DatasetCatalog.inputFiles(source, dataDirectory: URL(fileURLWithPath: directory))
+    }
+
     public var isPaired: Bool {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else { return false }

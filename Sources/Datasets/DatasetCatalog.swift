@@ -36,6 +36,25 @@ public enum DatasetCatalog {
         }
     }
 
+    /// The files `nameOrPath` reads (a directory stands for everything under it), so that no command writes
+    /// over its own data: mnist5k's CSV in the data directory, Fashion-MNIST's directories, or the path itself
+    /// with, for an IDX file, the test images and labels files found beside it.
+    public static func inputFiles(_ nameOrPath: String, dataDirectory: URL) -> [String] {
+        switch nameOrPath {
+        case "mnist5k": return [dataDirectory.appendingPathComponent("mnist_5k.csv.gz").path]
+        case "fashion": return [dataDirectory.appendingPathComponent("fashion-mnist").path, systemFashionDirectory.path]
+        default:
+            let url = URL(fileURLWithPath: nameOrPath), name = url.lastPathComponent
+            let lower = name.lowercased()
+            guard !(lower.hasSuffix(".csv") || lower.hasSuffix(".csv.gz")) else { return [url.path] }
+            let dir = url.deletingLastPathComponent()
+            let images = [name, name.replacingOccurrences(of: "train", with: "t10k")]
+            let labels = images.map { $0.replacingOccurrences(of: "images", with: "labels").replacingOccurrences(of: "idx3", with: "idx1") }
+            var seen = Set<String>()
+            return (images + labels).filter { seen.insert($0).inserted }.map { dir.appendingPathComponent($0).path }
+        }
+    }
+
     static func loadMNIST5k(split: DatasetSplit, dataDirectory: URL) throws -> ImageDataset {
         let url = dataDirectory.appendingPathComponent("mnist_5k.csv.gz")
         let csv = try CSVImages.read(url, expectedSize: (28, 28), maxLabel: 9,

@@ -83,8 +83,9 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
         case let .missingSplit(path, split, fix):
             return "\(path): no \(split) split. \(fix)"
         case let .tooLarge(path, limit):
-            return "\(path): the data is larger than the \(limit) bytes its header declares (or than this machine's "
-                + "read limit); the file is corrupt or not what it claims to be."
+            return "\(path): the data is larger than the \(limit) bytes (\(limit >> 20) MiB) its header declares or this "
+                + "reader takes for its format; the file is corrupt or not what it claims to be (a gzip bomb?). "
+                + "Check the file; a dataset really this large belongs in IDX files or a paired-data directory."
         case let .shapeMismatch(dataset, found, expected, fix):
             return "\(dataset) has \(found) images but the model expects \(expected). \(fix)"
         }

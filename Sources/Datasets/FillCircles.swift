@@ -146,11 +146,7 @@ public enum FillCircles {
             prompts.append(s.prompt)
         }
         let manifest = directory.appendingPathComponent("prompt.json")
-        do {
-            try Data(lines.utf8).write(to: manifest, options: .atomic)
-        } catch {
-            throw DatasetError.cannotWrite(path: manifest.path, reason: error.localizedDescription)
-        }
+        try FileOutput.write(Array(lines.utf8), to: manifest)
         return prompts
     }
 

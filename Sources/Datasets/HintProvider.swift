@@ -42,7 +42,9 @@ public final class HintProvider: Sendable {
         let hints = HintProvider.computeAll(dataset, kind)
         do {
             try FileManager.default.createDirectory(at: cacheDirectory, withIntermediateDirectories: true)
-            try Data(key.header + hints).write(to: url, options: .atomic)
+            try FileOutput.write(key.header + hints, to: url)
+        } catch let error as DatasetError {
+            throw error
         } catch {
             throw DatasetError.cannotWrite(path: url.path, reason: "\(error.localizedDescription)")
         }

@@ -57,11 +57,7 @@ public enum PNG {
     }
 
     private static func save(_ bytes: [UInt8], to url: URL) throws {
-        do {
-            // .atomic writes a temporary file beside the target and renames it over the target.
-            try Data(bytes).write(to: url, options: .atomic)
-        } catch {
-            throw DatasetError.cannotWrite(path: url.path, reason: error.localizedDescription)
-        }
+        // A temporary file beside the target, renamed over it when complete; errors name the file.
+        try FileOutput.write(bytes, to: url)
     }
 }

@@ -72,9 +72,9 @@ public enum BLASRuntime {
         let reason = String(cString: strerror(errno))
         unsetenv(coreTypeVariable)
         unsetenv(detectedCoreMarker)
-        FileHandle.standardError.write(Data(("warning: OpenBLAS picked \(detected) kernels for this CPU and "
+        Console.error("warning: OpenBLAS picked \(detected) kernels for this CPU and "
             + "re-running with \(coreTypeVariable)=\(coreType) failed (\(reason)); export "
-            + "\(coreTypeVariable)=\(coreType) for 3-4x faster matrix products\n").utf8))
+            + "\(coreTypeVariable)=\(coreType) for 3-4x faster matrix products\n")
     }
 
     public static var coreChoice: CoreChoice {

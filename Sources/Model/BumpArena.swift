@@ -148,8 +148,8 @@ public enum MemoryLimits {
     public static func exitOutOfMemory(requestedBytes: Int, what: String) -> Never {
         let mb = { (b: Int) in String(format: "%.1f MB", Double(b) / 1_048_576) }
         let limit = addressSpaceBytes.map { "the address-space limit (ulimit -v) is \(mb($0))" } ?? "no address-space limit is set"
-        FileHandle.standardError.write(Data(("error: out of memory: could not allocate \(mb(requestedBytes)) for the \(what); "
-            + "\(limit), physical memory \(mb(physicalBytes)). Lower --batch-size, or raise the limit.\n").utf8))
+        Console.error("error: out of memory: could not allocate \(mb(requestedBytes)) for the \(what); "
+            + "\(limit), physical memory \(mb(physicalBytes)). Lower --batch-size, or raise the limit.\n")
         exit(71)
     }
 }

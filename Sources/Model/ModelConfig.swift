@@ -76,6 +76,9 @@ public struct ModelConfig: Codable, Sendable, Hashable {
         guard let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else {
             throw ConfigError(field: "config", message: "\(source) is not a JSON object")
         }
+        if let key = JSONDuplicateKeys.first(in: json) {
+            throw ConfigError(field: key, message: "appears more than once in \(source); JSON parsers keep only one of the values, so say it once")
+        }
         let known = Set(CodingKeys.allCases.map(\.rawValue))
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             throw ConfigError(field: unknown, message: "unknown key in \(source); the known keys are "

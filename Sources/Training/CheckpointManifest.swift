@@ -128,6 +128,10 @@ public struct CheckpointManifest: Codable, Sendable {
             guard stored == actual else {
                 throw CheckpointError(path, "was modified after it was written (manifest_sha256 \(stored) does not match its content, \(actual)); restore it or resume from another checkpoint")
             }
+            // Format 2 always records what the run trained on; without it a resume on other data would pass.
+            guard data != nil else {
+                throw CheckpointError(path, "has no data fingerprint (format 2 requires it); restore the manifest or resume from another checkpoint")
+            }
         case Self.legacyFormatName:
             break
         default:
@@ -139,8 +143,38 @@ public struct CheckpointManifest: Codable, Sendable {
         guard state.counters.adamStep + state.counters.skippedTotal == step, state.counters.adamStep >= 0 else {
             throw CheckpointError(path, "its AdamW step (\(state.counters.adamStep)) and skipped steps (\(state.counters.skippedTotal)) do not add up to step \(step)")
         }
+        // A checksum only proves who wrote the manifest, not that it is sane: everything that sizes an allocation
+        // or an index is checked against everything else before the reader allocates anything.
+        let c = state.counters
+        guard c.skippedTotal >= 0, c.consecutiveSkips >= 0, c.consecutiveSkips <= c.skippedTotal else {
+            throw CheckpointError(path, "has impossible skip counts (skipped_total \(c.skippedTotal), consecutive_skips \(c.consecutiveSkips)); they must be >= 0, consecutive at most total")
+        }
+        let sampler = state.sampler
+        guard (0...step).contains(sampler.epoch), epoch >= 0, epoch <= step else {
+            throw CheckpointError(path, "puts the sampler at epoch \(sampler.epoch) (manifest epoch \(epoch)) after \(step) steps; a step takes at least one batch, so the epoch is at most the step")
+        }
+        guard (0...sampler.datasetCount).contains(sampler.index) else {
+            throw CheckpointError(path, "puts the sampler at index \(sampler.index) of a \(sampler.datasetCount)-sample epoch")
+        }
         guard worldSize >= 1, shards.count == worldSize, trainableCount >= 0 else {
             throw CheckpointError(path, "lists \(shards.count) shards for world size \(worldSize)")
+        }
+        var ranks = Set<Int>(), sum = 0
+        for shard in shards {
+            guard (0..<worldSize).contains(shard.rank) else {
+                throw CheckpointError(path, "lists a shard for rank \(shard.rank), outside 0..<\(worldSize) (world_size)")
+            }
+            guard ranks.insert(shard.rank).inserted else {
+                throw CheckpointError(path, "lists rank \(shard.rank)'s shard twice; every rank 0..<\(worldSize) has exactly one")
+            }
+            // params, m and v: three float32 values per element at least (an EMA adds a fourth).
+            guard shard.count >= 0, shard.bytes >= 0, shard.count <= shard.bytes / 12 else {
+                throw CheckpointError(path, "says rank \(shard.rank)'s shard holds \(shard.count) elements in \(shard.bytes) bytes; params, m and v need 12 bytes per element")
+            }
+            sum += shard.count   // no overflow: each count is at most bytes / 12
+        }
+        guard sum == trainableCount else {
+            throw CheckpointError(path, "says trainable_count \(trainableCount) but its shards hold \(sum) elements")
         }
         for shard in shards {
             // Shards live in the checkpoint directory under the one name their rank and world size give.

@@ -27,6 +27,17 @@ extension CheckpointStore {
             throw CheckpointError(manifestURL.path, "unreadable manifest: \(error)")
         }
         try manifest.verify(path: manifestURL.path, raw: data)
+        // The shard sizes on disk bound the allocation below (verify ties trainable_count to them): a manifest that
+        // claims more bytes than its files hold is refused before four arrays of its count are allocated.
+        for shard in manifest.shards {
+            let url = dir.appendingPathComponent(shard.file)
+            guard let size = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int else {
+                throw CheckpointError(url.path, "shard of rank \(shard.rank) is missing")
+            }
+            guard size == shard.bytes else {
+                throw CheckpointError(url.path, "shard is \(size) bytes, the manifest says \(shard.bytes) (truncated or replaced)")
+            }
+        }
         let total = manifest.trainableCount
         var params = [Float](repeating: 0, count: total), m = params, v = params, ema = params
         var withEMA: Bool?
@@ -69,6 +80,12 @@ extension CheckpointStore {
             }
         }
         return Loaded(directory: dir, manifest: manifest, params: params, m: m, v: v, ema: withEMA == true ? ema : nil)
+    }
+
+    /// The checkpoint's directory, manifest and shard files: everything reading it touched.
+    public static func files(of loaded: Loaded) -> [String] {
+        [loaded.directory.path, loaded.directory.appendingPathComponent(CheckpointManifest.fileName).path]
+            + loaded.manifest.shards.map { loaded.directory.appendingPathComponent($0.file).path }
     }
 
     /// What `--resume` found.

@@ -6,6 +6,7 @@
 // resumes at any world size.
 import Crypto
 import Foundation
+import Datasets
 import Distributed
 import Model
 import SafeTensors
@@ -112,24 +113,51 @@ public enum CheckpointStore {
 
     /// Keeps the newest `limit` committed checkpoints of this run (`runID`), deleting older ones of this run only
     /// and saying so; it runs only after the new manifest is durable. Anything else under checkpoints/ - another
-    /// run's checkpoints, directories without a manifest (an interrupted write) - is left alone.
+    /// run's checkpoints, directories without a manifest (an interrupted write) - is left alone. A checkpoint is
+    /// this run's only if it is a real directory (not a symbolic link to somewhere else) named for the step its
+    /// manifest records, as this code writes them: a copy put there under another name (even of this run's own,
+    /// or of the checkpoint this run resumed from, whose run id it carries on) was not written there by the run.
     static func applyTotalLimit(_ limit: Int?, runID: String, out: URL, newest: URL, log: RunLog) {
         guard let limit else { return }
-        var ours: [URL] = []
+        var ours: [(URL, CheckpointManifest)] = []
         for dir in listStepDirectories(root(out)) {
+            var st = stat()
+            guard lstat(dir.path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { continue }
             let manifest = dir.appendingPathComponent(CheckpointManifest.fileName)
             guard let data = FileManager.default.contents(atPath: manifest.path),
-                  let m = try? JSONDecoder().decode(CheckpointManifest.self, from: data), m.runID == runID else { continue }
-            ours.append(dir)
+                  let m = try? JSONDecoder().decode(CheckpointManifest.self, from: data), m.runID == runID,
+                  dir.lastPathComponent == CheckpointManifest.directoryName(step: m.step) else { continue }
+            ours.append((dir, m))
         }
         guard ours.count > limit else { return }
-        for dir in ours.prefix(ours.count - limit) where dir.path != newest.path {
-            do {
-                try FileManager.default.removeItem(at: dir)
-                log.info("removed old checkpoint \(dir.lastPathComponent) of this run (--checkpoints-total-limit \(limit))")
-            } catch {
-                log.warn("could not remove old checkpoint \(dir.path): \(error.localizedDescription)")
+        for (dir, manifest) in ours.prefix(ours.count - limit) where dir.path != newest.path {
+            removeCheckpoint(dir, manifest, limit: limit, log: log)
+        }
+    }
+
+    /// Deletes what this run wrote in `dir` - the manifest first (so an interrupted removal leaves an incomplete
+    /// directory, never a damaged checkpoint), then the shard files it lists under their canonical names - and
+    /// removes the directory only when that leaves it empty. A file someone else put there is never touched: a
+    /// recursive delete would take it with the checkpoint.
+    static func removeCheckpoint(_ dir: URL, _ manifest: CheckpointManifest, limit: Int, log: RunLog) {
+        let fm = FileManager.default
+        // Only names this build writes: a manifest naming "../x" or a user's file is not followed.
+        let shardNames = manifest.shards.map(\.file).filter { name in
+            manifest.shards.contains { name == CheckpointManifest.shardFileName(rank: $0.rank, worldSize: manifest.worldSize) }
+        }
+        for name in [CheckpointManifest.fileName] + shardNames {
+            let path = dir.appendingPathComponent(name).path
+            guard fm.fileExists(atPath: path) else { continue }
+            do { try fm.removeItem(atPath: path) } catch {
+                log.warn("could not remove \(path) of old checkpoint \(dir.lastPathComponent): \(error.localizedDescription)")
+                return
             }
+        }
+        if rmdir(dir.path) == 0 {
+            log.info("removed old checkpoint \(dir.lastPathComponent) of this run (--checkpoints-total-limit \(limit))")
+        } else {
+            let left = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).sorted()
+            log.warn("removed old checkpoint \(dir.lastPathComponent)'s manifest and shards (--checkpoints-total-limit \(limit)) but left \(dir.path): it also holds \(left.prefix(5).joined(separator: ", ")), which this run did not write")
         }
     }
 
@@ -157,10 +185,12 @@ public enum AtomicFile {
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 {
-                let reason = String(cString: strerror(errno))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                // EFBIG (ulimit -f) and ENOSPC come with their fix; the temporary file goes, the target is untouched.
+                let reason = FileOutput.reason(n < 0 ? errno : EIO)
                 close(fd); unlink(temp)
-                throw CheckpointError(temp, "write failed: \(reason) (disk full?)")
+                throw CheckpointError(temp, "write failed: \(reason)")
             }
             written += n
         }

@@ -34,3 +34,39 @@ public enum MemoryPlan {
         }
     }
 }
+
+extension MemoryPlan {
+    /// Bytes generation needs, roughly: the `count`-sized results (`imageSets` image tensors: sample 1, eval 3
+    /// with its floors; the hints twice, as the caller's array and the workers' shared copy; the labels) and the
+    /// activations of one pass of min(batch, count) samples per busy worker thread (the training estimate, an upper
+    /// bound: a pass keeps no backward state).
+    public static func generationBytes(_ cost: ModelCost, config: ModelConfig, count: Int, batchSize: Int, workers: Int,
+                                       imageSets: Int) -> (results: Double, activations: Double) {
+        let side = Double(config.imageSize * config.imageSize)
+        let perSample = 4 * side * Double(imageSets * config.inChannels + 2 * config.hintChannels) + 8
+        // A worker with no pass to take allocates nothing: at most ceil(count / batch) of them run.
+        let busy = min(max(1, workers), count / max(1, batchSize) + (count % max(1, batchSize) == 0 ? 0 : 1))
+        let pass = Double(min(batchSize, count)) * Double(max(1, busy))
+        return (perSample * Double(count), 4 * cost.activationFloatsPerSample * pass)
+    }
+
+    /// Refuses a generation whose results or passes cannot fit, before anything count-sized is allocated,
+    /// naming --count or --batch-size with the bytes needed and the bytes this process may use.
+    public static func checkGeneration(config: ModelConfig, count: Int, batchSize: Int, workers: Int, imageSets: Int,
+                                       available: Double = availableBytes) throws {
+        let cost = ModelCost(config: config)
+        let need = generationBytes(cost, config: config, count: count, batchSize: batchSize, workers: workers,
+                                   imageSets: imageSets)
+        let weights = 4 * Double(cost.unetParameters + cost.controlNetParameters)
+        let gb = OptionBounds.gigabytes
+        if weights + need.results > available {
+            let fit = max(0, Int((available - weights) / max(1, need.results / Double(count)) * 0.5))
+            throw OptionsError(option: "--count", message: "\(count) samples need \(OptionBounds.bytes(need.results)) for the images and hints alone; this process may use \(gb(available)). Ask for fewer per run (about \(fit) fit) and run several with other --seed values")
+        }
+        if weights + need.results + need.activations > available {
+            let perSample = need.activations / Double(min(batchSize, count))
+            let fit = max(0, Int((available - weights - need.results) / max(1, perSample)))
+            throw OptionsError(option: "--batch-size", message: "\(min(batchSize, count)) samples per pass on up to \(max(1, workers)) worker thread(s) need \(OptionBounds.bytes(need.activations)) of activations besides \(gb(need.results)) of results; this process may use \(gb(available)). Use a --batch-size whose total over the threads stays under about \(fit), or fewer --threads")
+        }
+    }
+}

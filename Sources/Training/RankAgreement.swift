@@ -16,6 +16,13 @@ public enum RankAgreement {
     /// Throws naming every key whose value differs across ranks. `values`: key -> canonical text of the value.
     public static func check(_ values: [(key: String, value: String)], comm: any Communicator, what: (String) -> String) throws {
         guard comm.size > 1 else { return }
+        // The reductions below move one number per key: ranks with different key counts would pass buffers of
+        // different lengths and hang (or read past the shorter). Agree on the count first, in one number.
+        var counts = [Double(values.count), -Double(values.count)]
+        try comm.allReduce(&counts, op: .max)
+        guard counts[0] == -counts[1] else {
+            throw OptionsError(option: "the options", message: "rank \(comm.rank) has \(values.count) option keys, another rank \(counts[0] == Double(values.count) ? Int(-counts[1]) : Int(counts[0])): the ranks run different builds of controlnet. Install one build on every node")
+        }
         var lo = values.map { hash($0.value) }, hi = lo
         try comm.allReduce(&lo, op: .min)
         try comm.allReduce(&hi, op: .max)
@@ -25,14 +32,15 @@ public enum RankAgreement {
         }
     }
 
-    /// The options as (key, JSON text of the value) pairs, sorted.
+    /// The options as (key, JSON text of the value) pairs, sorted: every CodingKey, with "null" for an absent
+    /// value. The encoder leaves nil options out, so the keys it writes depend on the options: a rank given --hint
+    /// and one without would otherwise reduce arrays of different lengths.
     public static func optionValues(_ options: TrainOptions) -> [(key: String, value: String)] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        guard let data = try? encoder.encode(options),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [] }
-        return object.keys.sorted().map { key in
+        let object = (try? encoder.encode(options)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
+        return TrainOptions.CodingKeys.allCases.map(\.rawValue).sorted().map { key in
             let value = object[key].flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.fragmentsAllowed, .sortedKeys]) }
             return (key, value.map { String(decoding: $0, as: UTF8.self) } ?? "null")
         } + [("overwrite", "\(options.overwrite)")]

@@ -89,8 +89,40 @@ public enum PathGuard {
         return false
     }
 
-    /// Refuses when an output is one of the inputs (or, for a directory output/input, holds or is inside it).
-    public static func check(outputs: [(option: String, path: String)], inputs: [(option: String, path: String)]) throws {
+    /// What is at `path` (following symbolic links) when it is neither a regular file nor a directory, or nil.
+    static func specialKind(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG, S_IFDIR: return nil
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
+    }
+
+    /// Refuses an output that exists and is not what the command writes: a device (/dev/full), a FIFO or a
+    /// socket would take the bytes (or block, or fail at the end) after all the work; a directory where a file
+    /// is expected would fail only at the rename. `directories` are the outputs that are directories by design.
+    public static func checkKinds(_ outputs: [(option: String, path: String)], directories: Set<String> = []) throws {
+        for out in outputs {
+            let wantDirectory = directories.contains(out.path)
+            if let kind = specialKind(out.path) {
+                throw OptionsError(option: out.option, message: "\(out.path) exists and is \(kind), not a \(wantDirectory ? "directory" : "regular file"); give a path to a \(wantDirectory ? "directory" : "file") (a new one, or one to replace)")
+            }
+            if isDirectory(out.path) != wantDirectory && FileManager.default.fileExists(atPath: out.path) {
+                throw OptionsError(option: out.option, message: "\(out.path) exists and is \(wantDirectory ? "a file" : "a directory"), where a \(wantDirectory ? "directory" : "file") is written; give a path to a \(wantDirectory ? "directory" : "file")")
+            }
+        }
+    }
+
+    /// Refuses an output of the wrong kind (checkKinds), and one that is one of the inputs (or, for a directory
+    /// output/input, holds or is inside it).
+    public static func check(outputs: [(option: String, path: String)], inputs: [(option: String, path: String)],
+                             directories: Set<String> = []) throws {
+        try checkKinds(outputs, directories: directories)
         for (i, out) in outputs.enumerated() {
             for input in inputs where same(out.path, input.path, nested: isDirectory(out.path) || isDirectory(input.path)) {
                 throw OptionsError(option: out.option, message: "\(out.path) is also the input of \(input.option) (\(input.path)); writing it would destroy what is being read. Choose another \(out.option)")

@@ -5,6 +5,8 @@
 // (a full disk) is cut back off the file and ends the run with the reason, and a resumed run first drops a torn
 // last line and the records of steps after the checkpoint it continues from (they are replayed).
 import Foundation
+import Datasets
+import Kernels
 
 public struct RunLogError: Error, CustomStringConvertible {
     public let path: String, reason: String
@@ -52,8 +54,8 @@ public final class RunLog: @unchecked Sendable {
         }
         // The last line of a file cut by a crash has no newline: split() still returns it, and it only survives
         // above if it parsed, i.e. if only its newline was lost.
-        do { try kept.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw RunLogError(path: path, reason: "cannot rewrite the metrics for the resume: \(error.localizedDescription)")
+        do { try FileOutput.write(Array(kept), to: URL(fileURLWithPath: path)) } catch {
+            throw RunLogError(path: path, reason: "cannot rewrite the metrics for the resume: \(error)")
         }
     }
 
@@ -68,7 +70,7 @@ public final class RunLog: @unchecked Sendable {
     /// Something is wrong: every rank prints it, tagged with the rank.
     public func warn(_ message: String) {
         clearBar()
-        FileHandle.standardError.write(Data("[rank \(rank)] warning: \(message)\n".utf8))
+        Console.error("[rank \(rank)] warning: \(message)\n")
     }
 
     /// Appends one record (rank 0). Non-finite numbers are written as strings so the line stays JSON.
@@ -81,9 +83,14 @@ public final class RunLog: @unchecked Sendable {
         guard var line = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys]) else { return }
         line.append(UInt8(ascii: "\n"))
         let before = lseek(metricsFD, 0, SEEK_END)
-        let written = line.withUnsafeBytes { write(metricsFD, $0.baseAddress, $0.count) }
+        var written = line.withUnsafeBytes { write(metricsFD, $0.baseAddress, $0.count) }
+        if written >= 0 && written < line.count {
+            // A short write: writing the rest either completes the line or fails with the reason (EFBIG, ENOSPC).
+            let more = line.withUnsafeBytes { write(metricsFD, $0.baseAddress! + written, $0.count - written) }
+            written = more < 0 ? -1 : written + more
+        }
         if written != line.count {
-            let reason = written < 0 ? String(cString: strerror(errno)) : "only \(written) of \(line.count) bytes written (disk full?)"
+            let reason = written < 0 ? FileOutput.reason(errno) : "only \(written) of \(line.count) bytes written (disk full?)"
             if before >= 0 { _ = ftruncate(metricsFD, before) }   // no torn line left behind
             throw RunLogError(path: path, reason: "cannot append a metrics record: \(reason)")
         }

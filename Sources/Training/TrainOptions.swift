@@ -76,7 +76,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     /// Seconds after which a rank still waiting ends the job, naming the operation and step; 0: never.
     public var collectiveTimeout: Double = 600
 
-    enum CodingKeys: String, CodingKey {
+    /// CaseIterable: the ranks agree on every key (RankAgreement), present or not.
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, config, base, data, hint, lr, epochs, seed, out, resume, resize
         case initFrom = "init_from", imageColumn = "image_column", conditioningColumn = "conditioning_image_column"
         case captionColumn = "caption_column", skipBadImages = "skip_bad_images", resizeFilter = "resize_filter"
@@ -144,6 +145,9 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         "--validation-count": 10_000,
     ]
 
+    /// --lr is in (0, maxLR]; --weight-decay in [0, maxWeightDecay].
+    public static let maxLR = 10.0, maxWeightDecay = 100.0
+
     /// Checks option combinations that need no files; `OptionsError` names the option and the fix.
     public func validate(config model: ModelConfig) throws {
         func fail(_ option: String, _ why: String) throws -> Never { throw OptionsError(option: option, message: why) }
@@ -159,11 +163,21 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         if let g = maxGradNorm { try finite("--max-grad-norm", g); if !(g > 0) { try fail("--max-grad-norm", "must be positive (0 disables clipping), got \(g)") } }
         try finite("--lr", lr)
         if !(lr > 0) { try fail("--lr", "must be a positive number, got \(lr)") }
+        // Far above any learning rate that trains (1e-4 is usual); larger values only overflow the weights.
+        if lr > Self.maxLR { try fail("--lr", "must be at most \(Self.maxLR), got \(lr) (1e-4 is usual)") }
         try count("--warmup-steps", warmupSteps, min: 0)
         try finite("--min-lr-fraction", minLRFraction)
         if !(0...1).contains(minLRFraction) { try fail("--min-lr-fraction", "must be in [0, 1], got \(minLRFraction)") }
         try finite("--weight-decay", weightDecay)
         if !(weightDecay >= 0) { try fail("--weight-decay", "must be >= 0, got \(weightDecay)") }
+        if weightDecay > Self.maxWeightDecay {
+            try fail("--weight-decay", "must be at most \(Self.maxWeightDecay), got \(weightDecay) (1e-2 is usual)")
+        }
+        // AdamW's decoupled decay multiplies every weight by 1 - lr x wd each step: at 1 or more it zeroes or
+        // flips the sign of every weight, which no run wants.
+        if lr * weightDecay >= 1 {
+            try fail("--weight-decay", "with --lr \(lr), \(weightDecay) makes the per-step decay factor 1 - lr x wd = \(1 - lr * weightDecay), which zeroes or flips every weight; lr x wd must be below 1 (lower --weight-decay or --lr)")
+        }
         if epochs != nil && maxSteps != nil { try fail("--epochs", "give --epochs or --max-steps, not both") }
         if let e = epochs {
             try finite("--epochs", e)

@@ -136,10 +136,12 @@ public final class Trainer {
         var inputs: [(String, String)] = []
         if let b = o.base { inputs.append(("--base", b)) }
         if let i = o.initFrom { inputs.append(("--init-from", i)) }
-        if FileManager.default.fileExists(atPath: o.data) { inputs.append(("--data", o.data)) }
+        inputs += o.dataSpec.inputFiles.map { ("--data", $0) }
+        if let v = o.validationData { inputs += o.spec(for: v).inputFiles.map { ("--validation-data", $0) } }
         if FileManager.default.fileExists(atPath: o.config) { inputs.append(("--config", o.config)) }
         let outputs = RunDirectory.outputNames.map { ("--out", out.appendingPathComponent($0).path) }
-        try PathGuard.check(outputs: outputs, inputs: inputs)
+        let directories = Set(["checkpoints", "validation"].map { out.appendingPathComponent($0).path })
+        try PathGuard.check(outputs: outputs, inputs: inputs, directories: directories)
     }
 
     static func sha256(_ buffer: FloatBuffer) -> String {

@@ -62,22 +62,40 @@ struct Bench: ParsableCommand {
     enum TorchVariants: String, ExpressibleByArgument, CaseIterable { case fp32, bf16, both }
 
     func validate() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        do {
+            try OptionBounds.count("--batch-size", batchSize, OptionBounds.batchSize)
+            try OptionBounds.count("--steps", steps, OptionBounds.benchSteps)
+            try OptionBounds.count("--warmup", warmup, OptionBounds.benchWarmup)
+            if let threads { try OptionBounds.count("--threads", threads, OptionBounds.threads) }
+            if mode == .sample {
+                try OptionBounds.count("--count", count, OptionBounds.benchSampleCount)
+                try OptionBounds.count("--repeats", repeats, OptionBounds.benchRepeats)
+            }
+        } catch { throw ValidationError("\(error)") }
         if mode == .sample {
-            guard count >= 1 else { throw ValidationError("--count must be at least 1 (got \(count))") }
             guard (1...1000).contains(samplerSteps) else { throw ValidationError("--sampler-steps must be in 1...1000 (got \(samplerSteps))") }
-            guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
             guard (0...8).contains(controls) else { throw ValidationError("--controls must be in 0...8 (got \(controls))") }
             guard cfgScale.isFinite else { throw ValidationError("--cfg-scale must be finite (got \(cfgScale))") }
             if torch != nil && TorchComparison.samplingScript() == nil {
                 throw ValidationError("--torch: scripts/torch_sample_bench.py not found under the working directory or beside the build")
             }
         }
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must be >= 0 (got \(warmup))") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
         guard (0...1).contains(zero) else { throw ValidationError("--zero must be 0 or 1 (got \(zero))") }
-        _ = try model.load()
+        let config = try model.load()
+        // The batch's activations (or, sampling, the count's images) are refused with the bytes they need,
+        // before the benchmark allocates them.
+        do {
+            if convs {
+                // The conv timings allocate one shape's tensors at a time: the step's activations bound them.
+                try MemoryPlan.check(config: config, configName: model.config, mode: .base, samples: batchSize)
+            } else if mode == .sample {
+                try MemoryPlan.checkGeneration(config: config, count: count, batchSize: batchSize,
+                                               workers: threads ?? GenerationPlan.defaultThreads, imageSets: 1)
+            } else {
+                try MemoryPlan.check(config: config, configName: model.config, mode: mode == .base ? .base : .controlnet,
+                                     samples: batchSize)
+            }
+        } catch { throw ValidationError("\(error)") }
         if let torch, !FileManager.default.fileExists(atPath: torch + "/torch_bench.py") {
             throw ValidationError("--torch \(torch): no torch_bench.py there; pass the directory that holds it")
         }

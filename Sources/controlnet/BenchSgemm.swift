@@ -6,6 +6,7 @@ import ArgumentParser
 import Foundation
 import Benchmarks
 import Kernels
+import Training
 
 struct BenchSgemm: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,11 +42,18 @@ struct BenchSgemm: ParsableCommand {
     }
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
+        do {
+            try OptionBounds.count("--threads", threads, OptionBounds.threads)
+            try OptionBounds.count("--repeats", repeats, OptionBounds.sgemmRepeats)
+            // The naive GEMM runs once at this batch too (~1 GFLOP/s): a bound on the batch is one on the time.
+            try OptionBounds.count("--batch", batch, OptionBounds.sgemmBatch)
+        } catch { throw ValidationError("\(error)") }
+        let cases = SgemmBenchmark.convCases(config: try model.load(), batch: batch)
+        let need = SgemmBenchmark.bytesNeeded(cases), available = MemoryPlan.availableBytes
+        if need > available {
+            throw ValidationError("--batch: \(batch) makes GEMM operands of \(OptionBounds.bytes(need)); this process may use \(OptionBounds.gigabytes(available)). Use a smaller --batch")
+        }
         guard top >= 0 else { throw ValidationError("--top must be >= 0 (got \(top))") }
-        _ = try model.load()
         if let shapes, !FileManager.default.fileExists(atPath: shapes) {
             throw ValidationError("--shapes \(shapes): no such file; write one with `controlnet bench --gemm-shapes`")
         }

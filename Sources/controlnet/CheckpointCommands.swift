@@ -2,6 +2,7 @@
 // and `controlnet diff-weights` (how far apart two weight files are, tensor by tensor).
 import ArgumentParser
 import Foundation
+import Kernels
 import Datasets
 import Model
 import SafeTensors
@@ -17,10 +18,15 @@ struct Export: ParsableCommand {
     @Flag(help: "Write the checkpoint's EMA of the weights instead of the raw weights.")
     var ema = false
 
+    func validate() throws {
+        do { try PathGuard.checkKinds([("--out", out)]) } catch { throw ValidationError("\(error)") }
+    }
+
     func run() throws {
-        let loaded = try CheckpointStore.locate(checkpoint) { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+        let loaded = try CheckpointStore.locate(checkpoint) { Console.error("\($0)\n") }
         let dir = loaded.directory
-        try PathGuard.check(outputs: [("--out", out)], inputs: [("checkpoint", dir.path)])
+        // Every file read, by path and inode: a hard link to a shard elsewhere is the shard.
+        try PathGuard.check(outputs: [("--out", out)], inputs: CheckpointStore.files(of: loaded).map { ("checkpoint", $0) })
         let config = try ModelConfig.decode(json: Data(loaded.manifest.config.utf8), source: dir.path)
         let table = loaded.manifest.mode == .base ? UNet(config: config).table : ControlNet(config: config).table
         guard table.count == loaded.params.count else {
@@ -60,36 +66,25 @@ struct DiffWeights: ParsableCommand {
     @Option(help: "Exit 1 if the largest absolute difference exceeds this (default: report only).")
     var tolerance: Double?
 
-    /// JSON numbers must be finite: an infinite or NaN difference is reported as a string.
-    static func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "\"\(x)\"" }
+    func validate() throws {
+        // NaN compares false with everything, so `maxAbs <= nan` would fail every comparison; a negative or
+        // infinite tolerance is no tolerance either.
+        if let tolerance {
+            do { try OptionBounds.number("--tolerance", tolerance, 0...Double.greatestFiniteMagnitude) } catch {
+                throw ValidationError("\(error) (a finite, non-negative largest absolute difference, e.g. 0 or 1e-6)")
+            }
+        }
+    }
 
     func run() throws {
         let fa = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: a))
         let fb = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: b))
-        guard Set(fa.names) == Set(fb.names) else {
-            let onlyA = Set(fa.names).subtracting(fb.names).sorted(), onlyB = Set(fb.names).subtracting(fa.names).sorted()
-            throw ValidationError("tensor names differ: only in \(a): \(onlyA.prefix(5)); only in \(b): \(onlyB.prefix(5))")
+        let report: WeightDiffReport
+        do { report = try WeightDiff.compare(fa, fb, nameA: a, nameB: b) } catch let e as WeightDiffError {
+            throw ValidationError(e.description)
         }
-        // A value that is NaN or infinite on one side only (or NaN on both) is an infinite difference: two files
-        // are only "close" when their finite values are.
-        var maxAbs = 0.0, worst = "", identical = true, count = 0, nonFinite = 0
-        for name in fa.names.sorted() {
-            let x = try fa.floats(name), y = try fb.floats(name)
-            guard x.count == y.count else { throw ValidationError("\(name): \(x.count) vs \(y.count) values") }
-            for i in 0..<x.count {
-                if x[i].bitPattern != y[i].bitPattern { identical = false }
-                let d: Double
-                if x[i].isFinite && y[i].isFinite {
-                    d = abs(Double(x[i]) - Double(y[i]))
-                } else {
-                    nonFinite += 1
-                    d = x[i] == y[i] ? 0 : .infinity    // equal infinities agree; NaN never does
-                }
-                if d > maxAbs { maxAbs = d; worst = name }
-            }
-            count += x.count
-        }
-        print("{\"tensors\": \(fa.names.count), \"values\": \(count), \"bit_identical\": \(identical), \"non_finite_values\": \(nonFinite), \"max_abs_diff\": \(Self.number(maxAbs)), \"worst_tensor\": \"\(worst)\"}")
+        print(report.json)
+        let maxAbs = report.maxAbsDiff
         if let tolerance, !(maxAbs <= tolerance) { throw ExitCode.failure }
     }
 }

@@ -3,6 +3,7 @@
 // fails fast instead of hanging. Used by scripts/mpi-tests/*.sh and cluster/local-cluster.sh.
 import ArgumentParser
 import Distributed
+import Training
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -51,17 +52,22 @@ struct CommCheck: ParsableCommand {
     @OptionGroup var watchdogFlags: WatchdogFlags
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
-        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1, got \(repeats)") }
-        guard loopSeconds >= 0 else { throw ValidationError("--loop-seconds must be >= 0, got \(loopSeconds)") }
-        guard dieAfterSeconds >= 0 else {
-            throw ValidationError("--die-after-seconds must be >= 0, got \(dieAfterSeconds)")
+        // NaN passes no `>=` test and infinity never ends a loop: every duration is finite and at most a day.
+        do {
+            try OptionBounds.count("--count", count, OptionBounds.commCount)
+            try OptionBounds.count("--repeats", repeats, OptionBounds.commRepeats)
+            try OptionBounds.number("--loop-seconds", loopSeconds, OptionBounds.seconds)
+            try OptionBounds.number("--die-after-seconds", dieAfterSeconds, OptionBounds.seconds)
+            try OptionBounds.number("--sleep-after-seconds", sleepAfterSeconds, OptionBounds.seconds)
+            try OptionBounds.number("--sleep-seconds", sleepSeconds, OptionBounds.seconds)
+        } catch { throw ValidationError("\(error)") }
+        // The checks hold four buffers of --count floats at once (broadcast, root's copy, average, expected).
+        let need = 16 * Double(count), available = MemoryPlan.availableBytes
+        if need > available {
+            throw ValidationError("--count: \(count) floats need \(OptionBounds.bytes(need)) in four buffers; this process may use \(OptionBounds.gigabytes(available)). Use a smaller --count")
         }
         if let dieRank, dieRank < 0 { throw ValidationError("--die-rank must be a rank (>= 0), got \(dieRank)") }
         if let sleepRank, sleepRank < 0 { throw ValidationError("--sleep-rank must be a rank (>= 0), got \(sleepRank)") }
-        guard sleepAfterSeconds >= 0, sleepSeconds >= 0 else {
-            throw ValidationError("--sleep-after-seconds and --sleep-seconds must be >= 0")
-        }
     }
 
     func run() throws {

@@ -28,14 +28,14 @@ struct ControlNetCommand: ParsableCommand {
             try KernelISA.selectFromEnvironment(ProcessInfo.processInfo.environment)
             try BF16Kernel.selectFromEnvironment(ProcessInfo.processInfo.environment)
         } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Console.error("error: \(error)\n")
             Foundation.exit(64)  // EX_USAGE, as for bad options
         }
         // Commands that multiply matrices need OpenBLAS's buffers, which it allocates on first use and, under an
         // address-space limit too small for them, retries forever: take them now, or say why not.
         if ["train-base", "train-controlnet", "sample", "eval", "bench", "bench-sgemm"].contains(command),
            let problem = BLASRuntime.reserveBuffers() {
-            FileHandle.standardError.write(Data("error: \(problem)\n".utf8))
+            Console.error("error: \(problem)\n")
             Foundation.exit(71)  // EX_OSERR
         }
         Self.main(nil)

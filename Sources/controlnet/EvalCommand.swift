@@ -30,11 +30,14 @@ struct Eval: ParsableCommand {
     func validate() throws {
         guard count >= 1 && count <= 100_000 else { throw ValidationError("--count must be in 1...100000, got \(count)") }
         guard !gen.controlTexts.isEmpty else { throw ValidationError("eval needs at least one --control FILE[:SCALE]") }
+        do { try PathGuard.checkKinds(outputs) } catch { throw ValidationError("\(error)") }
     }
 
+    var outputs: [(option: String, path: String)] { (json.map { [("--json", $0)] } ?? []) + (grid.map { [("--grid", $0)] } ?? []) }
+
     func run() throws {
-        try PathGuard.check(outputs: (json.map { [("--json", $0)] } ?? []) + (grid.map { [("--grid", $0)] } ?? []),
-                            inputs: try gen.inputs())
+        try PathGuard.check(outputs: outputs,
+                            inputs: try gen.inputs() + dataFlags.spec(resize: true).inputFiles.map { ("--data", $0) })
         let comm = try gen.startRanks()
         defer { comm.finalize() }
         let generator = try gen.loadGenerator()
@@ -43,6 +46,12 @@ struct Eval: ParsableCommand {
         let set = try HeldOutHints.load(spec, split: .test, kind: spec.isPaired ? nil : .canny, count: count,
                                         imageSize: S, imageChannels: config.inChannels,
                                         hintChannels: config.hintChannels)
+        // The samples, the base model's and the shuffled-hint floor's: refuse what cannot fit before sampling.
+        do {
+            try MemoryPlan.checkGeneration(config: config, count: set.count, batchSize: gen.batchSize,
+                                           workers: gen.settings.threads ?? GenerationPlan.defaultThreads,
+                                           imageSets: skipBaseReference ? 1 : 3)
+        } catch { throw ValidationError("\(error)") }
         let progress: (String, Int, Int) -> Void = { what, done, total in
             if comm.isRoot { reportProgress(comm.size > 1 ? what + " (rank 0's share)" : what, done, total) }
         }
@@ -72,6 +81,8 @@ struct Eval: ParsableCommand {
             try ImageGrid.writePNG(panels, count: n, height: S, width: S, columns: 8, to: URL(fileURLWithPath: grid))
         }
         print(String(decoding: data, as: UTF8.self))
-        if let json { try data.write(to: URL(fileURLWithPath: json)) }
+        if let json {
+            do { try FileOutput.write(Array(data), to: URL(fileURLWithPath: json)) } catch { throw ValidationError("--json: \(error)") }
+        }
     }
 }

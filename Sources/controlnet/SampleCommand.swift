@@ -126,11 +126,15 @@ struct Sample: ParsableCommand {
             throw ValidationError("--hint \(hint): choose one of " + HintKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if label != nil && prompt != nil { throw ValidationError("give --label or --prompt, not both") }
+        do { try PathGuard.checkKinds(outputs) } catch { throw ValidationError("\(error)") }
     }
 
+    var outputs: [(option: String, path: String)] { [("--grid", grid)] + (out.map { [("--out", $0)] } ?? []) }
+
     func run() throws {
-        try PathGuard.check(outputs: [("--grid", grid)] + (out.map { [("--out", $0)] } ?? []),
-                            inputs: try gen.inputs() + (hints.map { [("--hints", $0)] } ?? []))
+        // --data is read only for --hints-from.
+        let data = hintsFrom == nil ? [] : dataFlags.spec(resize: true).inputFiles.map { (option: "--data", path: $0) }
+        try PathGuard.check(outputs: outputs, inputs: try gen.inputs() + (hints.map { [("--hints", $0)] } ?? []) + data)
         let comm = try gen.startRanks()
         defer { comm.finalize() }
         let generator = try gen.loadGenerator()
@@ -170,6 +174,11 @@ struct Sample: ParsableCommand {
             guard let l = v.label(of: prompt) else { throw ValidationError("--prompt: \(v.unknownPromptMessage(prompt))") }
             labels = Array(repeating: l < 0 ? config.numClasses : Int(l), count: n)
         }
+        // Every rank holds all n images (the gather): refuse a count or batch that cannot fit before allocating.
+        do {
+            try MemoryPlan.checkGeneration(config: config, count: n, batchSize: gen.batchSize,
+                                           workers: gen.settings.threads ?? GenerationPlan.defaultThreads, imageSets: 1)
+        } catch { throw ValidationError("\(error)") }
         let started = Date()
         let what = comm.size > 1 ? "sampled (rank 0's share)" : "sampled"
         let images = try generator.generate(count: n, hints: hintValues, labels: labels, settings: gen.settings,

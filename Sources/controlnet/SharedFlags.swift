@@ -1,6 +1,7 @@
 // Option groups several commands share, so a flag means the same thing, with the same help, everywhere.
 import ArgumentParser
 import Foundation
+import Kernels
 import Datasets
 import Model
 import Training
@@ -51,8 +52,8 @@ extension DatasetSplit: ExpressibleByArgument {}
 /// "what done/total" progress on stderr: redrawn in place on a terminal, one final line otherwise.
 func reportProgress(_ what: String, _ done: Int, _ total: Int) {
     if isatty(STDERR_FILENO) != 0 {
-        FileHandle.standardError.write(Data("\r\(what) \(done)/\(total)\(done == total ? "\n" : "")".utf8))
+        Console.error("\r\(what) \(done)/\(total)\(done == total ? "\n" : "")")
     } else if done == total {
-        FileHandle.standardError.write(Data("\(what) \(done)/\(total)\n".utf8))
+        Console.error("\(what) \(done)/\(total)\n")
     }
 }

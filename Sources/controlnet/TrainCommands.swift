@@ -168,7 +168,7 @@ enum TrainRunner {
             if options.precision == .bf16 { trainer.log.info(BF16Kernel.slowPathWarning ?? BF16Kernel.pathDescription) }
             _ = try trainer.run(stopRequested: { StopSignals.requested })
         } catch {
-            FileHandle.standardError.write(Data("[rank \(comm.rank)] error: \(error)\n".utf8))
+            Console.error("[rank \(comm.rank)] error: \(error)\n")
             if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
             throw ExitCode.failure
         }

@@ -24,6 +24,16 @@ final class BenchmarkShapesTests: XCTestCase {
         XCTAssertTrue(tiny.isDisjoint(with: ["32->32 @28", "64->64 @14"]))
     }
 
+    func testGemmOperandBytesAreTheLargestCasesWithoutOverflow() {
+        // bench-sgemm refuses a --batch whose operands cannot fit: the bytes grow with the batch and never wrap.
+        let small = SgemmBenchmark.bytesNeeded(SgemmBenchmark.convCases(config: .mnist, batch: 1))
+        let big = SgemmBenchmark.bytesNeeded(SgemmBenchmark.convCases(config: .mnist, batch: 4096))
+        XCTAssertGreaterThan(small, 0)
+        XCTAssertGreaterThan(big, 1000 * small)
+        XCTAssertEqual(SgemmBenchmark.bytesNeeded([SgemmCase(name: "x", m: 2, n: 3, k: 4)]), 4 * (8 + 12 + 6))
+        XCTAssertTrue(SgemmBenchmark.bytesNeeded([SgemmCase(name: "x", m: Int.max, n: Int.max, k: 2)]).isFinite)
+    }
+
     func testGemmCasesAreImToColsThreeProductsPerConv() {
         let cases = SgemmBenchmark.convCases(config: .mnist, batch: 64)
         let threeByThree = ModelCost(config: .mnist).convolutions.keys.filter { $0.kernel == 3 }

@@ -58,4 +58,25 @@ final class CSVTests: XCTestCase {
         let url = try write("0,1,2,3,4\n0,1,2,3,10\n", "label.csv", in: dir)
         assertDatasetError(try CSVImages.read(url, maxLabel: 9), mentions: [url.path, "line 2", "field 5", "0...9"])
     }
+
+    /// A CSV declares no size: a small .csv.gz that inflates past the cap (a gzip bomb) is refused naming the
+    /// file and the limit, before the text is parsed (or memory runs out).
+    func testAGzipBombIsRefusedAtTheCap() throws {
+        XCTAssertEqual(CSVImages.maxBytes, 512 << 20)
+        let dir = try makeScratchDirectory(self)
+        // 4 MiB of one repeated row compresses to a few KiB.
+        let row = "0,0,0,0,1\n"
+        let bomb = try write(String(repeating: row, count: (4 << 20) / row.utf8.count), "bomb.csv.gz", in: dir)
+        let compressed = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: bomb.path)[.size] as? Int)
+        XCTAssertLessThan(compressed, 64 << 10)
+        assertDatasetError(try CSVImages.read(bomb, limit: 1 << 20), mentions: [bomb.path, "1048576 bytes", "gzip bomb"])
+        XCTAssertThrowsError(try CSVImages.read(bomb, limit: 1 << 20)) { error in
+            guard case DatasetError.tooLarge(let path, let limit)? = error as? DatasetError else {
+                return XCTFail("expected tooLarge, got \(error)")
+            }
+            XCTAssertEqual(path, bomb.path); XCTAssertEqual(limit, 1 << 20)
+        }
+        // Under the cap the same file reads.
+        XCTAssertEqual(try CSVImages.read(bomb, limit: 8 << 20).count, (4 << 20) / row.utf8.count)
+    }
 }

@@ -5,6 +5,7 @@
 import XCTest
 import Foundation
 import Crypto
+import Datasets
 import Distributed
 @testable import Training
 
@@ -60,6 +61,54 @@ final class CheckpointIntegrityTests: XCTestCase {
         var legacy = try String(contentsOf: url, encoding: .utf8)
         legacy = legacy.replacingOccurrences(of: #""manifest_sha256" : "[0-9a-f]*","#, with: "", options: .regularExpression)
         try legacy.write(to: url, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try CheckpointStore.read(dir).manifest.step, 6)
+    }
+
+    /// A checksum proves only who wrote a manifest: resealed manifests with impossible counts, positions, ranks or
+    /// sizes are refused naming the file, before anything of their sizes is allocated.
+    func testResealedManifestsWithImpossibleFieldsAreRefusedBeforeAllocating() throws {
+        let (ws, _, root) = try trainedRun()
+        defer { withExtendedLifetime(ws) {} }
+        let url = manifestURL(root, 6), dir = url.deletingLastPathComponent()
+        let original = try JSONDecoder().decode(CheckpointManifest.self, from: Data(contentsOf: url))
+        func refusedAfter(_ edit: (inout CheckpointManifest) -> Void, _ fragments: [String], line: UInt = #line) throws {
+            var m = original
+            edit(&m)
+            try m.sealed().write(to: url)
+            assertRefused(try CheckpointStore.read(dir), [dir.path] + fragments, line: line)
+        }
+        // Negative skips that still add up to the step with the AdamW count.
+        try refusedAfter({ $0.state.counters.skippedTotal = -1; $0.state.counters.adamStep = 7 }, ["impossible skip counts"])
+        try refusedAfter({ $0.state.counters.consecutiveSkips = -2 }, ["impossible skip counts"])
+        // trainable_count against the shards' counts, and the counts against the shards' bytes.
+        try refusedAfter({ $0.trainableCount += 1 }, ["trainable_count \(original.trainableCount + 1)", "hold \(original.trainableCount)"])
+        try refusedAfter({ $0.shards[0].bytes = 100 }, ["12 bytes per element"])
+        try refusedAfter({ $0.shards[0].count = -5 }, ["-5 elements"])
+        // A count the bytes field allows but the file on disk does not: refused by the file's size, unallocated.
+        try refusedAfter({ $0.trainableCount = 1 << 58; $0.shards[0].count = 1 << 58; $0.shards[0].bytes = Int.max },
+                         ["shard-00000-of-00001", "the manifest says \(Int.max)"])
+        // The sampler: an epoch beyond the step.
+        let s = original.state.sampler
+        let late = try EpochSampler(datasetCount: s.datasetCount, seed: s.seed, globalBatch: s.globalBatch, epoch: 7, index: s.index)
+        try refusedAfter({ $0.state.sampler = late }, ["epoch 7", "after 6 steps"])
+        // Ranks: duplicated, or outside 0..<world_size.
+        try refusedAfter({ $0.worldSize = 2; $0.shards = [$0.shards[0], $0.shards[0]] }, ["rank 0's shard twice"])
+        try refusedAfter({ $0.shards[0].rank = 3 }, ["rank 3", "outside 0..<1"])
+        // Format 2 without a data fingerprint.
+        try refusedAfter({ $0.data = nil }, ["no data fingerprint"])
+        // An index beyond the dataset, resealed by hand (the sampler type cannot hold one).
+        try original.sealed().write(to: url)
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let edited = text.replacingOccurrences(of: #""index" : [0-9]+"#, with: "\"index\" : 99999999", options: .regularExpression)
+        XCTAssertNotEqual(edited, text)
+        let blank = edited.replacingOccurrences(of: #""manifest_sha256" : "[0-9a-f]*""#, with: #""manifest_sha256" : """#,
+                                                options: .regularExpression)
+        let sum = SHA256.hash(data: Data(blank.utf8)).map { String(format: "%02x", $0) }.joined()
+        try blank.replacingOccurrences(of: #""manifest_sha256" : """#, with: "\"manifest_sha256\" : \"\(sum)\"")
+            .write(to: url, atomically: true, encoding: .utf8)
+        assertRefused(try CheckpointStore.read(dir), [url.path, "99999999"])
+        // The original, resealed, still reads.
+        try original.sealed().write(to: url)
         XCTAssertEqual(try CheckpointStore.read(dir).manifest.step, 6)
     }
 
@@ -131,5 +180,45 @@ final class CheckpointIntegrityTests: XCTestCase {
                                         newest: root.appendingPathComponent("step-00000004"), log: log)
         let left = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
         XCTAssertEqual(left, ["step-00000002", "step-00000003", "step-00000004"], "only our step 1 may go")
+    }
+
+    func testRetentionDeletesOnlyTheFilesItWroteAndKeepsForeignOnes() throws {
+        let ws = try Workspace()
+        let data = try ws.writeDataset(), base = try ws.writeBase()
+        var o = ws.options(data: data, base: base, out: "ours", steps: 4)
+        o.checkpointEvery = 1
+        _ = try train(o)
+        let root = ws.root.appendingPathComponent("ours/checkpoints")
+        // A user's notes in step 1 and a directory of theirs in step 2: retention must leave both, and the
+        // directories that hold them.
+        let notes = root.appendingPathComponent("step-00000001/notes.txt")
+        try Data("mine".utf8).write(to: notes)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("step-00000002/keep/deeper"),
+                                                withIntermediateDirectories: true)
+        // A copy of our step 3 under another step's name, and a symbolic link to a checkpoint of ours kept
+        // elsewhere: neither was written there by the run, so neither is deleted (nor what it points to).
+        let fm = FileManager.default
+        try fm.copyItem(at: root.appendingPathComponent("step-00000003"), to: root.appendingPathComponent("step-00000009"))
+        let elsewhere = ws.root.appendingPathComponent("kept/step-00000002")
+        try fm.createDirectory(at: elsewhere.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try fm.copyItem(at: root.appendingPathComponent("step-00000002"), to: elsewhere)
+        try fm.createSymbolicLink(at: root.appendingPathComponent("step-00000000"), withDestinationURL: elsewhere)
+        let keptFiles = try fm.contentsOfDirectory(atPath: elsewhere.path).sorted()
+        let runID = try XCTUnwrap(try CheckpointStore.read(root.appendingPathComponent("step-00000004")).manifest.runID)
+        let log = try RunLog(rank: 1, metricsURL: nil, keepStepsThrough: nil)
+        CheckpointStore.applyTotalLimit(1, runID: runID, out: ws.root.appendingPathComponent("ours"),
+                                        newest: root.appendingPathComponent("step-00000004"), log: log)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: root.path).sorted(),
+                       ["step-00000000", "step-00000001", "step-00000002", "step-00000004", "step-00000009"])
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: elsewhere.path).sorted(), keptFiles)
+        XCTAssertEqual(try CheckpointStore.read(root.appendingPathComponent("step-00000009")).manifest.step, 3)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: root.appendingPathComponent("step-00000001").path), ["notes.txt"])
+        XCTAssertEqual(try String(contentsOf: notes, encoding: .utf8), "mine")
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: root.appendingPathComponent("step-00000002").path), ["keep"])
+        XCTAssertTrue(fm.fileExists(atPath: root.appendingPathComponent("step-00000002/keep/deeper").path))
+        // The newest is whole; the emptied step 3 is gone; the leftovers are no longer checkpoints to resume.
+        XCTAssertEqual(try CheckpointStore.read(root.appendingPathComponent("step-00000004")).manifest.step, 4)
+        var resumed = o; resumed.resume = "latest"; resumed.maxSteps = 5
+        XCTAssertEqual(try train(resumed).step.counters.step, 5)
     }
 }

@@ -22,6 +22,13 @@ final class InputValidationTests: XCTestCase {
         refused({ $0.lr = .nan }, "--lr")
         refused({ $0.lr = .infinity }, "--lr")
         refused({ $0.weightDecay = .nan }, "--weight-decay")
+        refused({ $0.lr = 1e300 }, "--lr")
+        refused({ $0.lr = 10.5 }, "--lr")
+        refused({ $0.weightDecay = 1e300 }, "--weight-decay")
+        refused({ $0.weightDecay = 101 }, "--weight-decay")
+        // Each in bounds, but AdamW's factor 1 - lr x wd would reach 0: the weights would vanish every step.
+        refused({ $0.lr = 10; $0.weightDecay = 0.1 }, "--weight-decay")
+        refused({ $0.lr = 0.5; $0.weightDecay = 2 }, "--weight-decay")
         refused({ $0.maxGradNorm = .nan }, "--max-grad-norm")
         refused({ $0.minLRFraction = .infinity }, "--min-lr-fraction")
         refused({ $0.epochs = .infinity }, "--epochs")
@@ -35,6 +42,8 @@ final class InputValidationTests: XCTestCase {
         refused({ $0.resume = "latest"; $0.overwrite = true }, "--overwrite")
         var ok = TrainOptions(); ok.base = "b"
         XCTAssertNoThrow(try ok.validate(config: .tiny))
+        var edge = ok; edge.lr = 10; edge.weightDecay = 0.09   // lr x wd = 0.9: legal, if odd
+        XCTAssertNoThrow(try edge.validate(config: .tiny))
         // A non-finite value never crashes the JSON the options are recorded as.
         ok.weightDecay = .nan
         XCTAssertTrue(ok.jsonDescription.contains("\"weight_decay\" : \"nan\""), ok.jsonDescription)
@@ -56,6 +65,22 @@ final class InputValidationTests: XCTestCase {
         XCTAssertNoThrow(try ModelConfig.decode(json: Data(tiny.utf8), source: "c.json"))
     }
 
+    func testConfigsWithDuplicateKeysAreRefusedNamingTheKeyAndFile() {
+        let tiny = ModelConfig.tiny.json
+        // The same key twice, the second value different: parsers would silently keep one.
+        let twice = tiny.replacingOccurrences(of: "{", with: "{\"model_channels\": 64, ")
+        XCTAssertThrowsError(try ModelConfig.decode(json: Data(twice.utf8), source: "dup.json")) {
+            XCTAssertEqual(($0 as? ConfigError)?.field, "model_channels", "\($0)")
+            XCTAssertTrue("\($0)".contains("dup.json") && "\($0)".contains("more than once"), "\($0)")
+        }
+        // Escapes spell the same key; strings that merely contain a key, and keys of nested objects, are not keys.
+        XCTAssertEqual(JSONDuplicateKeys.first(in: Data(#"{"a": 1, "\u0061": 2}"#.utf8)), "a")
+        XCTAssertNil(JSONDuplicateKeys.first(in: Data(#"{"a": "a", "b": ["a", {"a": 1}], "c": {"a": {"a": 2}}}"#.utf8)))
+        XCTAssertEqual(JSONDuplicateKeys.first(in: Data(#"{"x": [{"k": 1, "k\"": 2, "k": 3}]}"#.utf8)), "k")
+        XCTAssertEqual(JSONDuplicateKeys.first(in: Data(#"{"s": "\\", "s": 1}"#.utf8)), "s")
+        XCTAssertNil(JSONDuplicateKeys.first(in: Data(tiny.utf8)))
+    }
+
     func testConfigsAndBatchesThatCannotFitAreRefusedBeforeAllocating() throws {
         var big = ModelConfig.mnist
         big.imageSize = 32; big.modelChannels = 4096; big.channelMult = [1, 2, 4, 8]; big.normGroups = 32; big.numHeads = 32
@@ -65,6 +90,46 @@ final class InputValidationTests: XCTestCase {
         assertRefused(try MemoryPlan.check(config: .mnist, configName: "mnist", mode: .controlnet, samples: 60_000),
                       ["--batch-size", "60000 samples per step", "--grad-accum"])
         XCTAssertNoThrow(try MemoryPlan.check(config: .mnist, configName: "mnist", mode: .controlnet, samples: 64))
+    }
+
+    func testGenerationCountsAndBatchesThatCannotFitAreRefusedWithTheBytes() throws {
+        // 10^8 mnist samples are 314 GB of images: refused naming --count and the bytes, before any allocation.
+        assertRefused(try MemoryPlan.checkGeneration(config: .mnist, count: 100_000_000, batchSize: 16, workers: 2,
+                                                     imageSets: 1, available: 8e9), ["--count", "bytes", "8.00 GB"])
+        assertRefused(try MemoryPlan.checkGeneration(config: .mnist, count: Int.max, batchSize: 16, workers: 1,
+                                                     imageSets: 1, available: 8e9), ["--count"])
+        // 64 samples fit, but 65536 per pass on 4 threads need terabytes of activations.
+        assertRefused(try MemoryPlan.checkGeneration(config: .mnist, count: 1_000_000, batchSize: 65_536, workers: 4,
+                                                     imageSets: 3, available: 64e9), ["--batch-size", "--threads"])
+        // The batch a pass takes is at most the count: a huge --batch-size for 2 samples is harmless.
+        XCTAssertNoThrow(try MemoryPlan.checkGeneration(config: .mnist, count: 2, batchSize: 65_536, workers: 2,
+                                                        imageSets: 1, available: 1e9))
+        XCTAssertNoThrow(try MemoryPlan.checkGeneration(config: .mnist, count: 256, batchSize: 16, workers: 2,
+                                                        imageSets: 3, available: 1e9))
+    }
+
+    func testToolCountsAndDurationsAreBounded() {
+        func refused(_ body: @autoclosure () throws -> Void, _ option: String, line: UInt = #line) {
+            XCTAssertThrowsError(try body(), line: line) {
+                XCTAssertEqual(($0 as? OptionsError)?.option, option, "\($0)", line: line)
+            }
+        }
+        refused(try OptionBounds.count("--steps", 1_000_000_000, OptionBounds.benchSteps), "--steps")
+        refused(try OptionBounds.count("--warmup", -1, OptionBounds.benchWarmup), "--warmup")
+        refused(try OptionBounds.count("--batch-size", Int.max, OptionBounds.batchSize), "--batch-size")
+        refused(try OptionBounds.count("--repeats", 1_000_000_000, OptionBounds.sgemmRepeats), "--repeats")
+        refused(try OptionBounds.count("--batch", 100_000_000, OptionBounds.sgemmBatch), "--batch")
+        refused(try OptionBounds.count("--count", 100_000_000_000, OptionBounds.commCount), "--count")
+        refused(try OptionBounds.count("--repeats", 1_000_000_000_000, OptionBounds.commRepeats), "--repeats")
+        for bad in [Double.nan, .infinity, -.infinity, -1, 1e300] {
+            refused(try OptionBounds.number("--loop-seconds", bad, OptionBounds.seconds), "--loop-seconds")
+        }
+        refused(try OptionBounds.number("--tolerance", .nan, 0...Double.greatestFiniteMagnitude), "--tolerance")
+        XCTAssertThrowsError(try OptionBounds.number("--loop-seconds", .nan, OptionBounds.seconds)) {
+            XCTAssertTrue("\($0)".contains("finite"), "\($0)")
+        }
+        XCTAssertNoThrow(try OptionBounds.number("--loop-seconds", 2, OptionBounds.seconds))
+        XCTAssertNoThrow(try OptionBounds.count("--steps", 7, OptionBounds.benchSteps))
     }
 
     func testWeightsWithANaNAreRefusedNamingTheTensor() throws {

@@ -4,6 +4,7 @@
 // checkpoint from which the run resumes bit-identically.
 import XCTest
 import Foundation
+import Datasets
 import Distributed
 import Model
 import Training
@@ -68,6 +69,62 @@ final class RunDirectoryTests: XCTestCase {
         assertRefused(try PathGuard.check(outputs: [("--out", ws.path("ck/shard.safetensors"))], inputs: [("checkpoint", ws.path("ck"))]),
                       ["--out", "checkpoint"])
         XCTAssertNoThrow(try PathGuard.check(outputs: [("--out", ws.path("other.safetensors"))], inputs: [("--base", base)]))
+    }
+
+    func testOutputsThatExistAndAreNotRegularFilesAreRefusedNamingTheOption() throws {
+        let ws = try Workspace()
+        // A device takes (or refuses) the bytes only after all the work.
+        if FileManager.default.fileExists(atPath: "/dev/full") {
+            assertRefused(try PathGuard.checkKinds([("--json", "/dev/full")]), ["--json", "/dev/full", "character device"])
+        }
+        let fifo = ws.path("fifo")
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        assertRefused(try PathGuard.checkKinds([("--grid", fifo)]), ["--grid", fifo, "FIFO"])
+        // A directory where a file is written, and a file where a directory is.
+        assertRefused(try PathGuard.checkKinds([("--out", ws.root.path)]), ["--out", "is a directory"])
+        let file = ws.path("file")
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        assertRefused(try PathGuard.checkKinds([("--out", file)], directories: [file]), ["--out", "is a file"])
+        // The check() every command calls includes it.
+        assertRefused(try PathGuard.check(outputs: [("--grid", fifo)], inputs: []), ["--grid", "FIFO"])
+        XCTAssertNoThrow(try PathGuard.checkKinds([("--out", file), ("--grid", ws.path("new.png"))]))
+        XCTAssertNoThrow(try PathGuard.checkKinds([("--out", ws.root.path)], directories: [ws.root.path]))
+        // A training run whose --out holds a FIFO named like an output is refused before any work.
+        let data = try ws.writeDataset(), base = try ws.writeBase()
+        let o = ws.options(data: data, base: base, out: "r", steps: 1)
+        try FileManager.default.createDirectory(atPath: o.out, withIntermediateDirectories: true)
+        XCTAssertEqual(mkfifo(o.out + "/metrics.jsonl", 0o600), 0)
+        assertRefused(try Trainer(options: o, comm: LocalCommunicator()), ["--out", "metrics.jsonl", "FIFO"])
+    }
+
+    func testDataFilesAndEveryCheckpointFileAreInputsEvenThroughHardLinks() throws {
+        let ws = try Workspace()
+        let data = try ws.writeDataset(), base = try ws.writeBase()
+        // --data: the CSV itself; mnist5k: the CSV in --data-dir; IDX: its test and labels files beside it.
+        XCTAssertEqual(DataSpec(source: "mnist5k", directory: "/d", resize: false).inputFiles, ["/d/mnist_5k.csv.gz"])
+        XCTAssertEqual(Set(DataSpec(source: "/x/train-images-idx3-ubyte", directory: "d", resize: false).inputFiles),
+                       ["/x/train-images-idx3-ubyte", "/x/t10k-images-idx3-ubyte", "/x/train-labels-idx1-ubyte",
+                        "/x/t10k-labels-idx1-ubyte"])
+        let dataLink = ws.path("data-link.csv")
+        try FileManager.default.linkItem(atPath: data, toPath: dataLink)
+        let spec = DataSpec(source: data, directory: "data", resize: true)
+        assertRefused(try PathGuard.check(outputs: [("--grid", dataLink)], inputs: spec.inputFiles.map { ("--data", $0) }),
+                      ["--grid", "--data"])
+        // export: the manifest and every shard, each through a hard link elsewhere.
+        var o = ws.options(data: data, base: base, out: "r", steps: 2)
+        o.checkpointEvery = 2
+        _ = try train(o)
+        let loaded = try CheckpointStore.locate("latest:" + o.out) { _ in }
+        let files = CheckpointStore.files(of: loaded)
+        XCTAssertEqual(files.count, 3, "\(files)")   // directory, manifest, one shard
+        for (i, f) in files.dropFirst().enumerated() {
+            let link = ws.path("link-\(i).safetensors")
+            try FileManager.default.linkItem(atPath: f, toPath: link)
+            assertRefused(try PathGuard.check(outputs: [("--out", link)], inputs: files.map { ("checkpoint", $0) }),
+                          ["--out", "checkpoint"])
+        }
+        XCTAssertNoThrow(try PathGuard.check(outputs: [("--out", ws.path("export.safetensors"))],
+                                             inputs: files.map { ("checkpoint", $0) }))
     }
 
     func testStopBetweenMicroStepsCheckpointsAndResumesExactly() throws {

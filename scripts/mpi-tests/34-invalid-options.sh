@@ -60,6 +60,13 @@ refused "--max-grad-norm: must be a finite number, got nan" \
     "$CONTROLNET" train-controlnet "${COMMON[@]}" --base "$BASE" --max-grad-norm nan
 refused "--lr: must be a finite number, got inf" \
     "$CONTROLNET" train-controlnet "${COMMON[@]}" --base "$BASE" --lr inf
+refused "--lr: must be at most 10.0, got 1e\\+300" \
+    "$CONTROLNET" train-controlnet "${COMMON[@]}" --base "$BASE" --lr 1e300
+refused "--weight-decay: must be at most 100.0, got 1e\\+300" \
+    "$CONTROLNET" train-base "${COMMON[@]}" --weight-decay 1e300
+# Each in bounds, but AdamW's decoupled decay would multiply the weights by 1 - lr x wd <= 0 every step.
+refused "--weight-decay: with --lr 1.0, 2.0 makes the per-step decay factor" \
+    "$CONTROLNET" train-base "${COMMON[@]}" --lr 1 --weight-decay 2
 refused "--grad-accum: must be at most 4096, got 1000000000" \
     "$CONTROLNET" train-controlnet "${COMMON[@]}" --base "$BASE" --grad-accum 1000000000
 refused "--validation-count: must be at most 10000" \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Ranks started with different options (mpirun's MPMD form) must not train a silent mix: the job is refused,
-# naming the option that differs, for a per-rank --batch-size, --seed and --precision.
+# naming the option that differs (a per-rank --batch-size, --seed or --precision, an option given to one rank
+# only); ranks started with different subcommands are refused naming both.
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
 training_env
@@ -32,4 +33,20 @@ mismatch() {  # mismatch NAME OPTION ARGS-RANK0 -- ARGS-RANK1
 mismatch batch --batch-size --batch-size 8 -- --batch-size 4
 mismatch seed --seed --seed 1 -- --seed 2
 mismatch precision --precision --precision fp32 -- --precision bf16
+# An option given on one rank only: its key used to be absent from the other rank's list, so the ranks reduced
+# arrays of different lengths (a hang). Every key is compared, absent ones as null.
+mismatch hint-one-rank --hint --hint canny --
+mismatch ema-one-rank --ema-decay --ema-decay 0.99 --
+
+# Ranks started with different subcommands wait in collectives the others never call: refused when the
+# communicator is made, naming both commands, within the timeout.
+set +e
+timeout -k 5 60 mpirun "${ONE[@]}" -np 1 "$CONTROLNET" "${TRAIN[@]}" : -np 1 "$CONTROLNET" sample --base "$BASE" \
+    --count 2 --steps 1 --grid "$TMP/mpmd.png" >"$TMP/mpmd.log" 2>&1
+status=$?
+set -e
+grep -i "different subcommands" "$TMP/mpmd.log" | head -n 2
+[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || { cat "$TMP/mpmd.log"; fail "MPMD train-controlnet : sample was accepted or hung (exit $status)"; }
+grep -q "rank 0 runs 'train-controlnet', this rank runs 'sample'" "$TMP/mpmd.log" || { cat "$TMP/mpmd.log"; fail "MPMD: the commands are not named"; }
+[ ! -e "$TMP/mpmd.png" ] || fail "MPMD: sample wrote its grid"
 echo "PASS $(basename "$0")"

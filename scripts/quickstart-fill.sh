@@ -6,16 +6,20 @@
 # colour accuracies against the floors (the base alone; the right prompts with shuffled outlines) and the ceiling.
 #
 # Knobs: QUICKSTART_STEPS (optimizer steps, default 900: 57,600 sample visits at the default batch),
-# QUICKSTART_BATCH (per rank, default 32 at 2 ranks), QUICKSTART_NP (ranks; default: the cores), QUICKSTART_EVAL_COUNT.
+# QUICKSTART_BATCH (per rank, default 32 at 2 ranks), QUICKSTART_NP (ranks; default: the cores), QUICKSTART_EVAL_COUNT,
+# QUICKSTART_CFG (classifier-free guidance scale for sampling and evaluation, default 4).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-CONTROLNET=.build/release/controlnet
+CONTROLNET=${CONTROLNET:-.build/release/controlnet}
 BASE=models/fill32-base.safetensors
 OUT=runs/quickstart-fill
 NP=${QUICKSTART_NP:-$(nproc)}
 STEPS=${QUICKSTART_STEPS:-900}
 BATCH=${QUICKSTART_BATCH:-$((64 / NP))}
 EVAL_COUNT=${QUICKSTART_EVAL_COUNT:-200}
+# Classifier-free guidance (the base was trained with 10% of its prompts dropped): at scale 1 the base paints
+# colours between the palette's, at 4 it keeps to the prompt's (measured: background accuracy 0.32 -> 0.78).
+CFG=${QUICKSTART_CFG:-4}
 TRAIN_SET=data/fill-circles-train
 TEST_SET=data/fill-circles-test
 [ -f "$BASE" ] || { echo "quickstart: $BASE is missing (it ships with the repository)" >&2; exit 1; }
@@ -40,11 +44,11 @@ train_seconds=$(( $(date +%s) - start ))
 
 echo "quickstart: sampling 64 held-out outlines with their prompts (DDIM, 50 steps) into $OUT/samples.png"
 "$CONTROLNET" sample --base "$BASE" --control "$OUT/controlnet.safetensors" --hints-from test --data "$TEST_SET" \
-    --count 64 --steps 50 --grid "$OUT/samples.png" --out "$OUT/samples.safetensors"
+    --count 64 --steps 50 --cfg-scale "$CFG" --grid "$OUT/samples.png" --out "$OUT/samples.safetensors"
 
 echo "quickstart: evaluating on $EVAL_COUNT held-out outlines (DDIM 25 steps)"
 "$CONTROLNET" eval --base "$BASE" --control "$OUT/controlnet.safetensors" --data "$TEST_SET" --task fill \
-    --count "$EVAL_COUNT" --steps 25 --json "$OUT/eval.json" --grid "$OUT/eval-grid.png" > /dev/null
+    --count "$EVAL_COUNT" --steps 25 --cfg-scale "$CFG" --json "$OUT/eval.json" --grid "$OUT/eval-grid.png" > /dev/null
 python3 - "$OUT/eval.json" "$train_seconds" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -95,7 +95,7 @@ with gzip.open(sys.argv[1], "wb", compresslevel=1) as f:
     for _ in range(128): f.write(zeros)
 PY
 start=$(now_seconds)
-refused "larger than the .* bytes its header declares" \
+refused "larger than the .* its header declares" \
     "$CONTROLNET" train-base --config mnist --data "$TMP/bomb-images-idx3-ubyte.gz" --max-steps 1 --batch-size 2 --out "$TMP/bomb-run"
 elapsed=$(echo "$(now_seconds) - $start" | bc)
 echo "gzip bomb refused in $elapsed s"

@@ -143,16 +143,21 @@ public enum BLASRuntime {
     /// x86-64 kernels), with some slack for its other allocations.
     public static let bufferBytesPerThread = 128 << 20
 
+    /// Address space a command needs beyond OpenBLAS's buffers before its own memory check can speak.
+    public static let headroomBytes = 128 << 20
+
     /// Makes OpenBLAS allocate its buffers now (a 1x1 sgemm) when the address-space limit leaves room for them, or
     /// returns why it cannot: OpenBLAS retries a failed buffer mmap forever, so a process under `ulimit -v`
     /// without room for it would hang at its first matrix product. Nothing to do without a limit.
     public static func reserveBuffers() -> String? {
         guard let limit = MemoryFootprint.addressSpaceLimit else { return nil }
-        let need = (threads + 1) * bufferBytesPerThread
+        // Beyond the buffers, the threads every command starts (watchdog, heartbeat, workers: 8 MiB stacks) and
+        // the smallest arenas need room; without it they would fail later as a trap in an allocation, not an error.
+        let need = (threads + 1) * bufferBytesPerThread + headroomBytes
         let free = limit - MemoryFootprint.virtualBytes
         if free < need {
             let mb = { (b: Int) in "\(b >> 20) MB" }
-            return "the address-space limit (ulimit -v) is \(mb(limit)) and \(mb(max(0, free))) of it is free, but OpenBLAS needs about \(mb(need)) for its buffers (\(threads) thread(s)) before any work; raise the limit (ulimit -v), or run fewer BLAS threads (OPENBLAS_NUM_THREADS=1)"
+            return "the address-space limit (ulimit -v) is \(mb(limit)) and \(mb(max(0, free))) of it is free, but OpenBLAS needs about \(mb(need - headroomBytes)) for its buffers (\(threads) thread(s)) and the program \(mb(headroomBytes)) more before any work; raise the limit (ulimit -v), or run fewer BLAS threads (OPENBLAS_NUM_THREADS=1)"
         }
         var a: Float = 1, b: Float = 1, c: Float = 0
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1, &a, 1, &b, 1, 0, &c, 1)

@@ -2,6 +2,7 @@
 // cannot fit on this machine (or under its `ulimit -v`) is refused with the numbers and the option to change,
 // instead of ending in a failed allocation minutes later.
 import Foundation
+import Kernels
 import Model
 
 public enum MemoryPlan {
@@ -14,9 +15,17 @@ public enum MemoryPlan {
     }
 
     /// The memory this process may use: physical memory, or the address-space limit when lower.
+    /// Under `ulimit -v` what counts is what is left of the address space: the runtime, the libraries, OpenBLAS's
+    /// buffers and the arenas' reservations already hold part of it, and each thread still to start takes a stack,
+    /// so a limit the plan alone would fit can still end in a failed allocation (a trap, not an error) later.
     public static var availableBytes: Double {
-        Double(min(MemoryLimits.physicalBytes, MemoryLimits.addressSpaceBytes ?? Int.max))
+        let left = MemoryLimits.addressSpaceBytes.map { $0 - MemoryFootprint.virtualBytes - reserveForThreads } ?? Int.max
+        return Double(max(0, min(MemoryLimits.physicalBytes, left)))
     }
+
+    /// Address space kept back under a limit for what starts after the check: the watchdog, heartbeat and worker
+    /// threads' stacks (8 MiB each by default) and allocator slack.
+    static let reserveForThreads = 96 << 20
 
     /// Refuses a run whose estimate exceeds what is available, naming --config or `batchOption`.
     public static func check(config: ModelConfig, configName: String, mode: TrainingMode, samples: Int,

@@ -171,6 +171,11 @@ public final class Trainer {
     static func checkBelongs(_ loaded: CheckpointStore.Loaded, options: TrainOptions, config: ModelConfig,
                              baseSHA256: String?, trainable: Int, fingerprint: DataFingerprint) throws {
         let m = loaded.manifest, path = loaded.directory.appendingPathComponent(CheckpointManifest.fileName).path
+        // A format-1 manifest protects nothing but its shards: its step, data position and options could have been
+        // edited. Its weights stay readable (export), but training does not continue from unverifiable state.
+        if m.format != CheckpointManifest.formatName {
+            throw CheckpointError(path, "is format '\(m.format)' (an older build's, without a self-checksum or data fingerprint), which a run does not resume from; resume it with the build that wrote it, or write its weights with `controlnet export \(loaded.directory.path) --out W.safetensors` (a base run can start from them with --init-from W.safetensors)")
+        }
         if m.mode != options.mode {
             throw CheckpointError(path, "is a \(m.mode.rawValue) checkpoint; this run trains \(options.mode.rawValue)")
         }

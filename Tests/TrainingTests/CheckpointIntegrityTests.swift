@@ -35,7 +35,7 @@ final class CheckpointIntegrityTests: XCTestCase {
     }
 
     func testAManifestMustAgreeWithItselfAndItsShards() throws {
-        let (ws, _, root) = try trainedRun()
+        let (ws, o, root) = try trainedRun()
         defer { withExtendedLifetime(ws) {} }
         let url = manifestURL(root, 6), dir = url.deletingLastPathComponent()
         let original = try JSONDecoder().decode(CheckpointManifest.self, from: Data(contentsOf: url))
@@ -62,6 +62,9 @@ final class CheckpointIntegrityTests: XCTestCase {
         legacy = legacy.replacingOccurrences(of: #""manifest_sha256" : "[0-9a-f]*","#, with: "", options: .regularExpression)
         try legacy.write(to: url, atomically: true, encoding: .utf8)
         XCTAssertEqual(try CheckpointStore.read(dir).manifest.step, 6)
+        // ...but a run does not continue from it: nothing vouches for its step, data position or options.
+        var resumed = o; resumed.resume = dir.path
+        assertRefused(try Trainer(options: resumed, comm: LocalCommunicator()), [url.path, "format", "export"])
     }
 
     /// A checksum proves only who wrote a manifest: resealed manifests with impossible counts, positions, ranks or

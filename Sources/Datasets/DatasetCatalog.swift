@@ -26,6 +26,11 @@ public enum DatasetCatalog {
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw DatasetError.unknownDataset(name: nameOrPath)
             }
+            // Reading a FIFO or a device would block or never end: only regular files are data here.
+            var info = stat()
+            guard stat(url.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+                throw DatasetError.unreadable(path: url.path, reason: "not a regular file (a directory, FIFO or device); --data takes an IDX images file, a .csv/.csv.gz file or a paired-data directory")
+            }
             let lower = url.lastPathComponent.lowercased()
             if lower.hasSuffix(".csv") || lower.hasSuffix(".csv.gz") {
                 let csv = try CSVImages.read(url)

@@ -3,8 +3,9 @@
 // gradient of that map back to the image (forward and backward side by side; both are plain loops, the reference
 // is the central finite difference the tests take).
 //   canny, canny-random: Canny(100, 200)'s L1 Sobel magnitude |dx| + |dy| (smoothed |g| = sqrt(g^2 + 1),
-//                        BORDER_REPLICATE as OpenCV), through a soft threshold sigmoid((m - 150) / 25) between its
-//                        two thresholds; compared with the 0/1 edges by binary cross-entropy;
+//                        BORDER_REPLICATE as OpenCV) after its non-maximum suppression (suppressed pixels count as
+//                        magnitude 0, without gradient), through a soft threshold sigmoid((m - 150) / 25) between
+//                        its two thresholds; compared with the 0/1 edges by binary cross-entropy;
 //   sobel:               sqrt(dx^2 + dy^2) / 1020 clipped to 1, as the hint; mean squared error;
 //   mask:                sigmoid((x - 127.5) / 8), the soft pixel >= 128; binary cross-entropy;
 //   blur:                the 7-tap binomial blur along rows then columns, edges replicated (linear); MSE;
@@ -36,15 +37,13 @@ public enum ConditionExtractor: Sendable {
     /// (sigmoid(out) in [0, 1] is the soft hint), values in [0, 1] for the others.
     func forward(_ image: UnsafePointer<Float>, height h: Int, width w: Int, into out: UnsafeMutablePointer<Float>) {
         switch self {
-        case .edges, .sobel:
+        case .edges:
+            let (m, kept) = Self.suppressedMagnitude(image, h, w)
+            for i in 0..<(h * w) { out[i] = ((kept[i] ? m[i] : 0) - 150) / 25 }
+        case .sobel:
             for i in 0..<(h * w) {
                 let (gx, gy) = Self.sobel(image, h, w, i / w, i % w)
-                if self == .edges {
-                    let m = (gx * gx + 1).squareRoot() + (gy * gy + 1).squareRoot()
-                    out[i] = (m - 150) / 25
-                } else {
-                    out[i] = min((gx * gx + gy * gy).squareRoot() / 1020, 1)
-                }
+                out[i] = min((gx * gx + gy * gy).squareRoot() / 1020, 1)
             }
         case .mask:
             for i in 0..<(h * w) { out[i] = (image[i] - 127.5) / 8 }
@@ -60,8 +59,11 @@ public enum ConditionExtractor: Sendable {
                   dImage: UnsafeMutablePointer<Float>) {
         switch self {
         case .edges, .sobel:
+            // Canny's non-maximum suppression is piecewise constant: only the kept pixels carry a gradient.
+            let kept = self == .edges ? Self.suppressedMagnitude(image, h, w).kept : []
             for i in 0..<(h * w) {
                 let y = i / w, x = i % w
+                if self == .edges && !kept[i] { continue }
                 let (gx, gy) = Self.sobel(image, h, w, y, x)
                 var dgx: Float, dgy: Float
                 if self == .edges {
@@ -81,6 +83,38 @@ public enum ConditionExtractor: Sendable {
         case .tile:
             Self.tile(dOut, h, w, into: dImage, accumulate: true)
         }
+    }
+
+    /// The smoothed L1 magnitude (H, W) and which pixels Canny's non-maximum suppression keeps: a pixel is kept
+    /// when its magnitude is a maximum across the edge, along the gradient direction rounded to 0, 45, 90 or 135
+    /// degrees, with OpenCV's tie rules (strict on one side, >= on the other; both strict on diagonals) and zero
+    /// magnitude outside the image. Without it the loss would ask for high magnitude on the hint's one-pixel line
+    /// and low on its neighbours, which no image's Sobel response can give, and moves the edges off the line.
+    static func suppressedMagnitude(_ image: UnsafePointer<Float>, _ h: Int, _ w: Int) -> (m: [Float], kept: [Bool]) {
+        // The comparisons use the exact |dx| + |dy| and canny.cpp's Q15 direction test (TG22 = 13573), so ties fall
+        // as OpenCV's do; the smoothed magnitude is only the value passed on.
+        var m = [Float](repeating: 0, count: h * w), l1 = m, gxs = m, gys = m
+        for i in 0..<(h * w) {
+            let (gx, gy) = sobel(image, h, w, i / w, i % w)
+            gxs[i] = gx; gys[i] = gy
+            l1[i] = abs(gx) + abs(gy)
+            m[i] = (gx * gx + 1).squareRoot() + (gy * gy + 1).squareRoot()
+        }
+        func at(_ y: Int, _ x: Int) -> Float { y < 0 || y >= h || x < 0 || x >= w ? 0 : l1[y * w + x] }
+        var kept = [Bool](repeating: false, count: h * w)
+        for i in 0..<(h * w) {
+            let y = i / w, x = i % w, v = l1[i]
+            let ax = Double(abs(gxs[i])), ay = Double(abs(gys[i])) * 32768, tg22x = ax * 13573
+            if ay < tg22x {
+                kept[i] = v > at(y, x - 1) && v >= at(y, x + 1)
+            } else if ay > tg22x + ax * 65536 {
+                kept[i] = v > at(y - 1, x) && v >= at(y + 1, x)
+            } else {
+                let s = (gxs[i] < 0) != (gys[i] < 0) ? -1 : 1
+                kept[i] = v > at(y - 1, x - s) && v > at(y + 1, x + s)
+            }
+        }
+        return (m, kept)
     }
 
     /// Sobel derivatives at (y, x) with replicated borders: dx = [-1 0 1] x [1 2 1]^T, dy its transpose.

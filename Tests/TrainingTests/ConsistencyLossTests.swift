@@ -55,6 +55,41 @@ final class ConsistencyLossTests: XCTestCase {
         }
     }
 
+    /// The edge extractor is Canny up to its soft threshold: on uint8 digits, every pixel Canny(100, 200) marks is
+    /// one non-maximum suppression keeps with magnitude > 100 (hysteresis only adds connected weak ones), and every
+    /// kept pixel above 200 is marked.
+    func testTheEdgeExtractorKeepsWhatCannyKeeps() throws {
+        let S = 28
+        var rng = RandomStream(seed: 23)
+        var checkedStrong = 0, checkedEdges = 0
+        for _ in 0..<20 {
+            // A stroke-like image: a few soft discs of random size and brightness.
+            var image = [Float](repeating: 0, count: S * S)
+            for _ in 0..<3 {
+                let cy = Float(rng.uniform() * 20 + 4), cx = Float(rng.uniform() * 20 + 4), r = Float(rng.uniform() * 5 + 2)
+                for k in 0..<(S * S) {
+                    let d = ((Float(k / S) - cy) * (Float(k / S) - cy) + (Float(k % S) - cx) * (Float(k % S) - cx)).squareRoot()
+                    image[k] = max(image[k], 255 / (1 + exp((d - r) * 1.5)))
+                }
+            }
+            let bytes = image.map { UInt8(max(0, min(255, $0.rounded()))) }
+            var canny = [UInt8](repeating: 0, count: S * S)
+            Canny.edges(bytes, height: S, width: S, low: 100, high: 200, into: &canny)
+            let (m, kept) = ConditionExtractor.suppressedMagnitude(bytes.map(Float.init), S, S)
+            for k in 0..<(S * S) {
+                if canny[k] != 0 {
+                    checkedEdges += 1
+                    XCTAssertTrue(kept[k] && m[k] > 100, "Canny marks pixel \(k) (magnitude \(m[k])) that suppression drops")
+                }
+                if kept[k] && m[k] > 201 {
+                    checkedStrong += 1
+                    XCTAssertNotEqual(canny[k], 0, "pixel \(k) kept with magnitude \(m[k]) but not marked by Canny")
+                }
+            }
+        }
+        XCTAssertGreaterThan(checkedEdges, 100); XCTAssertGreaterThan(checkedStrong, 100)
+    }
+
     /// d(diffusion + consistency loss) / d(ControlNet weight) by backprop through the frozen UNet, against central
     /// differences of the objective's returned loss.
     func testTheAddedLossGradientReachesTheControlNetWeights() throws {

@@ -23,6 +23,13 @@ public enum MemoryPlan {
         return Double(max(0, min(MemoryLimits.physicalBytes, left)))
     }
 
+    /// Where `availableBytes` comes from under `ulimit -v`, for refusals (empty without a limit).
+    static var limitNote: String {
+        guard let limit = MemoryLimits.addressSpaceBytes else { return "" }
+        return String(format: " (the address-space limit, ulimit -v, is %.2f GB, and %.2f GB of it is already mapped or kept for threads)",
+                      Double(limit) / 1e9, Double(MemoryFootprint.virtualBytes + reserveForThreads) / 1e9)
+    }
+
     /// Address space kept back under a limit for what starts after the check: the watchdog, heartbeat and worker
     /// threads' stacks (8 MiB each by default) and allocator slack.
     static let reserveForThreads = 96 << 20
@@ -35,11 +42,11 @@ public enum MemoryPlan {
         let available = availableBytes
         func gb(_ b: Double) -> String { String(format: "%.2f GB", b / 1e9) }
         if need.weights > available {
-            throw OptionsError(option: "--config", message: "\(configName) has \(cost.unetParameters) UNet and \(cost.controlNetParameters) ControlNet parameters, which need about \(gb(need.weights)) before any activation; this process may use \(gb(available)). Choose a smaller model (model_channels, channel_mult, num_res_blocks)")
+            throw OptionsError(option: "--config", message: "\(configName) has \(cost.unetParameters) UNet and \(cost.controlNetParameters) ControlNet parameters, which need about \(gb(need.weights)) before any activation; this process may use \(gb(available))\(limitNote). Choose a smaller model (model_channels, channel_mult, num_res_blocks)")
         }
         if need.weights + need.activations > available {
             let fit = max(0, Int((available - need.weights) / max(1, need.activations / Double(samples))))
-            throw OptionsError(option: batchOption, message: "\(samples) samples per step need about \(gb(need.activations)) of activations with \(configName) (\(gb(need.weights)) of weights besides); this process may use \(gb(available)). Use at most about \(fit) per step, or --grad-accum to keep the global batch")
+            throw OptionsError(option: batchOption, message: "\(samples) samples per step need about \(gb(need.activations)) of activations with \(configName) (\(gb(need.weights)) of weights besides); this process may use \(gb(available))\(limitNote). Use at most about \(fit) per step, or --grad-accum to keep the global batch")
         }
     }
 }
@@ -70,12 +77,12 @@ extension MemoryPlan {
         let gb = OptionBounds.gigabytes
         if weights + need.results > available {
             let fit = max(0, Int((available - weights) / max(1, need.results / Double(count)) * 0.5))
-            throw OptionsError(option: "--count", message: "\(count) samples need \(OptionBounds.bytes(need.results)) for the images and hints alone; this process may use \(gb(available)). Ask for fewer per run (about \(fit) fit) and run several with other --seed values")
+            throw OptionsError(option: "--count", message: "\(count) samples need \(OptionBounds.bytes(need.results)) for the images and hints alone; this process may use \(gb(available))\(limitNote). Ask for fewer per run (about \(fit) fit) and run several with other --seed values")
         }
         if weights + need.results + need.activations > available {
             let perSample = need.activations / Double(min(batchSize, count))
             let fit = max(0, Int((available - weights - need.results) / max(1, perSample)))
-            throw OptionsError(option: "--batch-size", message: "\(min(batchSize, count)) samples per pass on up to \(max(1, workers)) worker thread(s) need \(OptionBounds.bytes(need.activations)) of activations besides \(gb(need.results)) of results; this process may use \(gb(available)). Use a --batch-size whose total over the threads stays under about \(fit), or fewer --threads")
+            throw OptionsError(option: "--batch-size", message: "\(min(batchSize, count)) samples per pass on up to \(max(1, workers)) worker thread(s) need \(OptionBounds.bytes(need.activations)) of activations besides \(gb(need.results)) of results; this process may use \(gb(available))\(limitNote). Use a --batch-size whose total over the threads stays under about \(fit), or fewer --threads")
         }
     }
 }

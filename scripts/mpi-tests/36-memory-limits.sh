@@ -27,6 +27,6 @@ status=$?
 set -e
 cat "$TMP/tight.log" | grep -v "^$" | tail -n 2
 [ "$status" -ne 0 ] && [ "$status" -lt 128 ] || fail "a run that cannot fit ended with exit $status"
-grep -qE "batch-size: 256 samples per step need about .* this process may use 1.5|out of memory: could not allocate .*address-space limit" "$TMP/tight.log" \
+grep -qE "batch-size: 256 samples per step need about .* this process may use [0-9.]+ GB \(the address-space limit, ulimit -v, is 1.5|out of memory: could not allocate .*address-space limit" "$TMP/tight.log" \
     || fail "the message does not say what did not fit and why"
 echo "PASS $(basename "$0")"

@@ -5,21 +5,22 @@
 # samples held-out outlines with their prompts into runs/quickstart-fill/samples.png, and prints the circle IoU and
 # colour accuracies against the floors (the base alone; the right prompts with shuffled outlines) and the ceiling.
 #
-# Knobs: QUICKSTART_STEPS (optimizer steps, default 900: 57,600 sample visits at the default batch),
+# Knobs: QUICKSTART_STEPS (optimizer steps, default 600: 38,400 sample visits at the default batch),
 # QUICKSTART_BATCH (per rank, default 32 at 2 ranks), QUICKSTART_NP (ranks; default: the cores), QUICKSTART_EVAL_COUNT,
-# QUICKSTART_CFG (classifier-free guidance scale for sampling and evaluation, default 4).
+# QUICKSTART_CFG (classifier-free guidance scale for sampling and evaluation, default 1: none).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CONTROLNET=${CONTROLNET:-.build/release/controlnet}
 BASE=models/fill32-base.safetensors
 OUT=runs/quickstart-fill
 NP=${QUICKSTART_NP:-$(nproc)}
-STEPS=${QUICKSTART_STEPS:-900}
+STEPS=${QUICKSTART_STEPS:-600}
 BATCH=${QUICKSTART_BATCH:-$((64 / NP))}
 EVAL_COUNT=${QUICKSTART_EVAL_COUNT:-200}
-# Classifier-free guidance (the base was trained with 10% of its prompts dropped): at scale 1 the base paints
-# colours between the palette's, at 4 it keeps to the prompt's (measured: background accuracy 0.32 -> 0.78).
-CFG=${QUICKSTART_CFG:-4}
+# Classifier-free guidance (the base was trained with 10% of its prompts dropped) is not needed: the
+# v-prediction base keeps to the prompt's colours at scale 1 (background accuracy 1.000 on 200 held-out prompts),
+# and scale 1 samples in one pass instead of two.
+CFG=${QUICKSTART_CFG:-1}
 TRAIN_SET=data/fill-circles-train
 TEST_SET=data/fill-circles-test
 [ -f "$BASE" ] || { echo "quickstart: $BASE is missing (it ships with the repository)" >&2; exit 1; }

@@ -51,20 +51,10 @@ extension Gemm {
     public static func sbgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
                               c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let phase = PhaseProfiler.shared.enter(.gemm)
-        defer { PhaseProfiler.shared.leave(phase) }
-        if m == 0 || n == 0 { return }
-        PhaseProfiler.shared.addGemm(m: m, n: n, k: k, caller: phase)
-        let log = GemmShapeLog.shared.enabled
-        let start = log ? PhaseProfiler.nanoseconds() : 0
-        defer {
-            if log {
-                GemmShapeLog.shared.record(transA: transA, transB: transB, m: m, n: n, k: k, caller: phase,
-                                           seconds: Double(PhaseProfiler.nanoseconds() - start) * 1e-9)
-            }
+        Gemm.instrumented(transA: transA, transB: transB, m: m, n: n, k: k) {
+            let status = ck_sbgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            precondition(status == 0, "sbgemm: cannot allocate its packing buffers (\(m)x\(n)x\(k))")
         }
-        let status = ck_sbgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-        precondition(status == 0, "sbgemm: cannot allocate its packing buffers (\(m)x\(n)x\(k))")
     }
 
     /// C (m, n) = alpha A B + beta C from operands packed by `BF16PackedA` / `BF16PackedB`.

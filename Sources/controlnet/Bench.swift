@@ -115,9 +115,25 @@ struct Bench: ParsableCommand {
         settings.batchSize = batchSize; settings.steps = steps; settings.warmup = warmup; settings.profile = profile
         settings.gemmShapes = gemmShapes; settings.precision = precision
         settings.zeroStage = zero
-        let report: BenchReport
+        try measureAndPrint(comm) {
+            try StepBenchmark.measure(settings, comm: comm, threadSource: blas.source.description)
+        } compare: { report, world in
+            guard let torch else { return report }
+            var out = report
+            out.torch = try TorchComparison.run(directory: torch, mode: mode, config: model.config, batchSize: batchSize,
+                                                threads: BLASRuntime.threads, world: world, steps: steps,
+                                                amp: torchAmp, ours: report.samplesPerSecond)
+            return out
+        }
+    }
+
+    /// Measures on every rank (a failure on one aborts the job, so no rank waits on it), finalizes MPI, and on
+    /// rank 0 adds the PyTorch comparison (`compare`, given the world size) and prints the report as JSON.
+    func measureAndPrint<Report: Encodable>(_ comm: any Communicator, _ measure: () throws -> Report,
+                                            compare: (Report, Int) throws -> Report) throws {
+        let report: Report
         do {
-            report = try StepBenchmark.measure(settings, comm: comm, threadSource: blas.source.description)
+            report = try measure()
         } catch {
             if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
             throw error
@@ -125,12 +141,7 @@ struct Bench: ParsableCommand {
         let world = comm.size, isRoot = comm.isRoot
         comm.finalize()
         guard isRoot else { return }
-        var out = report
-        if let torch {
-            out.torch = try TorchComparison.run(directory: torch, mode: mode, config: model.config, batchSize: batchSize,
-                                                threads: BLASRuntime.threads, world: world, steps: steps,
-                                                amp: torchAmp, ours: report.samplesPerSecond)
-        }
+        let out = try compare(report, world)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         print(String(decoding: try encoder.encode(out), as: UTF8.self))
@@ -145,18 +156,11 @@ struct Bench: ParsableCommand {
         s.batchSize = batchSize; s.count = count; s.samplerSteps = samplerSteps; s.repeats = repeats
         s.threads = threads ?? GenerationPlan.defaultThreads; s.controls = controls; s.cfgScale = cfgScale
         s.precision = precision; s.profile = profile
-        let report: SampleBenchReport
-        do {
-            report = try SampleBenchmark.measure(s, comm: comm)
-        } catch {
-            if comm.size > 1 { comm.abort(code: 1, message: "\(error)") }
-            throw error
-        }
-        let world = comm.size, isRoot = comm.isRoot
-        comm.finalize()
-        guard isRoot else { return }
-        var out = report
-        if let torch, let script = TorchComparison.samplingScript() {
+        try measureAndPrint(comm) {
+            try SampleBenchmark.measure(s, comm: comm)
+        } compare: { report, world in
+            guard let torch, let script = TorchComparison.samplingScript() else { return report }
+            var out = report
             let variants = torchPrecision == .both ? [false, true] : [torchPrecision == .bf16]
             out.torch = try variants.map { bf16 in
                 try TorchComparison.runSampling(script: script, reference: torch, config: model.config,
@@ -165,10 +169,8 @@ struct Bench: ParsableCommand {
                                                 cfgScale: cfgScale, repeats: repeats, bf16: bf16,
                                                 ours: report.evaluationsPerSecond)
             }
+            return out
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try encoder.encode(out), as: UTF8.self))
     }
 
     /// `--convs`: the config's norm and conv shapes with each algorithm that applies, one JSON line each.

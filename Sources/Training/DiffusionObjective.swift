@@ -4,6 +4,7 @@
 // the MSE over every element, or with --snr-gamma G the batch mean of min-SNR-G weights times each sample's MSE:
 // w = min(SNR, G) / SNR for epsilon, min(SNR, G) / (SNR + 1) for v, SNR = ac / (1 - ac) (Hang et al. 2023;
 // diffusers' train scripts).
+import Foundation
 import Kernels
 import Model
 
@@ -14,9 +15,21 @@ public struct ConsistencySettings: Sendable {
     /// Only samples with t <= maxT get it (their one-step estimate is close to an image).
     public var maxT: Int
     public var extractor: ConditionExtractor
-    public init(weight: Double, maxT: Int, extractor: ConditionExtractor) {
-        self.weight = weight; self.maxT = maxT; self.extractor = extractor
+    /// What the extracted map is compared with.
+    public var target: ConsistencyTarget
+    public init(weight: Double, maxT: Int, extractor: ConditionExtractor, target: ConsistencyTarget = .hint) {
+        self.weight = weight; self.maxT = maxT; self.extractor = extractor; self.target = target
     }
+}
+
+/// The consistency loss's target map.
+public enum ConsistencyTarget: String, Codable, Sendable, CaseIterable {
+    /// The hint itself (0/1 edges for canny): ControlNet++'s comparison. Its minimum is not the real image: the
+    /// cross-entropy against hard 0/1 edges always asks for more contrast than any real stroke has.
+    case hint
+    /// The same extractor's soft map of the clean training image the hint was computed from: zero loss and zero
+    /// gradient exactly when the estimate's map equals the real image's, so it only pulls toward the data.
+    case image
 }
 
 public struct DiffusionObjective: Sendable {
@@ -75,7 +88,8 @@ public struct DiffusionObjective: Sendable {
 
     /// The consistency loss of the micro-batch (weighted; 0 without one): for each sample with t <= maxT, the
     /// one-step estimate x0 = (x_t - sqrt(1 - ac) eps) / sqrt(ac) (v: sqrt(ac) x_t - sqrt(1 - ac) v), on the 0...255
-    /// scale (luma for RGB), through the extractor, against the hint's first channel. Its gradient, scaled by
+    /// scale (luma for RGB), through the extractor, against the hint's first channel (or, with target .image, the
+    /// extractor's soft map of the clean image x0 on the same scale). Its gradient, scaled by
     /// lossScale * weight / (selected samples), is added into dPrediction, to flow back through the (frozen) UNet
     /// into the ControlNet exactly as the diffusion loss's does.
     func addConsistency(_ model: TrainingModel, _ b: TrainingBatch, output: UnsafeMutablePointer<Float>,
@@ -89,6 +103,7 @@ public struct DiffusionObjective: Sendable {
         defer { model.arenas.grads.release(to: mark) }
         let image = model.arenas.grads.take(plane), map = model.arenas.grads.take(plane)
         let dMap = model.arenas.grads.take(plane), dImage = model.arenas.grads.take(plane)
+        let soft = c.target == .image ? model.arenas.grads.take(plane) : nil
         var total = 0.0
         let scale = lossScale * Float(c.weight) / Float(selected.count)
         for i in selected {
@@ -107,7 +122,19 @@ public struct DiffusionObjective: Sendable {
                 image[k] = v
             }
             c.extractor.forward(image, height: S, width: S, into: map)
-            total += c.extractor.loss(map, hint: b.hint + i * cfg.hintChannels * plane, count: plane, dMap: dMap)
+            var target = UnsafePointer(b.hint + i * cfg.hintChannels * plane)
+            if let soft {
+                // The clean image on the same scale, through the same extractor (probabilities for cross-entropy).
+                for k in 0..<plane {
+                    var v: Float = 0
+                    for ch in 0..<C { v += luma[ch] * (b.x0[base + ch * plane + k] + 1) * 127.5 }
+                    dImage[k] = v
+                }
+                c.extractor.forward(dImage, height: S, width: S, into: soft)
+                if c.extractor.usesCrossEntropy { for k in 0..<plane { soft[k] = 1 / (1 + exp(-soft[k])) } }
+                target = UnsafePointer(soft)
+            }
+            total += c.extractor.loss(map, hint: target, count: plane, dMap: dMap)
             dImage.update(repeating: 0, count: plane)
             c.extractor.backward(image, height: S, width: S, dOut: dMap, dImage: dImage)
             for ch in 0..<C {

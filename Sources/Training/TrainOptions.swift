@@ -42,6 +42,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     /// The first ceil(F x batch) samples of each micro-batch draw their timestep from 0...max-t, so that this
     /// fraction of every batch gets the consistency loss (0: only the samples whose t falls there anyway).
     public var consistencyFraction = 0.0
+    /// What the extracted map is compared with: the hint, or the soft map of the clean image.
+    public var consistencyTarget: ConsistencyTarget = .hint
     public var batchSize: Int = 64
     public var gradAccum: Int = 1
     public var maxGradNorm: Double? = 1.0
@@ -84,6 +86,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         case validationData = "validation_data", emaDecay = "ema_decay", snrGamma = "snr_gamma"
         case predictionType = "prediction_type", zero, consistencyWeight = "consistency_weight"
         case consistencyMaxT = "consistency_max_t", consistencyFraction = "consistency_fraction"
+        case consistencyTarget = "consistency_target"
         case dataDir = "data_dir", batchSize = "batch_size", gradAccum = "grad_accum", maxGradNorm = "max_grad_norm"
         case warmupSteps = "warmup_steps", lrSchedule = "lr_schedule", minLRFraction = "min_lr_fraction"
         case weightDecay = "weight_decay", maxSteps = "max_steps", promptDropout = "prompt_dropout"
@@ -118,6 +121,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         consistencyWeight = try c.decodeIfPresent(Double.self, forKey: .consistencyWeight)
         consistencyMaxT = try get(.consistencyMaxT, d.consistencyMaxT)
         consistencyFraction = try get(.consistencyFraction, d.consistencyFraction)
+        consistencyTarget = try get(.consistencyTarget, d.consistencyTarget)
         stallWarning = try get(.stallWarning, d.stallWarning); collectiveTimeout = try get(.collectiveTimeout, d.collectiveTimeout)
         batchSize = try get(.batchSize, d.batchSize); gradAccum = try get(.gradAccum, d.gradAccum)
         maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm); lr = try get(.lr, d.lr)
@@ -283,7 +287,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     /// The consistency loss these options ask for, or nil.
     public var consistency: ConsistencySettings? {
         guard let w = consistencyWeight, w > 0, let kind = hintKind, let e = ConditionExtractor(kind) else { return nil }
-        return ConsistencySettings(weight: w, maxT: consistencyMaxT, extractor: e)
+        return ConsistencySettings(weight: w, maxT: consistencyMaxT, extractor: e, target: consistencyTarget)
     }
 
     /// `source` read with these options' data settings (directory, resize, paired-data columns and filter).

@@ -72,6 +72,8 @@ struct TrainingFlags: ParsableArguments {
     var consistencyMaxT = 200
     @Option(help: "This fraction of each micro-batch draws its timestep from 0...--consistency-max-t, so that it gets the consistency loss.")
     var consistencyFraction = 0.0
+    @Option(help: "What the consistency loss compares the estimate's extracted map with: hint (the 0/1 condition, as ControlNet++) or image (the same extractor's soft map of the clean training image, whose minimum is the real image).")
+    var consistencyTarget: ConsistencyTarget = .hint
     @Option(help: ArgumentHelp("Testing aid: make gradients non-finite at STEP[:RANK].", visibility: .hidden))
     var injectNonfinite: [String] = []
     @Option(help: "Conv and attention products: fp32 (default) or bf16 (bf16 operands, fp32 sums; weights, optimizer and checkpoints stay fp32).")
@@ -91,6 +93,7 @@ struct TrainingFlags: ParsableArguments {
         o.resizeFilter = dataFlags.resizeFilter.rawValue; o.validationData = validationData
         o.emaDecay = emaDecay; o.snrGamma = snrGamma; o.predictionType = predictionType; o.zero = zero
         o.consistencyWeight = consistencyWeight; o.consistencyMaxT = consistencyMaxT; o.consistencyFraction = consistencyFraction
+        o.consistencyTarget = consistencyTarget
         o.batchSize = batchSize; o.gradAccum = gradAccum; o.maxGradNorm = maxGradNorm == 0 ? nil : maxGradNorm   // 0 disables; anything else is validated
         o.lr = lr; o.warmupSteps = warmupSteps; o.lrSchedule = lrSchedule; o.minLRFraction = minLrFraction
         o.weightDecay = weightDecay; o.epochs = epochs; o.maxSteps = maxSteps; o.seed = seed
@@ -206,3 +209,5 @@ enum StopSignals {
         }
     }
 }
+
+extension ConsistencyTarget: ExpressibleByArgument {}

@@ -93,6 +93,10 @@ final class ConsistencyLossTests: XCTestCase {
     /// d(diffusion + consistency loss) / d(ControlNet weight) by backprop through the frozen UNet, against central
     /// differences of the objective's returned loss.
     func testTheAddedLossGradientReachesTheControlNetWeights() throws {
+        for target in ConsistencyTarget.allCases { try checkAddedLossGradient(target) }
+    }
+
+    private func checkAddedLossGradient(_ target: ConsistencyTarget) throws {
         let config = ModelConfig.tiny, S = config.imageSize, n = 3
         let unet = UNet(config: config)
         let base = FloatBuffer(count: unet.parameterCount)
@@ -101,7 +105,8 @@ final class ConsistencyLossTests: XCTestCase {
         // A ControlNet that already does something (the zero convs are zero at initialisation).
         var rng = RandomStream(seed: 5)
         for i in 0..<model.params.count { model.params.pointer[i] += Float(rng.normal()) * 0.05 }
-        let objective = DiffusionObjective(consistency: ConsistencySettings(weight: 0.5, maxT: 999, extractor: .edges))
+        let objective = DiffusionObjective(consistency: ConsistencySettings(weight: 0.5, maxT: 999, extractor: .edges,
+                                                                            target: target))
         let buffers = BatchBuffers(config: config, batchSize: n)
         rng.fillNormal(buffers.x0.pointer, count: buffers.x0.count)
         for i in 0..<buffers.x0.count { buffers.x0.pointer[i] = tanh(buffers.x0.pointer[i]) }
@@ -123,11 +128,48 @@ final class ConsistencyLossTests: XCTestCase {
                 model.params.pointer[i] = saved - h; let down = loss()
                 model.params.pointer[i] = saved
                 let numeric = (up - down) / Double(2 * h), a = Double(analytic[i])
-                XCTAssertEqual(a, numeric, accuracy: 3e-2 * max(abs(numeric), 1e-3), "\(name)[\(k)]")
+                XCTAssertEqual(a, numeric, accuracy: 3e-2 * max(abs(numeric), 1e-3), "\(target): \(name)[\(k)]")
                 checked += 1
             }
         }
         XCTAssertEqual(checked, 8)
+    }
+
+    /// With the image target the loss pulls only toward the data: an estimate equal to the clean image (the
+    /// network predicting the true noise) gets no gradient from it, while the hint target still pushes.
+    func testTheImageTargetIsSatisfiedByTheCleanImage() throws {
+        let config = ModelConfig.tiny, S = config.imageSize, n = 2, per = config.inChannels * S * S
+        let unet = UNet(config: config)
+        let base = FloatBuffer(count: unet.parameterCount)
+        Initializers.initialize(unet.table, base.pointer, seed: 1)
+        let model = ControlNetTraining(config: config, base: base, seed: 2)
+        let buffers = BatchBuffers(config: config, batchSize: n)
+        var rng = RandomStream(seed: 9)
+        // A bright square on black, so the edge map has real edges, with a little noise so that no two
+        // magnitudes tie (a tie could let the estimate's last-bit rounding flip a non-maximum suppression).
+        for i in 0..<buffers.x0.count {
+            let k = i % (S * S), y = k / S, x = k % S
+            buffers.x0.pointer[i] = ((3...8).contains(y) && (2...9).contains(x) ? 0.9 : -0.9) + Float(rng.uniform()) * 0.1
+        }
+        rng.fillNormal(buffers.eps.pointer, count: buffers.eps.count)
+        for i in 0..<buffers.hint.count { buffers.hint.pointer[i] = rng.uniform() > 0.8 ? 1 : 0 }
+        let batch = buffers.batch(t: [30, 150], labels: nil)
+        let schedule = NoiseSchedule()
+        schedule.qSample(x0: batch.x0, eps: batch.eps, t: batch.t, perSample: per, into: batch.xT)
+        let exact = FloatBuffer(count: n * per)
+        exact.pointer.update(from: batch.eps, count: n * per)
+        func added(_ target: ConsistencyTarget) -> (loss: Double, largest: Float) {
+            let objective = DiffusionObjective(consistency: ConsistencySettings(weight: 1, maxT: 999, extractor: .edges,
+                                                                                target: target))
+            model.arenas.reset()
+            let d = FloatBuffer(count: n * per)
+            let loss = objective.addConsistency(model, batch, output: exact.pointer, lossScale: 1, dPrediction: d.pointer)
+            return (loss, d.array.map(abs).max()!)
+        }
+        let image = added(.image), hint = added(.hint)
+        XCTAssertGreaterThan(hint.largest, 1e-3, "the hint target should push this estimate")
+        XCTAssertLessThan(image.largest, 1e-4 * hint.largest, "the image target pushed an estimate equal to the image")
+        XCTAssertGreaterThan(image.loss, 0)   // the soft targets' own entropy: a floor, with no gradient
     }
 
     func testWeightZeroIsThePlainRunAndKindsWithoutAnExtractorAreRefused() throws {

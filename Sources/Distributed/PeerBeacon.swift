@@ -117,7 +117,7 @@ public final class PeerBeacon: Sendable {
             let ready = poll(&fds, wake >= 0 ? 2 : 1, Int32(max(1, (left * 1000).rounded(.up))))
             if ready < 0 && errno != EINTR { return }
             if ready > 0 && fds[1].revents != 0 { return }
-            if ready > 0 && fds[0].revents != 0 { receiveAll() }
+            if ready > 0 && fds[0].revents != 0 { receiveAll(reply: rank == 0 ? message : nil) }
         }
     }
 
@@ -154,7 +154,10 @@ public final class PeerBeacon: Sendable {
         return PeerStatus(rank: r, host: f[8], pid: pid, activity: activity, heardAgo: 0)
     }
 
-    private func receiveAll() {
+    /// Reads every queued heartbeat. Rank 0 (`reply`: its own heartbeat) answers a rank the first time it hears
+    /// it, at once: otherwise the first answer waits for rank 0's next tick, and a link cut within a tick of the
+    /// start leaves that rank never having heard rank 0.
+    private func receiveAll(reply: [UInt8]? = nil) {
         var buffer = [UInt8](repeating: 0, count: 2048)
         while true {
             var from = sockaddr_in()
@@ -170,7 +173,11 @@ public final class PeerBeacon: Sendable {
             guard let status = decode(String(decoding: buffer.prefix(n), as: UTF8.self)) else { continue }
             let entry = Heard(status: status, at: clock.now(),
                               address: Address(ip: from.sin_addr.s_addr, port: from.sin_port))
-            heard.withLock { $0[status.rank] = entry }
+            let first = heard.withLock { heard in
+                defer { heard[status.rank] = entry }
+                return heard[status.rank] == nil
+            }
+            if first, let reply { send(reply, to: entry.address) }
         }
     }
 

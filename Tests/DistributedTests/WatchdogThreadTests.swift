@@ -53,6 +53,23 @@ final class PeerBeaconTests: XCTestCase {
         XCTAssertEqual(one.peers().first?.activity, idle)
     }
 
+    /// Rank 0 answers a rank the first time it hears it, within the same tick: a link cut one tick after the
+    /// start must not leave a rank that has never heard rank 0.
+    func testRankZeroAnswersANewRankAtOnce() throws {
+        let (zero, port) = try beacon(rank: 0, token: 42, host: "hostA", to: nil)
+        let (one, _) = try beacon(rank: 1, token: 42, host: "hostB", to: port)
+        let (stranger, _) = try beacon(rank: 1, token: 7, host: "intruder", to: port)
+        defer { zero.stop(); one.stop(); stranger.stop() }
+        let idle = RankActivity(collectives: 1, phase: .computing, step: nil, operation: "", seconds: 0.5)
+        one.exchange(idle, seconds: 0)
+        stranger.exchange(idle, seconds: 0)
+        zero.exchange(idle, seconds: 0.3)   // rank 0's one tick: it had heard nobody when it began
+        one.exchange(idle, seconds: 0.3)
+        XCTAssertEqual(one.peers().map(\.rank), [0], "rank 0's answer should not wait for its next tick")
+        stranger.exchange(idle, seconds: 0.1)
+        XCTAssertTrue(stranger.peers().isEmpty, "another job's beacon got an answer")
+    }
+
     func testWireFormatRoundTripsAndRejectsForeignText() throws {
         let (a, _) = try beacon(rank: 0, token: 0xabc, host: "n1", to: nil)
         let (b, _) = try beacon(rank: 1, token: 0xabc, host: "n2", to: nil)

@@ -26,6 +26,8 @@ let package = Package(
         // Element-wise and GroupNorm kernels in C, built per instruction set and chosen at run time. Always
         // optimised: the debug-built tests train small models through them.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
+        // Holds a training process's stop signals blocked from its first constructor until its handlers exist.
+        .target(name: "CEarlySignals"),
         // Float32 NCHW tensor kernels with forward/backward side by side and naive references; the BLAS runtime.
         .target(name: "Kernels", dependencies: ["CBLAS", "CKernels"], swiftSettings: fast),
         // The one family of counter-based random numbers (SplitMix64, xoshiro256** streams).
@@ -50,7 +52,7 @@ let package = Package(
         .target(name: "Benchmarks", dependencies: ["Training", "Model", "Kernels", "Distributed", "Randomness"],
                 swiftSettings: fast),
         .executableTarget(name: "controlnet", dependencies: [
-            "Training", "Benchmarks", "Model", "Datasets", "Distributed", "Kernels", "SafeTensors",
+            "Training", "Benchmarks", "Model", "Datasets", "Distributed", "Kernels", "SafeTensors", "CEarlySignals",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
 

@@ -56,7 +56,9 @@ public enum BLASRuntime {
 
     /// Called first thing in main(): re-executes this process once with OPENBLAS_CORETYPE set when OpenBLAS picked
     /// kernels older than the CPU supports. Returns normally when nothing needs doing or the exec fails.
-    public static func ensureFastKernels() {
+    /// `beforeExec` runs just before the re-exec (a training process holds its stop signals there), and
+    /// `execFailed` when it did not happen.
+    public static func ensureFastKernels(beforeExec: () -> Void = {}, execFailed: () -> Void = {}) {
         let environment = ProcessInfo.processInfo.environment
         guard (environment[coreTypeVariable] ?? "").isEmpty, environment[detectedCoreMarker] == nil else { return }
         let detected = coreName
@@ -66,10 +68,12 @@ public enum BLASRuntime {
         setenv(detectedCoreMarker, detected, 1)
         fflush(nil)  // exec discards unwritten stdio buffers
         var argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) } + [nil]
+        beforeExec()
         execv("/proc/self/exe", &argv)
 
         // Only reached when exec failed: run with the slow kernels rather than not at all, and say how to fix it.
         let reason = String(cString: strerror(errno))
+        execFailed()
         unsetenv(coreTypeVariable)
         unsetenv(detectedCoreMarker)
         Console.error("warning: OpenBLAS picked \(detected) kernels for this CPU and "

@@ -1,5 +1,6 @@
 // The `controlnet` executable: the root command and its subcommands.
 import ArgumentParser
+import CEarlySignals
 import Foundation
 import Kernels
 
@@ -16,11 +17,14 @@ struct ControlNetCommand: ParsableCommand {
     /// CONTROLNET_KERNEL_ISA and CONTROLNET_BF16_KERNEL are checked here too, so a bad value stops every command
     /// before any work.
     static func main() {
-        BLASRuntime.ensureFastKernels()
         let command = CommandLine.arguments.dropFirst().first ?? ""
+        let training = ["train-base", "train-controlnet"].contains(command)
         // A stop request may come at any moment, even before the options are parsed (a scheduler's TERM at start):
-        // training commands take it as a request to stop, never as death.
-        if ["train-base", "train-controlnet"].contains(command) { StopSignals.install() }
+        // training commands take it as a request to stop, never as death. Until here CEarlySignals counted it;
+        // across the re-exec it is held pending.
+        BLASRuntime.ensureFastKernels(beforeExec: { if training { ces_hold_for_exec() } },
+                                      execFailed: { if training { ces_unblock_stop_signals() } })
+        if training { StopSignals.install() }
         // A file-size limit (ulimit -f) makes writes fail with EFBIG, which every writer reports, instead of the
         // default SIGXFSZ that kills the process mid-write.
         signal(SIGXFSZ, SIG_IGN)

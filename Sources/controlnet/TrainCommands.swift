@@ -1,6 +1,7 @@
 // `controlnet train-base` and `controlnet train-controlnet`: parse the flags into TrainOptions, check them before
 // any file is read, make the communicator, install the stop signals and hand the run to the library's Trainer.
 import ArgumentParser
+import CEarlySignals
 import Foundation
 import Synchronization
 import Datasets
@@ -207,6 +208,14 @@ enum StopSignals {
                 }
             }
         }
+        // A request that came during start-up was counted by CEarlySignals' handler (it is the first one now), or
+        // is still pending after the re-exec and reaches this handler when unblocked.
+        if ces_early_requests() > 0 && count.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged {
+            var ts = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &ts)
+            firstAt.store(Int(ts.tv_sec), ordering: .relaxed)
+        }
+        ces_unblock_stop_signals()
     }
 }
 

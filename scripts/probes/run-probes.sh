@@ -1306,7 +1306,9 @@ simple 60 okref 'label|class|--data' agree-class-sample-hints-mnist agree "sampl
 # and a --resume latest that ends bit-identical to an uninterrupted run); gzip bombs and corrupt data files.
 # ---------------------------------------------------------------------------------------------------------------
 SG=$SCR/p/sg; mkdir -p "$SG"
-SIGT=("${CT[@]}" --batch-size 96 --log-every 1 --max-steps 30)
+# 60 steps: long enough that a signal at step 10 arrives before the end even through mpirun's hold (below).
+SIG_STEPS=60
+SIGT=("${CT[@]}" --batch-size 96 --log-every 1 --max-steps "$SIG_STEPS")
 "${MPI[@]}" -np 2 "${SIGT[@]}" --out "$SG/ref2" >"$SG/ref2.log" 2>&1 || echo "(reference np2 run failed: signal probes will fail)"
 "${SIGT[@]}" --out "$SG/ref1" >"$SG/ref1.log" 2>&1 || echo "(reference np1 run failed)"
 "${MPI[@]}" -np 2 "${SIGT[@]}" --checkpoint-every 1 --out "$SG/ref2c" >"$SG/ref2c.log" 2>&1 || true
@@ -1330,6 +1332,9 @@ sig_case() {
     local t0 t1 st stopped_at
     local -a cmd=("${SIGT[@]}" "$@")
     [ "$np" = np2 ] && cmd=("${MPI[@]}" -np 2 "${cmd[@]}")
+    # SIGHUP must reach the process with its default action even when this suite runs under nohup, whose
+    # SIG_IGN every child would inherit.
+    [ "$want" = hup ] && cmd=(env --default-signal=HUP "${cmd[@]}")
     P_CMD=$(printf '%q ' "${cmd[@]}" | sed "s#$SCR#\$SCR#g; s#$CN#controlnet#g")"--out \$OUT  (then $action)"
     LOG=$SCR/logs/$id.run.log
     t0=$(date +%s.%N)
@@ -1355,12 +1360,24 @@ sig_case() {
             stopped_at=${st#stopped }
             # SIGNAL_STEP counts the metrics lines written when the signal was sent; the step in flight may not have
             # written its line yet, so "within one step" allows SIGNAL_STEP + 2.
-            if [ "$SIGNAL_STEP" -gt 0 ] && [ "$stopped_at" -gt $((SIGNAL_STEP + 2)) ]; then
+            if [ "$want" = 1 ]; then
+                # SIGTERM/SIGINT to mpirun: Open MPI 4.1 holds them for odls_base_sigkill_timeout (1 s), then sends
+                # the ranks SIGTERM, and SIGKILL after as long again. The stop must come within that hold plus a step.
+                local lag
+                lag=$(python3 -c 'import json,sys; t={}
+for l in open(sys.argv[1]):
+    r=json.loads(l); t[r.get("step")]=r.get("time_s")
+a,b=t.get(int(sys.argv[2])),t.get(int(sys.argv[3]))
+print("%.2f" % (b-a) if a is not None and b is not None else "")' "$OUT/metrics.jsonl" "$SIGNAL_STEP" "$stopped_at" 2>/dev/null)
+                if [ -z "$lag" ] || [ "$(echo "$lag > 2.0" | bc)" = 1 ]; then
+                    bad "stopped at step $stopped_at, ${lag:-?} s of training after the signal at step $SIGNAL_STEP (Open MPI's hold is 1 s)"
+                fi
+            elif [ "$SIGNAL_STEP" -gt 0 ] && [ "$stopped_at" -gt $((SIGNAL_STEP + 2)) ]; then
                 bad "stopped at step $stopped_at, more than one step after the signal (metrics showed step $SIGNAL_STEP when it was sent)"
             fi
             [ -d "$OUT/checkpoints/$(printf 'step-%08d' "$stopped_at")" ] || bad "no checkpoint of the stop step $stopped_at"
             [ -e "$OUT/controlnet.safetensors" ] && bad "final weights written on a stop" ;;
-        complete*) [ "$SIGNAL_STEP" -gt 0 ] && [ "$SIGNAL_STEP" -lt 29 ] && bad "the run completed although stopped at step $SIGNAL_STEP" ;;
+        complete*) [ "$SIGNAL_STEP" -gt 0 ] && [ "$SIGNAL_STEP" -lt $((SIG_STEPS - 1)) ] && bad "the run completed although stopped at step $SIGNAL_STEP" ;;
         "") [ "$want" != hup ] && [ "$SIGNAL_STEP" -gt 0 ] && bad "no status.json" ;;
         *) bad "status.json says '$st'" ;;
     esac
@@ -1409,8 +1426,8 @@ act_early_1() { sleep 0.05; kill -TERM "$JOB"; }
 act_hup_1() { at_step 10; kill -HUP "$JOB"; mark; }
 sig_case signal-usr1-mpirun "SIGUSR1 to mpirun: exit 0, stopped, resume bit-identical" np2 act_usr1_mpirun 0 "$SG/ref2"
 sig_case signal-usr1-mpirun-twice "SIGUSR1 to mpirun twice within 0.3 s: one request" np2 act_usr1_mpirun_twice 0 "$SG/ref2"
-sig_case signal-term-mpirun "SIGTERM to mpirun: exit 1 (Open MPI), checkpoint, resume bit-identical" np2 act_term_mpirun 1 "$SG/ref2"
-sig_case signal-int-mpirun "SIGINT to mpirun: exit 1 (Open MPI), checkpoint, resume bit-identical" np2 act_int_mpirun 1 "$SG/ref2"
+sig_case signal-term-mpirun "SIGTERM to mpirun: exit 1 (Open MPI), stopped within its 1 s hold, checkpoint, resume bit-identical" np2 act_term_mpirun 1 "$SG/ref2"
+sig_case signal-int-mpirun "SIGINT to mpirun: exit 1 (Open MPI), stopped within its 1 s hold, checkpoint, resume bit-identical" np2 act_int_mpirun 1 "$SG/ref2"
 sig_case signal-term-rank1 "SIGTERM to one (the newest) rank: exit 0" np2 act_term_rank_last 0 "$SG/ref2"
 sig_case signal-term-rank0 "SIGTERM to the oldest rank: exit 0" np2 act_term_rank_first 0 "$SG/ref2"
 sig_case signal-int-rank "SIGINT to one rank: exit 0" np2 act_int_rank 0 "$SG/ref2"

@@ -112,24 +112,23 @@ public struct DiffusionObjective: Sendable {
             // d x0 / d prediction: -s / a (epsilon) or -s (v).
             let dx0 = self.prediction == .v ? -s : -s / a
             let base = i * C * plane
-            for k in 0..<plane {
-                var v: Float = 0
-                for ch in 0..<C {
-                    let xt = b.xT[base + ch * plane + k], p = output[base + ch * plane + k]
-                    let x0 = self.prediction == .v ? a * xt - s * p : (xt - s * p) / a
-                    v += luma[ch] * (x0 + 1) * 127.5
+            // (C, S, S) in [-1, 1], element j given by x0(j) -> the (S, S) luma image on the 0...255 scale.
+            func lumaImage(into out: UnsafeMutablePointer<Float>, _ x0: (Int) -> Float) {
+                for k in 0..<plane {
+                    var v: Float = 0
+                    for ch in 0..<C { v += luma[ch] * (x0(base + ch * plane + k) + 1) * 127.5 }
+                    out[k] = v
                 }
-                image[k] = v
+            }
+            lumaImage(into: image) { j in
+                let xt = b.xT[j], p = output[j]
+                return self.prediction == .v ? a * xt - s * p : (xt - s * p) / a
             }
             c.extractor.forward(image, height: S, width: S, into: map)
             var target = UnsafePointer(b.hint + i * cfg.hintChannels * plane)
             if let soft {
                 // The clean image on the same scale, through the same extractor (probabilities for cross-entropy).
-                for k in 0..<plane {
-                    var v: Float = 0
-                    for ch in 0..<C { v += luma[ch] * (b.x0[base + ch * plane + k] + 1) * 127.5 }
-                    dImage[k] = v
-                }
+                lumaImage(into: dImage) { b.x0[$0] }
                 c.extractor.forward(dImage, height: S, width: S, into: soft)
                 if c.extractor.usesCrossEntropy { for k in 0..<plane { soft[k] = 1 / (1 + exp(-soft[k])) } }
                 target = UnsafePointer(soft)

@@ -198,9 +198,7 @@ enum StopSignals {
         for sig in [SIGTERM, SIGINT, SIGUSR1] {
             signal(sig) { _ in
                 // Only async-signal-safe calls here: clock_gettime, atomics, _exit.
-                var ts = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &ts)
-                let now = Int(ts.tv_sec)
+                let now = StopSignals.monotonicSeconds()
                 if StopSignals.count.add(1, ordering: .relaxed).newValue == 1 {
                     StopSignals.firstAt.store(now, ordering: .relaxed)
                 } else if now - StopSignals.firstAt.load(ordering: .relaxed) > 2 {
@@ -211,11 +209,16 @@ enum StopSignals {
         // A request that came during start-up was counted by CEarlySignals' handler (it is the first one now), or
         // is still pending after the re-exec and reaches this handler when unblocked.
         if ces_early_requests() > 0 && count.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged {
-            var ts = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &ts)
-            firstAt.store(Int(ts.tv_sec), ordering: .relaxed)
+            firstAt.store(monotonicSeconds(), ordering: .relaxed)
         }
         ces_unblock_stop_signals()
+    }
+
+    /// CLOCK_MONOTONIC in whole seconds (async-signal-safe).
+    static func monotonicSeconds() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int(ts.tv_sec)
     }
 }
 

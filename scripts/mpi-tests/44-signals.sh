@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stopping a job on request, under real mpirun at np 2: SIGUSR1 to mpirun (which forwards it at once), SIGTERM to
-# one rank, and SIGTERM to every rank during a long gradient accumulation. Each ends with exit 0 within one step of
-# the signal, a checkpoint, status.json "stopped" and no final weights; resuming finishes with the weights of an
-# uninterrupted run. (SIGTERM or SIGINT to mpirun itself also leaves a checkpoint, but Open MPI treats them as an
-# abort and mpirun exits 1 whatever the ranks did: cluster/README.md.)
+# one rank, and SIGTERM to every rank during a long gradient accumulation. Each ends with exit 0 at the end of the
+# step in flight (or of the next, if the signal lands after that step's stop agreement), a checkpoint, status.json
+# "stopped" and no final weights; resuming finishes with the weights of an uninterrupted run. (SIGTERM or SIGINT to
+# mpirun itself also leaves a checkpoint, but Open MPI treats them as an abort and mpirun exits 1 whatever the ranks
+# did: cluster/README.md.)
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
 training_env
@@ -39,7 +40,10 @@ stop_and_resume() {
     stopped_at=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["state"]=="stopped", s; print(s["step"])' "$out/status.json") \
         || fail "$name: status.json does not say stopped"
     echo "$name: signal after step $step_at_signal, stopped at step $stopped_at"
-    [ "$stopped_at" -le $((step_at_signal + 1)) ] || fail "$name: stopped at step $stopped_at, more than one step after $step_at_signal"
+    # Rank 0 had logged step_at_signal steps when the signal was already sent, so it lands in step step_at_signal + 1
+    # at the latest. The ranks agree on a stop before the gradient all-reduce, so a signal that lands after that
+    # agreement (all-reduce, optimizer, the metrics line) is agreed one step later: + 2 is the bound, as in the probes.
+    [ "$stopped_at" -le $((step_at_signal + 2)) ] || fail "$name: stopped at step $stopped_at, more than the step in flight and the next after $step_at_signal"
     [ ! -e "$out/controlnet.safetensors" ] || fail "$name: final weights written on a stop"
     "${NP2[@]}" "$CONTROLNET" "${TRAIN[@]}" "$@" --max-steps 30 --resume latest --out "$out" >"$TMP/$name-resume.log" 2>&1 \
         || { cat "$TMP/$name-resume.log"; fail "$name: the resume failed"; }

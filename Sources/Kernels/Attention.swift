@@ -17,15 +17,17 @@ public struct AttentionShape: Sendable, Hashable {
     public var headDim: Int { channels / heads }
     /// Floats of probs: (N, heads, T, T).
     public var probsCount: Int { batch * heads * tokens * tokens }
-    /// Scratch for backward: one head's dProbs (T, T). Forward needs none.
-    public var workspaceCount: Int { tokens * tokens }
+    /// Scratch for forward and backward: one head's probabilities (T, T) when they are not saved, and backward's
+    /// dProbs (T, T).
+    public var workspaceCount: Int { 2 * tokens * tokens }
 }
 
 public enum Attention {
-    /// qkv (N, 3C, T) -> a (N, C, T), overwritten; probs (N, heads, T, T), rows = queries, saved for backward.
-    /// workspace: (s.workspaceCount), unused by forward.
+    /// qkv (N, 3C, T) -> a (N, C, T), overwritten; probs (N, heads, T, T), rows = queries, saved for backward,
+    /// or nil to keep only one head's at a time in the workspace (backward then recomputes them).
+    /// workspace: (s.workspaceCount).
     public static func forward(_ s: AttentionShape, qkv: UnsafePointer<Float>, a: UnsafeMutablePointer<Float>,
-                               probs: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+                               probs: UnsafeMutablePointer<Float>?, workspace: UnsafeMutablePointer<Float>) {
         let phase = PhaseProfiler.shared.enter(.attention)
         defer { PhaseProfiler.shared.leave(phase) }
         let t = s.tokens, d = s.headDim, c = s.channels
@@ -33,11 +35,8 @@ public enum Attention {
         for n in 0..<s.batch {
             for h in 0..<s.heads {
                 let q = qkv + (n * 3 * c + h * d) * t, k = q + c * t, v = q + 2 * c * t
-                let p = probs + (n * s.heads + h) * t * t
-                // scores (T, T) = scale q^T k
-                Gemm.product(s.precision, transA: true, transB: false, m: t, n: t, k: d, alpha: scale,
-                           a: q, lda: t, b: k, ldb: t, beta: 0, c: p, ldc: t)
-                softmaxRows(p, rows: t, cols: t)
+                let p = probs.map { $0 + (n * s.heads + h) * t * t } ?? workspace
+                probabilities(s, q: q, k: k, scale: scale, into: p)
                 // a_h (d, T) = v (d, T) p^T
                 Gemm.product(s.precision, transA: false, transB: true, m: d, n: t, k: t, alpha: 1,
                            a: v, lda: t, b: p, ldb: t, beta: 0, c: a + (n * c + h * d) * t, ldc: t)
@@ -45,9 +44,19 @@ public enum Attention {
         }
     }
 
-    /// dA (N, C, T) -> dQKV (N, 3C, T) +=; qkv and probs as given to / saved by forward.
-    /// workspace: (s.workspaceCount).
-    public static func backward(_ s: AttentionShape, qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>,
+    /// p (T, T) = softmax(scale q^T k) of one head, rows = queries: the same calls in forward and in backward's
+    /// recomputation, so the same bits.
+    private static func probabilities(_ s: AttentionShape, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                                      scale: Float, into p: UnsafeMutablePointer<Float>) {
+        let t = s.tokens
+        Gemm.product(s.precision, transA: true, transB: false, m: t, n: t, k: s.headDim, alpha: scale,
+                     a: q, lda: t, b: k, ldb: t, beta: 0, c: p, ldc: t)
+        softmaxRows(p, rows: t, cols: t)
+    }
+
+    /// dA (N, C, T) -> dQKV (N, 3C, T) +=; qkv as given to forward, probs as saved by it (nil: recomputed from
+    /// qkv, head by head). workspace: (s.workspaceCount).
+    public static func backward(_ s: AttentionShape, qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>?,
                                 dA: UnsafePointer<Float>, dQKV: UnsafeMutablePointer<Float>,
                                 workspace: UnsafeMutablePointer<Float>) {
         let phase = PhaseProfiler.shared.enter(.attention)
@@ -55,11 +64,18 @@ public enum Attention {
         let t = s.tokens, d = s.headDim, c = s.channels
         let scale = Float(1 / Double(d).squareRoot())
         let dS = workspace  // (T, T): dProbs, then in place dScores
+        let recomputed = workspace + t * t  // (T, T): this head's probabilities when forward kept none
         for n in 0..<s.batch {
             for h in 0..<s.heads {
                 let q = qkv + (n * 3 * c + h * d) * t, k = q + c * t, v = q + 2 * c * t
                 let dq = dQKV + (n * 3 * c + h * d) * t, dk = dq + c * t, dv = dq + 2 * c * t
-                let p = probs + (n * s.heads + h) * t * t
+                let p: UnsafePointer<Float>
+                if let probs {
+                    p = probs + (n * s.heads + h) * t * t
+                } else {
+                    probabilities(s, q: q, k: k, scale: scale, into: recomputed)
+                    p = UnsafePointer(recomputed)
+                }
                 let da = dA + (n * c + h * d) * t
                 // dv (d, T) += da (d, T) p (T, T)
                 Gemm.product(s.precision, transA: false, transB: false, m: d, n: t, k: t, alpha: 1,

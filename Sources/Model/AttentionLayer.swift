@@ -17,9 +17,13 @@ final class AttentionLayer: Layer {
     private var x: UnsafeMutablePointer<Float>?
     private var mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?
     private var normed: UnsafeMutablePointer<Float>?   // norm(x), only when weights train
-    private var qkvOut: UnsafeMutablePointer<Float>?   // (N, 3C, T)
-    private var probs: UnsafeMutablePointer<Float>?    // (N, heads, T, T)
+    private var qkvOut: UnsafeMutablePointer<Float>?   // (N, 3C, T) (fp32 runs)
+    private var probs: UnsafeMutablePointer<Float>?    // (N, heads, T, T) (fp32 runs)
     private var attended: UnsafeMutablePointer<Float>? // (N, C, T), only when weights train
+    // Compact activations (bf16 runs, CompactActivations.swift): qkv kept in bf16, which loses nothing (the four
+    // products round their operands to bf16 anyway), and no probabilities: backward recomputes them from qkv, head
+    // by head, with the same calls as forward (the same bits). At 64x64 batch 16 the probabilities are 17 MB a layer.
+    private var qkvHalf: UnsafeMutablePointer<UInt16>?
 
     func outputDims(_ d: Dims) -> Dims { d }
 
@@ -30,25 +34,31 @@ final class AttentionLayer: Layer {
     func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
                  into slot: OutputSlot?) -> UnsafeMutablePointer<Float> {
         let ws = ctx.weights, acts = ctx.arenas.acts, keep = ctx.saveForWeights
+        let compact = CompactActivations.enabled(ws.precision) && ctx.saveForBackward
         let n = d.n, t = d.spatial, s = shape(d, ws.precision)
         dims = d; self.x = x
         let out = slot?.pointer ?? acts.take(d.count), outStride = slot?.sampleStride ?? d.c * d.spatial
         let outputMark = acts.mark()
         let mean = acts.take(n * norm.groups), rstd = acts.take(n * norm.groups)
-        let qkvOut = acts.take(n * 3 * channels * t), probs = acts.take(n * heads * t * t)
+        let qkvHalf = compact ? CompactActivations.take(n * 3 * channels * t, acts) : nil
+        let qkvKeep = compact ? nil : acts.take(n * 3 * channels * t)
+        // Without backward, or when backward recomputes them, the probabilities live one head at a time.
+        let probs = ctx.saveForBackward && !compact ? acts.take(n * heads * t * t) : nil
         let normedKeep = keep ? acts.take(d.count) : nil, attendedKeep = keep ? acts.take(d.count) : nil
         let mark = acts.mark()
+        let qkvOut = qkvKeep ?? acts.take(n * 3 * channels * t)
         let normed = normedKeep ?? acts.take(d.count)
         GroupNorm.forward(norm.shape(d), x: x, gamma: ws.p(norm.weight), beta: ws.p(norm.bias), y: normed,
                           mean: mean, rstd: rstd)
         qkv.forward(ws, normed, d, into: qkvOut, scratch: acts)
         let attended = attendedKeep ?? acts.take(d.count)
         Attention.forward(s, qkv: qkvOut, a: attended, probs: probs, workspace: acts.take(s.workspaceCount))
+        if let qkvHalf { BF16Buffer.store(count: n * 3 * channels * t, qkvOut, into: qkvHalf) }
         proj.forward(ws, attended, d, into: out, scratch: acts, yStride: outStride)
         let per = d.c * t
         for i in 0..<n { Elementwise.axpy(count: per, alpha: 1, x: x + i * per, y: out + i * outStride) }
         acts.release(to: ctx.saveForBackward ? mark : outputMark)
-        self.mean = mean; self.rstd = rstd; self.qkvOut = qkvOut; self.probs = probs
+        self.mean = mean; self.rstd = rstd; self.qkvOut = qkvKeep; self.qkvHalf = qkvHalf; self.probs = probs
         self.normed = normedKeep; self.attended = attendedKeep
         return out
     }
@@ -61,7 +71,21 @@ final class AttentionLayer: Layer {
         let dA = grads.takeZeroed(d.count)
         proj.backward(ws, attended ?? dOut, d, dY: dOut, dX: dA, scratch: grads)
         let dQKV = grads.takeZeroed(3 * d.count)
-        Attention.backward(s, qkv: qkvOut!, probs: probs!, dA: dA, dQKV: dQKV, workspace: grads.take(s.workspaceCount))
+        if let qkvHalf {
+            // Sample by sample, each sample's qkv widened into a scratch of (3C, T) floats.
+            let per = 3 * d.c * d.spatial, one = shape(Dims(n: 1, c: d.c, h: d.h, w: d.w), ws.precision)
+            let scratch = grads.mark()
+            let sample = grads.take(per), workspace = grads.take(one.workspaceCount)
+            for i in 0..<d.n {
+                BF16Buffer.load(count: per, qkvHalf + i * per, into: sample)
+                Attention.backward(one, qkv: sample, probs: nil, dA: dA + i * d.c * d.spatial, dQKV: dQKV + i * per,
+                                   workspace: workspace)
+            }
+            grads.release(to: scratch)
+        } else {
+            Attention.backward(s, qkv: qkvOut!, probs: probs!, dA: dA, dQKV: dQKV,
+                               workspace: grads.take(s.workspaceCount))
+        }
         let dN = grads.takeZeroed(d.count)
         qkv.backward(ws, normed ?? dA, d, dY: dQKV, dX: dN, scratch: grads)
         let dXTarget = dX ?? grads.takeZeroed(d.count)

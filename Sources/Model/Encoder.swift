@@ -37,7 +37,8 @@ final class Encoder {
     }
 
     struct Outputs {
-        var blocks: [UnsafeMutablePointer<Float>] = []
+        var blocks: [UnsafeMutablePointer<Float>] = []    // fp32; empty when kept compactly
+        var halfBlocks: [UnsafeMutablePointer<UInt16>] = []  // bf16 (compact forward)
         var dims: [Dims] = []
         var middle: UnsafeMutablePointer<Float>
         var middleDims: Dims
@@ -47,6 +48,7 @@ final class Encoder {
     /// the next block reads it (the ControlNet adds its hint features there).
     func forward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
                  afterFirst: ((UnsafeMutablePointer<Float>, Dims) -> Void)? = nil) -> Outputs {
+        if let turnArena = ctx.compactEncoderTurns, afterFirst == nil { return compactForward(x, d, ctx, turnArena) }
         var outs: [UnsafeMutablePointer<Float>] = [], dims: [Dims] = []
         var h = x, hd = d
         for (k, block) in inputBlocks.enumerated() {
@@ -57,6 +59,30 @@ final class Encoder {
         }
         let m = middle.forward(h, hd, ctx)
         return Outputs(blocks: outs, dims: dims, middle: m, middleDims: middle.outputDims(hd))
+    }
+
+    /// A frozen encoder that no backward crosses, in a compact (bf16) run: each block's output is kept only as a
+    /// bf16 copy for the decoder's concatenation (the skip's conv operands are bf16 anyway), while the fp32 outputs
+    /// that the next block reads take turns in two buffers of `turnArena` (the idle gradient arena), released
+    /// before returning. The middle block's output stays fp32: the decoder starts from it.
+    private func compactForward(_ x: UnsafeMutablePointer<Float>, _ d: Dims, _ ctx: LayerContext,
+                                _ turnArena: BumpArena) -> Outputs {
+        var dims: [Dims] = [], od = d
+        for block in inputBlocks { od = block.outputDims(od); dims.append(od) }
+        let mark = turnArena.mark()
+        defer { turnArena.release(to: mark) }
+        let widest = dims.map(\.count).max() ?? 0
+        let turns = [turnArena.take(widest), turnArena.take(widest)]
+        var halves: [UnsafeMutablePointer<UInt16>] = []
+        var h = x, hd = d
+        for (k, block) in inputBlocks.enumerated() {
+            let half = CompactActivations.take(dims[k].count, ctx.arenas.acts)
+            h = block.forward(h, hd, ctx, into: OutputSlot(pointer: turns[k % 2], sampleStride: dims[k].count / d.n))
+            BF16Buffer.store(count: dims[k].count, h, into: half)
+            halves.append(half); hd = dims[k]
+        }
+        let m = middle.forward(h, hd, ctx)
+        return Outputs(halfBlocks: halves, dims: dims, middle: m, middleDims: middle.outputDims(hd))
     }
 
     /// dBlocks[k]: the gradient at input block k's output, holding every contribution from outside the encoder

@@ -32,6 +32,9 @@ struct LayerContext {
     /// Keep what backward needs. False where no backward follows (the frozen UNet's encoder, inference): a layer
     /// then keeps only its output and releases everything else before it returns.
     var saveForBackward = true
+    /// Set by the UNet for a frozen encoder in a compact training forward: the arena its fp32 block outputs take
+    /// turns in (Encoder.compactForward).
+    var compactEncoderTurns: BumpArena?
     /// Keep what weight gradients need (false in inference and in the frozen UNet).
     var saveForWeights: Bool { saveForBackward && weights.trainable }
 }

@@ -28,6 +28,9 @@ final class ResBlockLayer: Layer {
     // Compact activations (bf16 runs, CompactActivations.swift): h is kept in bf16 (hHalf), and with trainable
     // weights a1 and a2 are recomputed in backward instead of kept.
     private var hHalf: UnsafeMutablePointer<UInt16>?
+    // With frozen weights x is only read by norm1's backward, so a compact run keeps it in bf16 too (xHalf) and
+    // holds no pointer to it: the caller may reuse x's memory once forward returns (the UNet's decoder does).
+    private var xHalf: UnsafeMutablePointer<UInt16>?
 
     func outputDims(_ d: Dims) -> Dims { Dims(n: d.n, c: outChannels, h: d.h, w: d.w) }
 
@@ -37,13 +40,16 @@ final class ResBlockLayer: Layer {
         let compact = CompactActivations.enabled(ws.precision) && ctx.saveForBackward
         let keep = ctx.saveForWeights && !compact
         let od = outputDims(d), n = d.n, g = norm1.groups
-        dims = d; self.x = x
+        let compactInput = compact && !ctx.saveForWeights
+        dims = d; self.x = compactInput ? nil : x
         // Persistent first, then temporaries above a mark (the arena is a stack). Without backward only the
         // output outlives the call.
         let out = slot?.pointer ?? acts.take(od.count), outStride = slot?.sampleStride ?? od.c * od.spatial
         let outputMark = acts.mark()
         let mean1 = acts.take(n * g), rstd1 = acts.take(n * g), mean2 = acts.take(n * g), rstd2 = acts.take(n * g)
         let hHalf = compact ? CompactActivations.take(od.count, acts) : nil
+        let xHalf = compactInput ? CompactActivations.take(d.count, acts) : nil
+        if let xHalf { BF16Buffer.store(count: d.count, x, into: xHalf) }
         let hKeep = compact ? nil : acts.take(od.count)
         let a1keep = keep ? acts.take(d.count) : nil, a2keep = keep ? acts.take(od.count) : nil
         let mark = acts.mark()
@@ -72,7 +78,7 @@ final class ResBlockLayer: Layer {
         if let hHalf { BF16Buffer.store(count: od.count, h, into: hHalf) }
         acts.release(to: ctx.saveForBackward ? mark : outputMark)
         self.mean1 = mean1; self.rstd1 = rstd1; self.mean2 = mean2; self.rstd2 = rstd2
-        self.h = hKeep; self.hHalf = hHalf; self.a1 = a1keep; self.a2 = a2keep
+        self.h = hKeep; self.hHalf = hHalf; self.xHalf = xHalf; self.a1 = a1keep; self.a2 = a2keep
         return out
     }
 
@@ -120,12 +126,20 @@ final class ResBlockLayer: Layer {
                            overwriteInput: true)
             grads.release(to: scratch)
             // dX nil: only the norm's affine gradients.
-            GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
-                                   mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
-                                   dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
+            if let xHalf {
+                CompactActivations.groupNormBackward(norm1.shape(d), x: xHalf, gamma: ws.p(norm1.weight),
+                                                     beta: ws.p(norm1.bias), mean: mean1!, rstd: rstd1!, dY: dA1,
+                                                     dX: dX, dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias),
+                                                     arena: grads)
+            } else {
+                GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
+                                       mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
+                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
+            }
         }
         if let skip {
-            skip.backward(ws, x!, d, dY: dOut, dX: dX, scratch: grads)
+            // Frozen weights: the skip conv's backward reads no input (x is nil when kept compactly).
+            skip.backward(ws, x ?? dOut, d, dY: dOut, dX: dX, scratch: grads)
         } else if let dX {
             Elementwise.axpy(count: d.count, alpha: 1, x: dOut, y: dX)
         }

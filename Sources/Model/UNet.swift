@@ -107,7 +107,7 @@ public final class UNet {
     // Saved by forward for backward.
     private var siluEmb: UnsafeMutablePointer<Float>?
     private var encoderOut: Encoder.Outputs?
-    private var concatDims: [Dims] = [], decoderInputs: [UnsafeMutablePointer<Float>] = []
+    private var concatDims: [Dims] = []
     private var headIn: UnsafeMutablePointer<Float>?, headActs: UnsafeMutablePointer<Float>?
     private var headMean: UnsafeMutablePointer<Float>?, headRstd: UnsafeMutablePointer<Float>?
     private var headDims = Dims(n: 0, c: 0, h: 0, w: 0)
@@ -135,10 +135,15 @@ public final class UNet {
         // block outputs, which the decoder concatenates.
         var encoderCtx = ctx
         encoderCtx.saveForBackward = ws.trainable && !inference
+        // In bf16 the skips reach the decoder rounded to bf16 (their convs round them anyway), in every mode, so
+        // inference, frozen and base-training forwards stay bit-identical. A frozen encoder then keeps them in bf16
+        // only (Encoder.compactForward, its fp32 outputs taking turns in the gradient arena, idle in forward).
+        let bf16 = CompactActivations.enabled(ws.precision)
+        if bf16 && !ws.trainable { encoderCtx.compactEncoderTurns = arenas.grads }
         let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), encoderCtx)
         encoderOut = enc
         var h = enc.middle, hd = enc.middleDims
-        let last = enc.blocks.count
+        let last = enc.dims.count
         // Residual k of a control (samples of `per` floats), stored or computed into a temporary for `body`.
         func withResidual(_ control: ControlResiduals, _ k: Int, per: Int, _ body: (UnsafePointer<Float>) -> Void) {
             guard let compute = control.compute else { return body(control.residuals[k]) }
@@ -164,7 +169,7 @@ public final class UNet {
                          "a ControlNet gives \(last + 1) residuals")
         }
         addResiduals(last, per: hd.count / n, to: h, stride: hd.count / n)
-        concatDims.removeAll(keepingCapacity: true); decoderInputs.removeAll(keepingCapacity: true)
+        concatDims.removeAll(keepingCapacity: true)
         // Each decoder block reads cat([h, skip (+ residuals)]). The next block's concatenation is taken before a
         // block runs, and the block writes its output straight into its leading channels. In inference a block's
         // input is dead once it returns, so two buffers of the widest concatenation take turns.
@@ -174,22 +179,34 @@ public final class UNet {
             inputDims[j] = Dims(n: n, c: id.c + sd.c, h: id.h, w: id.w)
             inputDims.append(block.outputDims(inputDims[j]))
         }
+        // A frozen decoder in a compact (bf16) run keeps each block's input in bf16 inside the block
+        // (ResBlockLayer's xHalf), so its fp32 concatenations take turns too. Those turns live in the gradient
+        // arena, idle until backward and deeper then (its backward peak holds the widest concatenation's gradient
+        // several times over), and are released before forward returns.
+        let compactTurns = !inference && !ws.trainable && bf16
         let widest = inputDims.dropLast().map(\.count).max() ?? 0
-        let turns = inference ? [arenas.acts.take(widest), arenas.acts.take(widest)] : []
+        let turnArena = compactTurns ? arenas.grads : arenas.acts, turnMark = turnArena.mark()
+        let turns = inference || compactTurns ? [turnArena.take(widest), turnArena.take(widest)] : []
+        defer { if compactTurns { turnArena.release(to: turnMark) } }
         func concatenation(_ j: Int) -> (UnsafeMutablePointer<Float>, Dims) {
             let cd = inputDims[j]
-            return (inference ? turns[j % 2] : arenas.acts.take(cd.count), cd)
+            return (turns.isEmpty ? arenas.acts.take(cd.count) : turns[j % 2], cd)
         }
         func fillSkip(_ j: Int, _ cat: UnsafeMutablePointer<Float>, _ cd: Dims) {
             let k = skipIndex[j], per = enc.dims[k].c * cd.spatial, hPart = cd.count / n - per
-            for i in 0..<n { (cat + i * (hPart + per) + hPart).update(from: enc.blocks[k] + i * per, count: per) }
+            for i in 0..<n {
+                let target = cat + i * (hPart + per) + hPart
+                if !enc.halfBlocks.isEmpty { BF16Buffer.load(count: per, enc.halfBlocks[k] + i * per, into: target) }
+                else if bf16 { BF16Buffer.round(count: per, enc.blocks[k] + i * per, into: target) }
+                else { target.update(from: enc.blocks[k] + i * per, count: per) }
+            }
             addResiduals(k, per: per, to: cat + hPart, stride: hPart + per)
         }
         var (cat, cd) = concatenation(0)
         for i in 0..<n { (cat + i * cd.count / n).update(from: h + i * hd.count / n, count: hd.count / n) }
         fillSkip(0, cat, cd)
         for (j, block) in outputBlocks.enumerated() {
-            concatDims.append(cd); decoderInputs.append(cat)
+            concatDims.append(cd)
             hd = block.outputDims(cd)
             if j + 1 < outputBlocks.count {
                 let (next, nd) = concatenation(j + 1)

@@ -52,6 +52,26 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// Forward without saved probabilities (one head's at a time in the workspace) and backward recomputing them
+    /// give the same bits as with saved ones, in both precisions: the memory-saving path changes no value.
+    func testRecomputedProbabilitiesGiveTheSameBits() {
+        for precision in [Precision.fp32, .bf16] {
+            let s = AttentionShape(batch: 2, channels: 12, heads: 3, tokens: 21, precision: precision)
+            let c = Case(s, seed: 820, scale: 2)
+            let saved = c.forward()
+            let a = Buf(c.dA.count, fill: .nan), ws = Buf(s.workspaceCount, fill: .nan)
+            let kept = Buf(c.qkv.count), recomputed = Buf(c.qkv.count)
+            withExtendedLifetime(ws) {
+                Attention.forward(s, qkv: c.qkv.cp, a: a.p, probs: nil, workspace: ws.p)
+                Attention.backward(s, qkv: c.qkv.cp, probs: saved.probs.cp, dA: c.dA.cp, dQKV: kept.p, workspace: ws.p)
+                Attention.backward(s, qkv: c.qkv.cp, probs: nil, dA: c.dA.cp, dQKV: recomputed.p, workspace: ws.p)
+            }
+            XCTAssertEqual(a.array, saved.a.array, "\(precision): forward output without saved probabilities")
+            XCTAssertEqual(recomputed.array, kept.array, "\(precision): dQKV from recomputed probabilities")
+            XCTAssertFalse(kept.array.allSatisfy { $0 == 0 }, "the gradient is not trivially zero")
+        }
+    }
+
     func testGradientAgainstFiniteDifferences() {
         let s = AttentionShape(batch: 2, channels: 4, heads: 2, tokens: 6)
         let c = Case(s, seed: 810, scale: 1.5)

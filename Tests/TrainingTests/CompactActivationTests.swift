@@ -26,20 +26,16 @@ final class CompactActivationTests: XCTestCase {
 
     func testBF16KeepsLessAndStaysCloseToFP32() throws {
         let config = Self.config, n = 4
-        let unet = UNet(config: config)
-        let base = FloatBuffer(count: unet.parameterCount)
-        Initializers.initialize(unet.table, base.pointer, seed: 3)
-        let model = ControlNetTraining(config: config, base: base, seed: 4)
         // Non-zero zero convs, so that every ControlNet weight gets a gradient.
         var rng = RandomStream(seed: 6)
-        for i in 0..<model.params.count { model.params.pointer[i] += Float(rng.normal()) * 0.05 }
+        let model = perturbedControlNet(config, baseSeed: 3, controlSeed: 4, rng: &rng)
         let buffers = BatchBuffers(config: config, batchSize: n)
         rng.fillNormal(buffers.x0.pointer, count: buffers.x0.count)
         rng.fillNormal(buffers.eps.pointer, count: buffers.eps.count)
         for i in 0..<buffers.hint.count { buffers.hint.pointer[i] = rng.uniform() > 0.8 ? 1 : 0 }
         let batch = buffers.batch(t: [10, 300, 600, 900], labels: nil)
 
-        let fp32 = step(ControlNetTraining(config: config, base: base, seed: 4).copying(model), batch, .fp32)
+        let fp32 = step(ControlNetTraining(config: config, base: model.base, seed: 4).copying(model), batch, .fp32)
         let bf16 = step(model, batch, .bf16)
         let again = step(model, batch, .bf16)
         let ratio = Double(bf16.acts) / Double(fp32.acts)

@@ -98,13 +98,9 @@ final class ConsistencyLossTests: XCTestCase {
 
     private func checkAddedLossGradient(_ target: ConsistencyTarget) throws {
         let config = ModelConfig.tiny, S = config.imageSize, n = 3
-        let unet = UNet(config: config)
-        let base = FloatBuffer(count: unet.parameterCount)
-        Initializers.initialize(unet.table, base.pointer, seed: 1)
-        let model = ControlNetTraining(config: config, base: base, seed: 2)
         // A ControlNet that already does something (the zero convs are zero at initialisation).
         var rng = RandomStream(seed: 5)
-        for i in 0..<model.params.count { model.params.pointer[i] += Float(rng.normal()) * 0.05 }
+        let model = perturbedControlNet(config, baseSeed: 1, controlSeed: 2, rng: &rng)
         let objective = DiffusionObjective(consistency: ConsistencySettings(weight: 0.5, maxT: 999, extractor: .edges,
                                                                             target: target))
         let buffers = BatchBuffers(config: config, batchSize: n)

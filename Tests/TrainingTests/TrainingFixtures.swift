@@ -85,3 +85,15 @@ func fileHashes(_ dir: URL) -> [String: Int] {
     }
     return out
 }
+
+/// A ControlNet beside a freshly initialised base (seed `baseSeed`) whose weights, zero convs included, are moved
+/// off their initialisation by N(0, 0.05^2) noise from `rng`, so that every trainable weight gets a gradient.
+func perturbedControlNet(_ config: ModelConfig, baseSeed: UInt64, controlSeed: UInt64,
+                         rng: inout RandomStream) -> ControlNetTraining {
+    let unet = UNet(config: config)
+    let base = FloatBuffer(count: unet.parameterCount)
+    Initializers.initialize(unet.table, base.pointer, seed: baseSeed)
+    let model = ControlNetTraining(config: config, base: base, seed: controlSeed)
+    for i in 0..<model.params.count { model.params.pointer[i] += Float(rng.normal()) * 0.05 }
+    return model
+}

@@ -6,6 +6,7 @@ import XCTest
 import Foundation
 import Datasets
 import Distributed
+import Kernels
 import Model
 import Randomness
 @testable import Training
@@ -182,5 +183,38 @@ final class ConsistencyLossTests: XCTestCase {
         assertRefused(try scribble.validate(config: .tiny), ["--consistency-weight", "'scribble' has no differentiable extractor"])
         var base2 = plain; base2.mode = .base; base2.base = nil; base2.consistencyWeight = 1
         assertRefused(try base2.validate(config: .tiny), ["--consistency-weight", "ControlNet training"])
+    }
+
+    /// With the loss on: a run resumed from a mid-run checkpoint ends bit for bit where the whole run ends (the
+    /// low-timestep draw and the loss are part of the step's deterministic state), and simulated ranks, gradient
+    /// accumulation and bf16 all train (finite weights that the loss moved). mpirun np 2 against
+    /// --simulate-ranks 2 with the loss on is in scripts/mpi-tests/30-train-np.sh.
+    func testTheLossWorksWithResumeRanksAccumulationAndBF16() throws {
+        let ws = try Workspace()
+        let data = try ws.writeDataset(), base = try ws.writeBase()
+        var on = ws.options(data: data, base: base, out: "full", steps: 4)
+        on.consistencyWeight = 1; on.consistencyMaxT = 200; on.consistencyFraction = 0.5
+        on.checkpointEvery = 2
+        let full = try train(on)
+        var resumed = on; resumed.out = ws.path("resumed")
+        let root = ws.root.appendingPathComponent("resumed/checkpoints")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: ws.root.appendingPathComponent("full/checkpoints/step-00000002"),
+                                         to: root.appendingPathComponent("step-00000002"))
+        resumed.resume = "latest"
+        let b = try train(resumed)
+        XCTAssertEqual(full.model.params.array.map(\.bitPattern), b.model.params.array.map(\.bitPattern), "resume")
+        var plain = on; plain.out = ws.path("plain"); plain.consistencyWeight = 0; plain.checkpointEvery = nil
+        let reference = try train(plain).model.params.array
+        var variants: [(String, TrainOptions)] = []
+        var ranks = on; ranks.simulateRanks = 2; variants.append(("simulated ranks", ranks))
+        var accum = on; accum.gradAccum = 2; variants.append(("accumulation", accum))
+        var bf16 = on; bf16.precision = .bf16; variants.append(("bf16", bf16))
+        for (name, var o) in variants {
+            o.out = ws.path(name.replacingOccurrences(of: " ", with: "-")); o.checkpointEvery = nil
+            let t = try train(o)
+            XCTAssertTrue(Elementwise.allFinite(count: t.model.params.count, t.model.params.pointer), name)
+            XCTAssertNotEqual(t.model.params.array, reference, "\(name): the loss changed nothing")
+        }
     }
 }

@@ -42,5 +42,20 @@ for np in 2 4; do
     [ "$steps" = 5 ] || fail "np $np: metrics.jsonl holds $steps step records, expected 5"
     previous=$np
 done
+# The consistency loss (ControlNet++) selects its samples and normalises per rank: np 2 must still equal
+# --simulate-ranks 2 with it on, and differ from the plain run.
+CONSISTENCY=(--consistency-weight 1 --consistency-max-t 200 --consistency-fraction 0.5)
+mpirun_for 2
+run_logged "$TMP/cons-np2.log" "np 2 training with the consistency loss" "${MPIRUN[@]}" "$CONTROLNET" "${TRAIN[@]}" \
+    "${CONSISTENCY[@]}" --out "$TMP/cons-np2"
+run_logged "$TMP/cons-sim2.log" "--simulate-ranks 2 training with the consistency loss" "$CONTROLNET" "${TRAIN[@]}" \
+    "${CONSISTENCY[@]}" --simulate-ranks 2 --out "$TMP/cons-sim2"
+echo "consistency loss, np 2 vs --simulate-ranks 2:"
+"$CONTROLNET" diff-weights "$TMP/cons-np2/controlnet.safetensors" "$TMP/cons-sim2/controlnet.safetensors" --tolerance 1e-5 \
+    || fail "with the consistency loss, np 2 weights differ from --simulate-ranks 2 by more than 1e-5"
+if "$CONTROLNET" diff-weights "$TMP/sim2/controlnet.safetensors" "$TMP/cons-sim2/controlnet.safetensors" \
+    --tolerance 1e-5 >/dev/null; then
+    fail "the consistency loss changed nothing at --simulate-ranks 2"
+fi
 base_file_unchanged "$BASE" "$base_sha_before"
 echo "PASS $(basename "$0")"

@@ -8,7 +8,8 @@
 //   - a frozen ResBlock's input x in bf16 (only norm1's backward reads it), so the frozen decoder's fp32
 //     concatenations take turns in two buffers instead of one per block (UNet.forward);
 //   - the frozen encoder's block outputs (the decoder's skips) in bf16, the fp32 ones taking turns
-//     (Encoder.compactForward); both sets of turns live in the gradient arena, idle during forward;
+//     (Encoder.compactForward); both sets of turns live in the gradient arena, idle during forward. Every bf16
+//     forward, inference included, rounds the skips this way, so all stay bit-identical;
 //   - attention's qkv in bf16 and no probabilities: backward recomputes them head by head (AttentionLayer).
 // At scale64 batch 16 this took the activation arena from 645 to 425 MB (peak RSS 1054 -> 833 MB).
 // Everything else that bf16 saves over fp32 comes from layouts both precisions share (ControlResiduals.compute,

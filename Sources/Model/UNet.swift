@@ -136,10 +136,13 @@ public final class UNet {
         var encoderCtx = ctx
         encoderCtx.saveForBackward = ws.trainable && !inference
         // In bf16 the skips reach the decoder rounded to bf16 (their convs round them anyway), in every mode, so
-        // inference, frozen and base-training forwards stay bit-identical. A frozen encoder then keeps them in bf16
-        // only (Encoder.compactForward, its fp32 outputs taking turns in the gradient arena, idle in forward).
+        // inference, frozen and base-training forwards stay bit-identical. A frozen encoder in training then keeps
+        // them in bf16 only (Encoder.compactForward, its fp32 outputs taking turns in the gradient arena, idle in
+        // forward). Inference keeps nothing for backward, so compact skips would save little there (the arena is
+        // 45 MB at mnist batch 16 either way): the fp32 skips are rounded as they are copied instead, the same
+        // values without a store and a load per skip.
         let bf16 = CompactActivations.enabled(ws.precision)
-        if bf16 && !ws.trainable { encoderCtx.compactEncoderTurns = arenas.grads }
+        if bf16 && !ws.trainable && !inference { encoderCtx.compactEncoderTurns = arenas.grads }
         let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), encoderCtx)
         encoderOut = enc
         var h = enc.middle, hd = enc.middleDims

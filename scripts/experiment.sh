@@ -3,6 +3,8 @@
 # consistency loss, precision, another base): trains beside BASE (default the shipped base) with the quickstart's
 # settings plus any extra training options, evaluates 200 held-out hints (DDIM 25, seed 0) and prints one summary
 # line; everything lands in runs/experiments/NAME. The eval uses the EMA when the run kept one (it is the output).
+# The quickstart's schedule is 3,200 steps of 8 samples (4 per rank at np 2), 25,600 visits. The README's rows
+# from before it used 400 steps of 64, which later options override: --steps 400 -- --batch-size 32 --warmup-steps 50.
 #
 #   scripts/experiment.sh NAME [--steps N] [--base FILE] [--np N] [--eval-args "..."] -- [train-controlnet options...]
 set -euo pipefail
@@ -10,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CONTROLNET=${CONTROLNET:-.build/release/controlnet}
 [ $# -ge 1 ] || { echo "usage: $0 NAME [--steps N] [--base FILE] [--np N] [--eval-args \"...\"] -- [train options]" >&2; exit 2; }
 NAME=$1; shift
-STEPS=400 BASE=models/mnist-base.safetensors NP=$(nproc) EVAL_ARGS=""
+STEPS=3200 BASE=models/mnist-base.safetensors NP=$(nproc) EVAL_ARGS=""
 while [ $# -gt 0 ]; do
     case $1 in
         --steps) STEPS=$2; shift 2 ;;
@@ -21,6 +23,9 @@ while [ $# -gt 0 ]; do
         *) echo "experiment: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+for knob in STEPS NP; do
+    [[ "${!knob}" =~ ^[1-9][0-9]*$ ]] || { echo "experiment: --${knob,,} must be a positive integer, got '${!knob}'" >&2; exit 2; }
+done
 OUT=runs/experiments/$NAME
 mkdir -p runs/experiments
 flags=(-np "$NP" --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS)
@@ -28,7 +33,8 @@ flags=(-np "$NP" --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_N
 export CONTROLNET_PROGRESS=lines
 start=$(date +%s)
 mpirun "${flags[@]}" "$CONTROLNET" train-controlnet --config mnist --base "$BASE" --data mnist5k --hint canny \
-    --batch-size $((64 / NP)) --max-steps "$STEPS" --lr 1e-3 --warmup-steps 50 --lr-schedule cosine --min-lr-fraction 0.1 \
+    --batch-size $(( 8 / NP > 0 ? 8 / NP : 1 )) --max-steps "$STEPS" --lr 1e-3 --warmup-steps $(( STEPS / 8 )) \
+    --lr-schedule cosine --min-lr-fraction 0.1 \
     --log-every 25 --seed 0 --overwrite --out "$OUT" "$@" > "$OUT.train.log" 2>&1 \
     || { tail -20 "$OUT.train.log"; echo "experiment $NAME: training failed" >&2; exit 1; }
 train_seconds=$(( $(date +%s) - start ))

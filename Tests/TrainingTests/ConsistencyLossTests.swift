@@ -197,10 +197,7 @@ final class ConsistencyLossTests: XCTestCase {
         on.checkpointEvery = 2
         let full = try train(on)
         var resumed = on; resumed.out = ws.path("resumed")
-        let root = ws.root.appendingPathComponent("resumed/checkpoints")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: ws.root.appendingPathComponent("full/checkpoints/step-00000002"),
-                                         to: root.appendingPathComponent("step-00000002"))
+        try ws.seedCheckpoint("step-00000002", from: "full", to: "resumed")
         resumed.resume = "latest"
         let b = try train(resumed)
         XCTAssertEqual(full.model.params.array.map(\.bitPattern), b.model.params.array.map(\.bitPattern), "resume")

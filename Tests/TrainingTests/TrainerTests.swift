@@ -52,10 +52,7 @@ final class TrainerTests: XCTestCase {
         let a = try train(full)
         // Resume a second run from the step-3 checkpoint of the first.
         var resumed = full; resumed.out = ws.path("resumed")
-        let ckptRoot = ws.root.appendingPathComponent("resumed/checkpoints")
-        try FileManager.default.createDirectory(at: ckptRoot, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: ws.root.appendingPathComponent("full/checkpoints/step-00000003"),
-                                         to: ckptRoot.appendingPathComponent("step-00000003"))
+        try ws.seedCheckpoint("step-00000003", from: "full", to: "resumed")
         resumed.resume = "latest"
         let b = try train(resumed)
         let resumedLine = try String(contentsOfFile: ws.path("resumed/metrics.jsonl"), encoding: .utf8)

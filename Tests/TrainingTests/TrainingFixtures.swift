@@ -16,6 +16,15 @@ final class Workspace {
     deinit { try? FileManager.default.removeItem(at: root) }
     func path(_ name: String) -> String { root.appendingPathComponent(name).path }
 
+    /// Copies checkpoint `checkpoint` of the run in `from` into a fresh run directory `to`, so that a run there
+    /// with --resume latest starts from it.
+    func seedCheckpoint(_ checkpoint: String, from: String, to: String) throws {
+        let target = root.appendingPathComponent("\(to)/checkpoints")
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: root.appendingPathComponent("\(from)/checkpoints/\(checkpoint)"),
+                                         to: target.appendingPathComponent(checkpoint))
+    }
+
     /// 200 synthetic 8x8 "digits" (a bright square whose place depends on the label), 10 labels x 20 rows.
     func writeDataset(seed: UInt64 = 42, name: String = "synthetic8.csv") throws -> String {
         var lines: [String] = []

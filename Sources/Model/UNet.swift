@@ -142,7 +142,9 @@ public final class UNet {
         // 45 MB at mnist batch 16 either way): the fp32 skips are rounded as they are copied instead, the same
         // values without a store and a load per skip.
         let bf16 = CompactActivations.enabled(ws.precision)
-        if bf16 && !ws.trainable && !inference { encoderCtx.compactEncoderTurns = arenas.grads }
+        // Only a frozen UNet's training forward keeps its activations compactly (skips and concatenations).
+        let compact = bf16 && !ws.trainable && !inference
+        if compact { encoderCtx.compactEncoderTurns = arenas.grads }
         let enc = encoder.forward(x, Dims(n: n, c: config.inChannels, h: S, w: S), encoderCtx)
         encoderOut = enc
         var h = enc.middle, hd = enc.middleDims
@@ -186,11 +188,10 @@ public final class UNet {
         // (ResBlockLayer's xHalf), so its fp32 concatenations take turns too. Those turns live in the gradient
         // arena, idle until backward and deeper then (its backward peak holds the widest concatenation's gradient
         // several times over), and are released before forward returns.
-        let compactTurns = !inference && !ws.trainable && bf16
         let widest = inputDims.dropLast().map(\.count).max() ?? 0
-        let turnArena = compactTurns ? arenas.grads : arenas.acts, turnMark = turnArena.mark()
-        let turns = inference || compactTurns ? [turnArena.take(widest), turnArena.take(widest)] : []
-        defer { if compactTurns { turnArena.release(to: turnMark) } }
+        let turnArena = compact ? arenas.grads : arenas.acts, turnMark = turnArena.mark()
+        let turns = inference || compact ? [turnArena.take(widest), turnArena.take(widest)] : []
+        defer { if compact { turnArena.release(to: turnMark) } }
         func concatenation(_ j: Int) -> (UnsafeMutablePointer<Float>, Dims) {
             let cd = inputDims[j]
             return (turns.isEmpty ? arenas.acts.take(cd.count) : turns[j % 2], cd)

@@ -18,15 +18,7 @@ BATCH="${BATCH:-64}" COUNT="${COUNT:-128}" STEPS="${STEPS:-20}" REPEATS="${REPEA
 BIN=.build/release/controlnet
 OUT="${OUT:-runs/bench-sample-$(date +%Y%m%d-%H%M%S)}"
 
-[[ -x "$BIN" ]] || { echo "error: $BIN missing; run scripts/setup.sh first" >&2; exit 1; }
-[[ -f "$REF/ref_model.py" ]] || { echo "error: $REF/ref_model.py not found; set REF to the directory holding it" >&2; exit 1; }
-python3 -c 'import torch' 2>/dev/null || { echo "error: python3 cannot import torch; pip install /opt/wheels/torch-*.whl" >&2; exit 1; }
-[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "error: ROUNDS must be a positive integer, got '$ROUNDS'" >&2; exit 1; }
-
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-CORE="$("$BIN" info --blas-coretype)"
-[[ -n "$CORE" ]] && export OPENBLAS_CORETYPE="$CORE"
-mkdir -p "$OUT"
+source scripts/bench/torch-setup.sh ref_model.py
 WORK=(--mode sample --config mnist --batch-size "$BATCH" --count "$COUNT" --sampler-steps "$STEPS" --repeats "$REPEATS"
       --no-profile --torch "$REF" --torch-precision both)
 echo "writing JSON to $OUT; $ROUNDS round(s); batch $BATCH, $COUNT samples x $STEPS steps; $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"

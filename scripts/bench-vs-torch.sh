@@ -16,16 +16,7 @@ REF="${REF:-../shared/reference/pytorch}"
 BIN=.build/release/controlnet
 OUT="${OUT:-runs/bench-vs-torch-$(date +%Y%m%d-%H%M%S)}"
 
-[[ -x "$BIN" ]] || { echo "error: $BIN missing; run scripts/setup.sh first" >&2; exit 1; }
-[[ -f "$REF/torch_bench.py" ]] || { echo "error: $REF/torch_bench.py not found; set REF to the directory holding it" >&2; exit 1; }
-python3 -c 'import torch' 2>/dev/null || { echo "error: python3 cannot import torch; pip install /opt/wheels/torch-*.whl" >&2; exit 1; }
-[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "error: ROUNDS must be a positive integer, got '$ROUNDS'" >&2; exit 1; }
-
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-# The core OpenBLAS needs here, exported so every rank starts with it (no re-exec under mpirun).
-CORE="$("$BIN" info --blas-coretype)"
-[[ -n "$CORE" ]] && export OPENBLAS_CORETYPE="$CORE"
-mkdir -p "$OUT"
+source scripts/bench/torch-setup.sh torch_bench.py
 echo "writing JSON to $OUT; $ROUNDS round(s); $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 run() {  # name, then the command

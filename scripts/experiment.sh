@@ -6,14 +6,21 @@
 # The quickstart's schedule is 3,200 steps of 8 samples (4 per rank at np 2), 25,600 visits. The README's rows
 # from before it used 400 steps of 64, which later options override: --steps 400 -- --batch-size 32 --warmup-steps 50.
 #
-#   scripts/experiment.sh NAME [--steps N] [--base FILE] [--np N] [--eval-args "..."] -- [train-controlnet options...]
+#   scripts/experiment.sh NAME [--steps N] [--base FILE] [--np N] [--eval-args "..."] [--overwrite] -- [train-controlnet options...]
+# An existing runs/experiments/NAME is refused unless --overwrite says to replace it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CONTROLNET=${CONTROLNET:-.build/release/controlnet}
-[ $# -ge 1 ] || { echo "usage: $0 NAME [--steps N] [--base FILE] [--np N] [--eval-args \"...\"] -- [train options]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 NAME [--steps N] [--base FILE] [--np N] [--eval-args \"...\"] [--overwrite] -- [train options]" >&2; exit 2; }
 NAME=$1; shift
-STEPS=3200 BASE=models/mnist-base.safetensors NP=$(nproc) EVAL_ARGS=""
+[[ "$NAME" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || { echo "experiment: NAME must be letters, digits, '.', '_' or '-' (it names runs/experiments/NAME), got '$NAME'" >&2; exit 2; }
+STEPS=3200 BASE=models/mnist-base.safetensors NP=$(nproc) EVAL_ARGS="" OVERWRITE=0
 while [ $# -gt 0 ]; do
+    case $1 in
+        --overwrite) OVERWRITE=1; shift; continue ;;
+        --) ;;
+        --*) [ $# -ge 2 ] || { echo "experiment: $1 needs a value" >&2; exit 2; } ;;
+    esac
     case $1 in
         --steps) STEPS=$2; shift 2 ;;
         --base) BASE=$2; shift 2 ;;
@@ -27,6 +34,9 @@ for knob in STEPS NP; do
     [[ "${!knob}" =~ ^[1-9][0-9]*$ ]] || { echo "experiment: --${knob,,} must be a positive integer, got '${!knob}'" >&2; exit 2; }
 done
 OUT=runs/experiments/$NAME
+if [ "$OVERWRITE" = 0 ] && [ -e "$OUT" ]; then
+    echo "experiment: $OUT exists (an earlier run of $NAME); pass --overwrite to replace it, or choose another NAME" >&2; exit 2
+fi
 mkdir -p runs/experiments
 flags=(-np "$NP" --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS)
 [ "$(id -u)" = 0 ] && flags+=(--allow-run-as-root)

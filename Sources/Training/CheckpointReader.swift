@@ -19,6 +19,13 @@ extension CheckpointStore {
 
     public static func read(_ dir: URL) throws -> Loaded {
         let manifestURL = dir.appendingPathComponent(CheckpointManifest.fileName)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory) else {
+            throw CheckpointError(dir.path, "does not exist; give a checkpoint directory (OUT/checkpoints/step-N), or --resume latest")
+        }
+        guard isDirectory.boolValue else {
+            throw CheckpointError(dir.path, "is a file, not a checkpoint directory (OUT/checkpoints/step-N, which holds \(CheckpointManifest.fileName) and the shards)")
+        }
         guard let data = FileManager.default.contents(atPath: manifestURL.path) else {
             throw CheckpointError(dir.path, "no \(CheckpointManifest.fileName): not a complete checkpoint (a write was interrupted?)")
         }

@@ -108,6 +108,10 @@ public enum PathGuard {
     /// is expected would fail only at the rename. `directories` are the outputs that are directories by design.
     public static func checkKinds(_ outputs: [(option: String, path: String)], directories: Set<String> = []) throws {
         for out in outputs {
+            // "" would resolve to the working directory: a script's unset variable would write there.
+            guard !out.path.isEmpty else {
+                throw OptionsError(option: out.option, message: "is empty; give a path (an unset variable in a script?)")
+            }
             let wantDirectory = directories.contains(out.path)
             if let kind = specialKind(out.path) {
                 throw OptionsError(option: out.option, message: "\(out.path) exists and is \(kind), not a \(wantDirectory ? "directory" : "regular file"); give a path to a \(wantDirectory ? "directory" : "file") (a new one, or one to replace)")

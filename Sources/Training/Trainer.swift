@@ -43,6 +43,7 @@ public final class Trainer {
     /// Rank 0's hold on the run directory (nil on other ranks, and once the run is over).
     private var directory: RunDirectory?
     private var pendingResume: CheckpointStore.Loaded?
+    private let validationHints: HintSet?
     private var notes: [String] = []
 
     public var model: TrainingModel { step.model }
@@ -92,6 +93,7 @@ public final class Trainer {
                                     options.consistencyMaxT)
         }
         baseSHA256 = inputs.model.frozen.map { Self.sha256($0) }
+        validationHints = try Self.loadValidationHints(options, config: config)
 
         // Only now, with every input read and checked, is the run directory claimed.
         var notes: [String] = []
@@ -115,6 +117,7 @@ public final class Trainer {
         if let loaded = pendingResume {
             try Self.checkBelongs(loaded, options: options, config: config, baseSHA256: baseSHA256,
                                   trainable: inputs.model.params.count, fingerprint: fingerprint)
+            try Self.checkResumePoint(loaded, options: options, totalSteps: totalSteps, out: outDirectory)
         }
         // Every rank must continue from the same checkpoint (they may see different file systems).
         try RankAgreement.check([("resume", pendingResume.map { "\($0.manifest.step) \($0.manifest.runID ?? "")" } ?? "none")],
@@ -133,6 +136,7 @@ public final class Trainer {
 
     /// The files the run writes may not be the files it reads.
     static func guardPaths(_ o: TrainOptions, out: URL) throws {
+        try PathGuard.checkKinds([("--out", o.out)], directories: [o.out])
         var inputs: [(String, String)] = []
         if let b = o.base { inputs.append(("--base", b)) }
         if let i = o.initFrom { inputs.append(("--init-from", i)) }
@@ -164,38 +168,7 @@ public final class Trainer {
         """
     }
 
-    // MARK: resuming
-
-    /// Refuses a checkpoint that does not belong to this run: another mode, config, base weights, data, size or
-    /// seed. The world size may differ.
-    static func checkBelongs(_ loaded: CheckpointStore.Loaded, options: TrainOptions, config: ModelConfig,
-                             baseSHA256: String?, trainable: Int, fingerprint: DataFingerprint) throws {
-        let m = loaded.manifest, path = loaded.directory.appendingPathComponent(CheckpointManifest.fileName).path
-        // A format-1 manifest protects nothing but its shards: its step, data position and options could have been
-        // edited. Its weights stay readable (export), but training does not continue from unverifiable state.
-        if m.format != CheckpointManifest.formatName {
-            throw CheckpointError(path, "is format '\(m.format)' (an older build's, without a self-checksum or data fingerprint), which a run does not resume from; resume it with the build that wrote it, or write its weights with `controlnet export \(loaded.directory.path) --out W.safetensors` (a base run can start from them with --init-from W.safetensors)")
-        }
-        if m.mode != options.mode {
-            throw CheckpointError(path, "is a \(m.mode.rawValue) checkpoint; this run trains \(options.mode.rawValue)")
-        }
-        if m.config != config.json {
-            throw CheckpointError(path, "was made with another model config:\n  checkpoint: \(m.config)\n  this run:   \(config.json)")
-        }
-        if m.baseSHA256 != baseSHA256 {
-            throw CheckpointError(path, "was trained on another base model (SHA-256 \(m.baseSHA256 ?? "none") vs \(baseSHA256 ?? "none") of \(options.base ?? "-")); resume with the base it was made with")
-        }
-        guard m.trainableCount == trainable else {
-            throw CheckpointError(path, "holds \(m.trainableCount) trainable parameters; this model has \(trainable)")
-        }
-        if m.options.seed != options.seed {
-            throw CheckpointError(path, "was made with --seed \(m.options.seed); resuming with --seed \(options.seed) would change the data order and noise")
-        }
-        if let data = m.data, data != fingerprint {
-            let option = data.hint != fingerprint.hint ? "--hint \(data.hint ?? "-")" : "--data \(data.source)\(data.resize ? " --resize" : "")"
-            throw CheckpointError(path, "was trained on other data (\(data.source), \(data.count) images, hint \(data.hint ?? "none"), content SHA-256 \(data.contentSHA256.prefix(16))...; this run has \(fingerprint.source), \(fingerprint.count) images, hint \(fingerprint.hint ?? "none"), \(fingerprint.contentSHA256.prefix(16))...); resume with \(option)")
-        }
-    }
+    // MARK: resuming (the checks are in ResumeChecks.swift)
 
     /// Continues from a checkpoint (checked by checkBelongs): weights, moments, counters and the data position.
     func resume(from loaded: CheckpointStore.Loaded) throws {
@@ -286,6 +259,7 @@ public final class Trainer {
         let preview = try makeValidationPreview()
         var timedSteps = 0, timedSeconds = 0.0, lastLoss = Double.nan
         var stoppedAt: URL?
+        let stepsBefore = step.counters.step
         let samplesPerStep = Double(options.batchSize * worldSize * options.gradAccum)
         func elapsed() -> Double { trainSecondsBefore + Date().timeIntervalSince(start) }
         while step.counters.step < totalSteps {
@@ -353,8 +327,13 @@ public final class Trainer {
             if comm.rank == 0 { try saveWeights() }
             try writeStatus(.complete, trainSeconds: total)
         }
-        log.info(String(format: "done: %d steps, %@ this pass (%@ in all), final loss %.4f, %.1f samples/s, %d skipped",
-                        c.step, RunLog.duration(wall), RunLog.duration(total), lastLoss, rate, c.skippedTotal))
+        if stoppedAt == nil && stepsBefore == c.step {
+            // Resumed at the last step (a requeued job after the run finished, say): nothing trained, no loss.
+            log.info("done: the checkpoint was already at the last step (\(c.step) of \(totalSteps)); nothing to train, final weights written from it")
+        } else {
+            log.info(String(format: "done: %d steps, %@ this pass (%@ in all), final loss %.4f, %.1f samples/s, %d skipped",
+                            c.step, RunLog.duration(wall), RunLog.duration(total), lastLoss, rate, c.skippedTotal))
+        }
         return TrainResult(steps: c.step, finalLoss: lastLoss, wallSeconds: wall, samplesPerSecond: rate,
                            skippedSteps: c.skippedTotal, stoppedEarly: stoppedAt != nil)
     }
@@ -398,13 +377,23 @@ public final class Trainer {
     /// The previewer when --validation-steps is set, on every rank (each samples a share; rank 0 writes): held-out
     /// hints (--validation-data, else the test split of --data; paired data has no split, so its own rows) for
     /// ControlNets, labelled samples for a base.
-    func makeValidationPreview() throws -> ValidationPreview? {
+    /// The held-out hints of the previews, read (and refused by option) before the run directory is claimed.
+    static func loadValidationHints(_ options: TrainOptions, config: ModelConfig) throws -> HintSet? {
         guard options.validationSteps != nil else { return nil }
         let kind = options.hintKind.map { $0.isDeterministic ? $0 : .canny }
         let spec = options.spec(for: options.validationData ?? options.data)
-        let held = try HeldOutHints.load(spec, split: .test, kind: kind, count: options.validationCount,
+        do {
+            return try HeldOutHints.load(spec, split: .test, kind: kind, count: options.validationCount,
                                          imageSize: config.imageSize, imageChannels: config.inChannels,
                                          hintChannels: config.hintChannels, seed: options.seed)
+        } catch {
+            let option = options.validationData != nil ? "--validation-data" : "--validation-steps"
+            throw OptionsError(option: option, message: "the validation previews need held-out hints (the test split of \(options.validationData ?? options.data)): \(error)")
+        }
+    }
+
+    func makeValidationPreview() throws -> ValidationPreview? {
+        guard let held = validationHints else { return nil }
         return try ValidationPreview(model: model, hints: held, vocabulary: samples.vocabulary, prediction: prediction,
                                      seed: options.seed,
                                      directory: outDirectory.appendingPathComponent("validation"), comm: comm)

@@ -46,6 +46,38 @@ public enum RankAgreement {
         } + [("overwrite", "\(options.overwrite)")]
     }
 
+    /// The command line as (option, value) pairs, sorted by option, for the commands that keep no resolved-options
+    /// record as training does (sample, eval): under mpirun every rank gets the same words, so ranks that differ were
+    /// started differently (the MPMD form, or a per-rank wrapper) and would write a mix of two jobs' images.
+    /// "--key=value" and "--key value..." read alike; a repeated option's values are joined in order; words before
+    /// the first option are positional.
+    public static func commandLineValues(_ arguments: [String]) -> [(key: String, value: String)] {
+        var values: [String: [String]] = [:], key = "positional arguments"
+        for word in arguments {
+            if word.hasPrefix("--") {
+                let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
+                key = parts[0]
+                values[key, default: []].append(parts.count > 1 ? parts[1] : "")
+            } else {
+                var list = values[key, default: [""]]
+                list[list.count - 1] += (list[list.count - 1].isEmpty ? "" : " ") + word
+                values[key] = list
+            }
+        }
+        return values.keys.sorted().map { ($0, values[$0]!.joined(separator: "\u{1}")) }
+    }
+
+    /// Refuses ranks started with different command lines, naming the option: the set of options first (one
+    /// number), then each option's value.
+    public static func checkCommandLine(_ arguments: [String], comm: any Communicator) throws {
+        guard comm.size > 1 else { return }
+        let values = commandLineValues(arguments)
+        try check([("names", values.map(\.key).joined(separator: " "))], comm: comm) { _ in
+            "the set of options given (\(values.map(\.key).joined(separator: " ")) on rank \(comm.rank))"
+        }
+        try check(values, comm: comm) { $0 }
+    }
+
     /// "batch_size" -> "--batch-size".
     public static func flag(_ key: String) -> String { "--" + key.replacingOccurrences(of: "_", with: "-") }
 }

@@ -75,6 +75,11 @@ struct GenerationFlags: ParsableArguments {
     /// its share of the cores, which is also the default worker count.
     func startRanks() throws -> any Communicator {
         let comm = try Communicators.makeDefault()
+        // Every rank samples its share of one job: ranks started with other options would mix two jobs' images.
+        do { try RankAgreement.checkCommandLine(Array(CommandLine.arguments.dropFirst(2)), comm: comm) } catch {
+            comm.finalize()
+            throw error
+        }
         BLASRuntime.configureThreadsForThisProcess()
         return comm
     }
@@ -83,7 +88,12 @@ struct GenerationFlags: ParsableArguments {
         if precision == .bf16, let warning = BF16Kernel.slowPathWarning {
             FileHandle.standardError.write(Data((warning + "\n").utf8))
         }
-        return try Generator.load(base: base, controls: try controls())
+        let generator = try Generator.load(base: base, controls: try controls())
+        // Guidance mixes the conditional and the unconditional prediction: a model without classes has only one.
+        if cfgScale != 1 && generator.config.numClasses == 0 {
+            throw ValidationError("--cfg-scale \(cfgScale) needs a class-conditional model (classifier-free guidance); \(base) has no classes. Drop --cfg-scale")
+        }
+        return generator
     }
 
     /// The files generation reads, for the output guard.
@@ -153,6 +163,7 @@ struct Sample: ParsableCommand {
                 throw ValidationError("\(path): needs a tensor `hints` of shape [N >= 1, \(config.hintChannels), \(S), \(S)]")
             }
             n = min(count, info.shape[0])
+            if n < count && comm.isRoot { print("note: --hints \(path) holds \(n) hint(s), fewer than --count \(count): sampling \(n)") }
             let values = Array(try file.floats("hints").prefix(n * config.hintChannels * S * S))
             // Hints are documented as [0, 1]; anything else (NaN, Inf, 5.0) is a broken file, not a hint.
             if let i = values.firstIndex(where: { !($0 >= 0 && $0 <= 1) }) {

@@ -35,4 +35,21 @@ final class RankAgreementTests: XCTestCase {
         XCTAssertTrue(e.description.contains("rank 0 runs 'train-base', this rank runs 'sample'"), e.description)
         XCTAssertTrue(e.description.contains("mpirun -np 2 controlnet train-base"), e.description)
     }
+
+    func testCommandLinesReadAsOptionValuePairsWhateverTheSpelling() {
+        let a = RankAgreement.commandLineValues(["--count", "5", "--control", "a.st:0.5", "--control=b.st", "--seed=3",
+                                                 "--guess-mode"])
+        let b = RankAgreement.commandLineValues(["--seed", "3", "--guess-mode", "--count=5", "--control", "a.st:0.5",
+                                                 "--control", "b.st"])
+        XCTAssertEqual(a.map(\.key), ["--control", "--count", "--guess-mode", "--seed"])
+        XCTAssertEqual(a.map(\.value), b.map(\.value), "the same options in another order and spelling agree")
+        // Repeated options keep their order: the controls in another order are another job.
+        let swapped = RankAgreement.commandLineValues(["--control", "b.st", "--control", "a.st:0.5", "--count", "5",
+                                                       "--seed", "3", "--guess-mode"])
+        XCTAssertNotEqual(a.first?.value, swapped.first?.value)
+        // Negative numbers are values, and words before the first option are positional.
+        let c = RankAgreement.commandLineValues(["ckpt", "--guidance-start", "-1"])
+        XCTAssertEqual(c.map(\.key), ["--guidance-start", "positional arguments"])
+        XCTAssertEqual(c.map(\.value), ["-1", "ckpt"])
+    }
 }

@@ -8,6 +8,7 @@ public struct WeightDiffReport: Codable, Equatable, Sendable {
     public var tensors = 0
     public var values = 0
     public var bitIdentical = true
+    /// NaN or infinite values, counted in both files.
     public var nonFiniteValues = 0
     /// The largest absolute difference; infinite when a value is NaN or infinite on one side only (or NaN on both).
     public var maxAbsDiff = 0.0
@@ -38,7 +39,8 @@ public struct WeightDiffError: Error, CustomStringConvertible {
 }
 
 public enum WeightDiff {
-    /// Compares `a` and `b` (named `nameA`, `nameB` in errors); they must hold the same tensor names and sizes.
+    /// Compares `a` and `b` (named `nameA`, `nameB` in errors); they must hold the same tensor names and shapes (the
+    /// same values in a transposed layout are another tensor).
     public static func compare(_ a: SafeTensorsFile, _ b: SafeTensorsFile, nameA: String, nameB: String) throws -> WeightDiffReport {
         guard Set(a.names) == Set(b.names) else {
             let onlyA = Set(a.names).subtracting(b.names).sorted(), onlyB = Set(b.names).subtracting(a.names).sorted()
@@ -49,17 +51,21 @@ public enum WeightDiff {
         // A value that is NaN or infinite on one side only (or NaN on both) is an infinite difference: two files
         // are only "close" when their finite values are.
         for name in a.names.sorted() {
+            if let sa = a.info(name)?.shape, let sb = b.info(name)?.shape, sa != sb {
+                throw WeightDiffError(description: "tensor \(name): shape \(sa) in \(nameA), \(sb) in \(nameB)")
+            }
             let x = try a.floats(name), y = try b.floats(name)
             guard x.count == y.count else {
                 throw WeightDiffError(description: "tensor \(name): \(x.count) values in \(nameA), \(y.count) in \(nameB)")
             }
             for i in 0..<x.count {
+                r.nonFiniteValues += (x[i].isFinite ? 0 : 1) + (y[i].isFinite ? 0 : 1)
                 if x[i].bitPattern != y[i].bitPattern { r.bitIdentical = false }
+                // A NaN never agrees, even with the same bits: two broken files must not pass a tolerance check.
                 let d: Double
                 if x[i].isFinite && y[i].isFinite {
                     d = abs(Double(x[i]) - Double(y[i]))
                 } else {
-                    r.nonFiniteValues += 1
                     d = x[i] == y[i] ? 0 : .infinity    // equal infinities agree; NaN never does
                 }
                 if d > r.maxAbsDiff { r.maxAbsDiff = d; r.worstTensor = name }

@@ -43,7 +43,7 @@ public enum ImageDataError: Error, CustomStringConvertible, Equatable, Sendable 
             return "\(path): cannot read the image (\(reason)). Check that it is a readable file."
         case let .corruptImage(path, format, reason):
             return "\(path): corrupt or truncated \(format) (\(reason)). Re-export or re-download the file, or "
-                + "pass skipBad to skip such rows."
+                + "pass --skip-bad-images to skip such rows."
         case let .unsupportedImage(path, reason, fix):
             return "\(path): \(reason). \(fix)"
         case let .badRow(manifest, line, column, file, problem):
@@ -70,7 +70,7 @@ public enum ImageDataError: Error, CustomStringConvertible, Equatable, Sendable 
             return "\(manifest): no usable rows" + (skipped > 0 ? " (\(skipped) skipped as bad)" : "")
                 + ". A paired dataset needs at least one (image, condition, prompt) row."
         case let .skippedRows(manifest, count, first):
-            return "\(manifest): \(count) rows are bad (first: \(first)). Fix them, or pass skipBad to train "
+            return "\(manifest): \(count) rows are bad (first: \(first)). Fix them, or pass --skip-bad-images to train "
                 + "without them."
         case let .invalidArgument(name, value, expected):
             return "\(name) = \(value) is not supported; expected \(expected)."

@@ -131,7 +131,9 @@ public struct PairedDataset: Sendable {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw DatasetError.unreadable(path: url.path, reason: error.localizedDescription)
+            var isDirectory: ObjCBool = false
+            let directory = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue
+            throw DatasetError.unreadable(path: url.path, reason: directory ? "it is a directory, not a file" : error.localizedDescription)
         }
         var result: [(Int, [String: Any])] = []
         var lineNumber = 0

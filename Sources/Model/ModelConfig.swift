@@ -1,6 +1,7 @@
 // The network's hyper-parameters (ARCHITECTURE.md "Config"): a Codable value with snake_case JSON keys, the named
 // presets, and validation that names the bad field.
 import Foundation
+import SafeTensors
 
 public struct ModelConfig: Codable, Sendable, Hashable {
     public var imageSize: Int
@@ -66,7 +67,7 @@ public struct ModelConfig: Codable, Sendable, Hashable {
     public static func load(from url: URL) throws -> ModelConfig {
         let data: Foundation.Data
         do { data = try Foundation.Data(contentsOf: url) } catch {
-            throw ConfigError(field: "config", message: "cannot read \(url.path): \(error.localizedDescription)")
+            throw ConfigError(field: "config", message: "cannot read \(url.path): \(FileReadFailure.reason(url, error))")
         }
         return try decode(json: data, source: url.path)
     }

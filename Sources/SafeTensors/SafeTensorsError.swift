@@ -65,3 +65,15 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+/// Why a file could not be read, in words: Foundation reports a directory or a missing file as "The file couldn't
+/// be opened" (NSCocoaErrorDomain error 256/260), which names no cause.
+public enum FileReadFailure {
+    public static func reason(_ url: URL, _ error: Error) -> String {
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) { return "no such file" }
+        if isDirectory.boolValue { return "it is a directory, not a file" }
+        if !FileManager.default.isReadableFile(atPath: url.path) { return "permission denied" }
+        return error.localizedDescription
+    }
+}

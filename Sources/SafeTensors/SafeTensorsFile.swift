@@ -18,7 +18,7 @@ public struct SafeTensorsFile: Sendable {
             // Mapped: checkpoints can be large and most callers copy each tensor out exactly once.
             bytes = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
-            throw SafeTensorsError.unreadable(file: url.path, reason: "\(error.localizedDescription)")
+            throw SafeTensorsError.unreadable(file: url.path, reason: FileReadFailure.reason(url, error))
         }
         (metadata, tensors, dataStart, index) = try Self.parse(bytes, url: url)
     }

@@ -56,8 +56,8 @@ struct Bench: ParsableCommand {
     var zero = 0
     @Option(help: "Directory of torch_bench.py: run the PyTorch reference on the same work afterwards (rank 0).")
     var torch: String?
-    @Option(name: .customLong("torch-amp"), help: "With --torch: PyTorch's precision, fp32 (eager) or bf16 (autocast to bfloat16, AMP=bf16).")
-    var torchAmp: Precision = .fp32
+    @Option(name: .customLong("torch-amp"), help: "With --torch: PyTorch's precision, fp32 (eager, the default) or bf16 (autocast to bfloat16, AMP=bf16).")
+    var torchAmp: Precision?
 
     enum TorchVariants: String, ExpressibleByArgument, CaseIterable { case fp32, bf16, both }
 
@@ -72,6 +72,9 @@ struct Bench: ParsableCommand {
                 try OptionBounds.count("--repeats", repeats, OptionBounds.benchRepeats)
             }
         } catch { throw ValidationError("\(error)") }
+        if torch == nil && torchAmp != nil {
+            throw ValidationError("--torch-amp sets PyTorch's precision for --torch DIR, which is not given; add --torch DIR (the directory of torch_bench.py), or drop --torch-amp")
+        }
         if mode == .sample {
             guard (1...1000).contains(samplerSteps) else { throw ValidationError("--sampler-steps must be in 1...1000 (got \(samplerSteps))") }
             guard (0...8).contains(controls) else { throw ValidationError("--controls must be in 0...8 (got \(controls))") }
@@ -122,7 +125,7 @@ struct Bench: ParsableCommand {
             var out = report
             out.torch = try TorchComparison.run(directory: torch, mode: mode, config: model.config, batchSize: batchSize,
                                                 threads: BLASRuntime.threads, world: world, steps: steps,
-                                                amp: torchAmp, ours: report.samplesPerSecond)
+                                                amp: torchAmp ?? .fp32, ours: report.samplesPerSecond)
             return out
         }
     }

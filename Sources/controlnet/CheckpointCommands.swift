@@ -17,6 +17,8 @@ struct Export: ParsableCommand {
     var out: String
     @Flag(help: "Write the checkpoint's EMA of the weights instead of the raw weights.")
     var ema = false
+    @Flag(help: "Replace --out if it exists (by default an existing file, such as another run's weights, is refused).")
+    var overwrite = false
 
     func validate() throws {
         do { try PathGuard.checkKinds([("--out", out)]) } catch { throw ValidationError("\(error)") }
@@ -27,6 +29,9 @@ struct Export: ParsableCommand {
         let dir = loaded.directory
         // Every file read, by path and inode: a hard link to a shard elsewhere is the shard.
         try PathGuard.check(outputs: [("--out", out)], inputs: CheckpointStore.files(of: loaded).map { ("checkpoint", $0) })
+        if !overwrite && FileManager.default.fileExists(atPath: out) {
+            throw ValidationError("--out: \(out) exists; choose a new file, or pass --overwrite to replace it")
+        }
         let config = try ModelConfig.decode(json: Data(loaded.manifest.config.utf8), source: dir.path)
         let table = loaded.manifest.mode == .base ? UNet(config: config).table : ControlNet(config: config).table
         guard table.count == loaded.params.count else {

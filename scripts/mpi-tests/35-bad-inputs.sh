@@ -2,7 +2,8 @@
 # The other commands refuse bad input the same way - a non-zero exit below 128 (never a crash), a message naming
 # the option or file, and nothing destroyed: sample with zero columns or an empty / non-finite / out-of-range
 # hints file, a control scale of nan, an output that is an input (sample --out/--grid over the base, export
-# into the checkpoint it reads); diff-weights stays JSON for a file holding NaN and fails its tolerance; a gzip bomb
+# into the checkpoint it reads), export over an existing file, an empty --out, a bad --validation-data (refused
+# before the run directory exists), guidance without classes, a directory as a weight file; diff-weights stays JSON for a file holding NaN and fails its tolerance; a gzip bomb
 # given as --data is refused at the size its header declares.
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
@@ -64,6 +65,21 @@ refused "--json: .*is also the input of --base" "$CONTROLNET" eval --base "$BASE
 refused "--out: .*shard-00000-of-00001.safetensors is also the input of checkpoint" \
     "$CONTROLNET" export "$CKPT" --out "$CKPT/shard-00000-of-00001.safetensors"
 refused "--out: .*is also the input of checkpoint" "$CONTROLNET" export "latest:$TMP/cn" --out "$CKPT/manifest.json"
+# export refuses an existing file (another run's weights) unless --overwrite, and an empty --out (an unset variable)
+refused "--out: .*exists; choose a new file, or pass --overwrite" "$CONTROLNET" export "$CKPT" --out "$BASE"
+refused "--out: is empty" "$CONTROLNET" export "$CKPT" --out ""
+cp "$CN" "$TMP/replaced.safetensors"
+"$CONTROLNET" export "$CKPT" --out "$TMP/replaced.safetensors" --overwrite >/dev/null || fail "export --overwrite failed"
+refused "--out: is empty" "$CONTROLNET" train-controlnet --config tiny --resize --data-dir "$REPO_ROOT/data" --base "$BASE" \
+    --max-steps 1 --out ""
+# a bad validation set is refused by option before the run directory exists
+refused "--validation-data: .*nope" "$CONTROLNET" train-controlnet --config tiny --resize --data-dir "$REPO_ROOT/data" \
+    --base "$BASE" --max-steps 1 --validation-steps 1 --validation-data "$TMP/nope" --out "$TMP/vd"
+[ ! -e "$TMP/vd" ] || fail "a refused --validation-data left $TMP/vd"
+# guidance on a model without classes; --torch-amp without --torch; a directory given as --base
+refused "--cfg-scale 3.0 needs a class-conditional model" "${S[@]}" --cfg-scale 3 --grid "$TMP/g.png"
+refused "--torch-amp sets PyTorch's precision for --torch DIR" "$CONTROLNET" bench --torch-amp bf16 --steps 1
+refused "$TMP/cn: .*it is a directory, not a file" "${S[@]}" --control "$TMP/cn" --hints "$TMP/good-hints.safetensors" --grid "$TMP/g.png"
 [ "$(sha256sum "$BASE" | cut -d' ' -f1)" = "$base_sha" ] || fail "the base changed"
 [ "$(cd "$CKPT" && sha256sum ./* | sort)" = "$ckpt_before" ] || fail "the checkpoint changed"
 "${S[@]}" --control "$CN" --hints "$TMP/good-hints.safetensors" --grid "$TMP/g.png" >/dev/null 2>&1 || fail "a good sample failed"

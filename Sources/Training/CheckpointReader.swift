@@ -117,7 +117,15 @@ extension CheckpointStore {
                 skipped.append("\(dir.path): no \(CheckpointManifest.fileName) (an interrupted write)")
                 continue
             }
-            do { return .found(try read(dir), skipped: skipped) } catch {
+            do {
+                let loaded = try read(dir)
+                // A copy under another step's name is not where this step's checkpoint belongs: "latest" by
+                // name would pick it over the real newest (Trainer.checkResumePoint refuses it when named).
+                guard stepNumber(dir.lastPathComponent) == loaded.manifest.step else {
+                    throw CheckpointError(dir.path, "is named for another step than its manifest's \(loaded.manifest.step) (a renamed copy)")
+                }
+                return .found(loaded, skipped: skipped)
+            } catch {
                 invalid += 1
                 skipped.append("\(error)")
             }

@@ -219,8 +219,14 @@ final class CheckpointIntegrityTests: XCTestCase {
         XCTAssertEqual(try String(contentsOf: notes, encoding: .utf8), "mine")
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: root.appendingPathComponent("step-00000002").path), ["keep"])
         XCTAssertTrue(fm.fileExists(atPath: root.appendingPathComponent("step-00000002/keep/deeper").path))
-        // The newest is whole; the emptied step 3 is gone; the leftovers are no longer checkpoints to resume.
+        // The newest is whole; the emptied step 3 is gone; the leftovers are no longer checkpoints to resume, and
+        // "latest" skips the copy named step 9 (its manifest says step 3) for the real newest, step 4.
         XCTAssertEqual(try CheckpointStore.read(root.appendingPathComponent("step-00000004")).manifest.step, 4)
+        guard case .found(let latest, let skipped) = try CheckpointStore.resolve("latest", out: ws.root.appendingPathComponent("ours")) else {
+            return XCTFail("no checkpoint found")
+        }
+        XCTAssertEqual(latest.directory.lastPathComponent, "step-00000004")
+        XCTAssertTrue(skipped.contains { $0.contains("step-00000009") && $0.contains("a renamed copy") }, "\(skipped)")
         var resumed = o; resumed.resume = "latest"; resumed.maxSteps = 5
         XCTAssertEqual(try train(resumed).step.counters.step, 5)
     }

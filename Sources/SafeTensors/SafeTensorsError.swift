@@ -70,10 +70,15 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
 /// be opened" (NSCocoaErrorDomain error 256/260), which names no cause.
 public enum FileReadFailure {
     public static func reason(_ url: URL, _ error: Error) -> String {
+        // access() tells a missing file from one behind a directory this process may not search (EACCES).
+        if access(url.path, F_OK) != 0 {
+            return errno == ENOENT ? "no such file" : String(cString: strerror(errno))
+        }
         var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) { return "no such file" }
-        if isDirectory.boolValue { return "it is a directory, not a file" }
-        if !FileManager.default.isReadableFile(atPath: url.path) { return "permission denied" }
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return "it is a directory, not a file"
+        }
+        if access(url.path, R_OK) != 0 { return String(cString: strerror(errno)) }
         return error.localizedDescription
     }
 }

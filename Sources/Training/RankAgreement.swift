@@ -68,10 +68,11 @@ public enum RankAgreement {
     }
 
     /// Refuses ranks started with different command lines, naming the option: the set of options first (one
-    /// number), then each option's value.
-    public static func checkCommandLine(_ arguments: [String], comm: any Communicator) throws {
+    /// number), then each option's value. `ignoring`: options that may differ per rank (--threads: each node's
+    /// own cores; the images do not depend on it).
+    public static func checkCommandLine(_ arguments: [String], ignoring: Set<String> = [], comm: any Communicator) throws {
         guard comm.size > 1 else { return }
-        let values = commandLineValues(arguments)
+        let values = commandLineValues(arguments).filter { !ignoring.contains($0.key) }
         try check([("names", values.map(\.key).joined(separator: " "))], comm: comm) { _ in
             "the set of options given (\(values.map(\.key).joined(separator: " ")) on rank \(comm.rank))"
         }

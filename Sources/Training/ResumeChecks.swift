@@ -41,20 +41,28 @@ extension Trainer {
     /// ones), from one whose directory names another step than its manifest, and - for an explicit --resume DIR -
     /// while OUT/checkpoints holds committed checkpoints past it.
     static func checkResumePoint(_ loaded: CheckpointStore.Loaded, options: TrainOptions, totalSteps: Int,
-                                 out: URL) throws {
+                                 worldSize: Int, out: URL) throws {
         let m = loaded.manifest, dir = loaded.directory
         if let named = CheckpointStore.stepNumber(dir.lastPathComponent), named != m.step {
             throw CheckpointError(dir.path, "is named for step \(named) but its manifest records step \(m.step) (renamed, or copied over another); resume from a directory named \(CheckpointManifest.directoryName(step: m.step))")
         }
         if m.step > totalSteps {
-            let option = options.maxSteps != nil ? "--max-steps" : "--epochs"
-            throw OptionsError(option: option, message: "this run ends at step \(totalSteps), but the checkpoint it resumes (\(dir.path)) is already at step \(m.step): a run does not continue past its last step (it would write that checkpoint's weights as a \(totalSteps)-step run's). Pass --max-steps \(m.step) or more, or resume from a checkpoint at or before step \(totalSteps)")
+            let past = "this run ends at step \(totalSteps), but the checkpoint it resumes (\(dir.path)) is already at step \(m.step): a run does not continue past its last step (it would write that checkpoint's weights as a \(totalSteps)-step run's)"
+            guard options.maxSteps == nil else {
+                throw OptionsError(option: "--max-steps", message: "\(past). Pass --max-steps \(m.step) or more, or resume from a checkpoint at or before step \(totalSteps)")
+            }
+            // --epochs counts global batches, so more ranks (or a larger --batch-size) make fewer steps.
+            throw OptionsError(option: "--epochs", message: "\(past); --epochs gives fewer steps at this run's global batch (\(options.batchSize) per rank x \(worldSize) ranks; the checkpoint's run had \(m.worldSize) ranks). Replace --epochs with --max-steps \(m.step) or more")
         }
         guard options.resume != "latest" else { return }
         let root = CheckpointStore.root(out)
+        // Counted as --resume latest and the total limit count them: a readable manifest of the step its directory
+        // is named for (interrupted writes and renamed copies are neither's).
         let later = CheckpointStore.listStepDirectories(root).filter { d in
-            guard let n = CheckpointStore.stepNumber(d.lastPathComponent), n > m.step else { return false }
-            return FileManager.default.fileExists(atPath: d.appendingPathComponent(CheckpointManifest.fileName).path)
+            guard let n = CheckpointStore.stepNumber(d.lastPathComponent), n > m.step,
+                  let data = FileManager.default.contents(atPath: d.appendingPathComponent(CheckpointManifest.fileName).path),
+                  let later = try? JSONDecoder().decode(CheckpointManifest.self, from: data) else { return false }
+            return later.step == n
         }
         guard !later.isEmpty else { return }
         let names = later.map(\.lastPathComponent)

@@ -117,7 +117,8 @@ public final class Trainer {
         if let loaded = pendingResume {
             try Self.checkBelongs(loaded, options: options, config: config, baseSHA256: baseSHA256,
                                   trainable: inputs.model.params.count, fingerprint: fingerprint)
-            try Self.checkResumePoint(loaded, options: options, totalSteps: totalSteps, out: outDirectory)
+            try Self.checkResumePoint(loaded, options: options, totalSteps: totalSteps, worldSize: worldSize,
+                                      out: outDirectory)
         }
         // Every rank must continue from the same checkpoint (they may see different file systems).
         try RankAgreement.check([("resume", pendingResume.map { "\($0.manifest.step) \($0.manifest.runID ?? "")" } ?? "none")],

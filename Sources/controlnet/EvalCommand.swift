@@ -40,6 +40,11 @@ struct Eval: ParsableCommand {
                             inputs: try gen.inputs() + dataFlags.spec(resize: true).inputFiles.map { ("--data", $0) })
         let comm = try gen.startRanks()
         defer { comm.finalize() }
+        try gen.abortingOnError(comm) { try generate(comm: comm) }
+    }
+
+    /// The ranks' work, after they agreed on the command line.
+    private func generate(comm: any Communicator) throws {
         let generator = try gen.loadGenerator()
         let config = generator.config, S = config.imageSize
         let spec = dataFlags.spec(resize: true)

@@ -76,12 +76,25 @@ struct GenerationFlags: ParsableArguments {
     func startRanks() throws -> any Communicator {
         let comm = try Communicators.makeDefault()
         // Every rank samples its share of one job: ranks started with other options would mix two jobs' images.
-        do { try RankAgreement.checkCommandLine(Array(CommandLine.arguments.dropFirst(2)), comm: comm) } catch {
+        do { try RankAgreement.checkCommandLine(Array(CommandLine.arguments.dropFirst(2)), ignoring: ["--threads"],
+                                                 comm: comm) } catch {
             comm.finalize()
             throw error
         }
         BLASRuntime.configureThreadsForThisProcess()
         return comm
+    }
+
+    /// Runs the ranks' work. An error on one rank only (a file missing on its node, less memory there) would leave
+    /// the others waiting in a collective for it: with other ranks it ends the job, as training does.
+    func abortingOnError(_ comm: any Communicator, _ body: () throws -> Void) throws {
+        do { try body() } catch {
+            if comm.size > 1 {
+                Console.error("[rank \(comm.rank)] error: \(error)\n")
+                comm.abort(code: 1, message: "\(error)")
+            }
+            throw error
+        }
     }
 
     func loadGenerator() throws -> Generator {
@@ -147,6 +160,11 @@ struct Sample: ParsableCommand {
         try PathGuard.check(outputs: outputs, inputs: try gen.inputs() + (hints.map { [("--hints", $0)] } ?? []) + data)
         let comm = try gen.startRanks()
         defer { comm.finalize() }
+        try gen.abortingOnError(comm) { try generate(comm: comm) }
+    }
+
+    /// The ranks' work, after they agreed on the command line.
+    private func generate(comm: any Communicator) throws {
         let generator = try gen.loadGenerator()
         let config = generator.config, S = config.imageSize
         var hintValues: [Float]?, labels: [Int]?, n = count

@@ -39,6 +39,12 @@ final class ResumePointTests: XCTestCase {
         assertRefused(try Trainer(options: again, comm: LocalCommunicator()),
                       ["--max-steps", "ends at step 4", "already at step 6", "--max-steps 6 or more"])
         unchanged("a refused resume past the last step")
+        // With --epochs the step count follows the global batch: the advice is --max-steps, not --max-steps beside it.
+        again.maxSteps = nil
+        again.epochs = 0.05
+        assertRefused(try Trainer(options: again, comm: LocalCommunicator()),
+                      ["--epochs", "already at step 6", "4 per rank x 1 ranks", "Replace --epochs with --max-steps 6"])
+        again.epochs = nil
 
         // A checkpoint directory named for another step than its manifest records.
         let renamed = ws.root.appendingPathComponent("elsewhere/step-00000009")

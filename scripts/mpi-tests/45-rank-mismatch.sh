@@ -53,6 +53,11 @@ mismatch ema-one-rank --ema-decay --ema-decay 0.99 --
 SAMPLE=(sample --base "$BASE" --count 4 --steps 1 --batch-size 2 --grid "$TMP/sample-precision.png")
 mpmd_refused sample-precision "--precision: differs across the 2 ranks" \
     "${SAMPLE[@]}" --precision fp32 -- "${SAMPLE[@]}" --precision bf16
+# --threads is each node's own (the images do not depend on it): ranks may differ there.
+SAMPLE[${#SAMPLE[@]}-1]=$TMP/sample-threads.png
+timeout -k 5 60 mpirun "${ONE[@]}" -np 1 "$CONTROLNET" "${SAMPLE[@]}" --threads 1 : -np 1 "$CONTROLNET" "${SAMPLE[@]}" \
+    --threads 2 >"$TMP/sample-threads.log" 2>&1 || { cat "$TMP/sample-threads.log"; fail "ranks with their own --threads were refused"; }
+[ -s "$TMP/sample-threads.png" ] || fail "sample with per-rank --threads wrote no grid"
 SAMPLE[${#SAMPLE[@]}-1]=$TMP/sample-seed.png
 mpmd_refused sample-seed "the set of options given .*differs across the 2 ranks" "${SAMPLE[@]}" -- "${SAMPLE[@]}" --seed 7
 "$CONTROLNET" train-controlnet --config tiny --resize --data-dir "$REPO_ROOT/data" --base "$BASE" --max-steps 1 \

@@ -113,7 +113,8 @@ public enum CheckpointStore {
 
     /// Keeps the newest `limit` committed checkpoints of this run (`runID`), deleting older ones of this run only
     /// and saying so; it runs only after the new manifest is durable. Anything else under checkpoints/ - another
-    /// run's checkpoints, directories without a manifest (an interrupted write) - is left alone. A checkpoint is
+    /// run's checkpoints, directories without a manifest (an interrupted write) - is left alone, except an empty
+    /// step directory below the newest (nothing in it to lose). A checkpoint is
     /// this run's only if it is a real directory (not a symbolic link to somewhere else) named for the step its
     /// manifest records, as this code writes them: a copy put there under another name (even of this run's own,
     /// or of the checkpoint this run resumed from, whose run id it carries on) was not written there by the run.
@@ -129,9 +130,20 @@ public enum CheckpointStore {
                   dir.lastPathComponent == CheckpointManifest.directoryName(step: m.step) else { continue }
             ours.append((dir, m))
         }
-        guard ours.count > limit else { return }
-        for (dir, manifest) in ours.prefix(ours.count - limit) where dir.path != newest.path {
-            removeCheckpoint(dir, manifest, limit: limit, log: log)
+        if ours.count > limit {
+            for (dir, manifest) in ours.prefix(ours.count - limit) where dir.path != newest.path {
+                removeCheckpoint(dir, manifest, limit: limit, log: log)
+            }
+        }
+        // An empty step directory below the newest is what a kill during a removal (or at a write's first mkdir)
+        // leaves: no files, so nothing to lose; rmdir refuses anything that is not empty.
+        let newestStep = stepNumber(newest.lastPathComponent) ?? 0
+        for dir in listStepDirectories(root(out)) where (stepNumber(dir.lastPathComponent) ?? Int.max) < newestStep {
+            var st = stat()
+            guard lstat(dir.path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR,
+                  ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? ["?"]).isEmpty,
+                  rmdir(dir.path) == 0 else { continue }
+            log.info("removed empty directory \(dir.lastPathComponent) (left by an interrupted write or removal)")
         }
     }
 

@@ -178,11 +178,17 @@ final class CheckpointIntegrityTests: XCTestCase {
         try FileManager.default.copyItem(at: ws.root.appendingPathComponent("theirs/checkpoints/step-00000002"),
                                          to: root.appendingPathComponent("step-00000002"))
         try FileManager.default.removeItem(at: manifestURL(root, 3))
+        // Empty step directories (a kill during a removal leaves one): below the newest one goes, above it stays.
+        for step in [0, 9] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(String(format: "step-%08d", step)),
+                                                    withIntermediateDirectories: false)
+        }
         let log = try RunLog(rank: 1, metricsURL: nil, keepStepsThrough: nil)
         CheckpointStore.applyTotalLimit(1, runID: try XCTUnwrap(ours), out: ws.root.appendingPathComponent("ours"),
                                         newest: root.appendingPathComponent("step-00000004"), log: log)
         let left = try FileManager.default.contentsOfDirectory(atPath: root.path).sorted()
-        XCTAssertEqual(left, ["step-00000002", "step-00000003", "step-00000004"], "only our step 1 may go")
+        XCTAssertEqual(left, ["step-00000002", "step-00000003", "step-00000004", "step-00000009"],
+                       "only our step 1 and the empty step 0 may go")
     }
 
     func testRetentionDeletesOnlyTheFilesItWroteAndKeepsForeignOnes() throws {

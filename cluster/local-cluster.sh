@@ -17,6 +17,13 @@ set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CONTROLNET=${CONTROLNET:-$REPO_ROOT/.build/release/controlnet}
 RANKS_PER_NODE=${RANKS_PER_NODE:-1}
+# Checked before any namespace is made: "abc" was read as an unset variable mid-setup.
+[[ "$RANKS_PER_NODE" =~ ^[1-9][0-9]*$ ]] && [ "$RANKS_PER_NODE" -le 64 ] \
+    || { echo "local-cluster: RANKS_PER_NODE must be an integer in 1...64, got '$RANKS_PER_NODE'" >&2; exit 2; }
+if [ -n "${OOB_KEEPALIVE:-}" ] && ! [[ "$OOB_KEEPALIVE" =~ ^[1-9][0-9]*\ [1-9][0-9]*\ [1-9][0-9]*$ ]]; then
+    echo "local-cluster: OOB_KEEPALIVE must be three positive integers \"IDLE INTERVAL PROBES\", got '$OOB_KEEPALIVE'" >&2
+    exit 2
+fi
 CLUSTER_NAME=${CLUSTER_NAME:-cn}
 NODES=(node1 node2)
 ADDRESSES=(10.77.0.1 10.77.0.2)

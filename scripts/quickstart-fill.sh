@@ -14,13 +14,20 @@ CONTROLNET=${CONTROLNET:-.build/release/controlnet}
 BASE=models/fill32-base.safetensors
 OUT=runs/quickstart-fill
 NP=${QUICKSTART_NP:-$(nproc)}
+# Knobs are checked before any arithmetic or work: NP=0 divided by zero, NP=abc read as an unset variable, and a
+# large NP made a batch of 0 (mpirun then hung); 64 ranks at 1 sample each is the most the default batch splits into.
+[[ "$NP" =~ ^[1-9][0-9]*$ ]] && [ "$NP" -le 64 ] || { echo "quickstart: QUICKSTART_NP must be an integer in 1...64, got '$NP'" >&2; exit 2; }
 STEPS=${QUICKSTART_STEPS:-600}
 BATCH=${QUICKSTART_BATCH:-$((64 / NP))}
 EVAL_COUNT=${QUICKSTART_EVAL_COUNT:-200}
+for knob in STEPS BATCH EVAL_COUNT; do
+    [[ "${!knob}" =~ ^[1-9][0-9]*$ ]] || { echo "quickstart: QUICKSTART_$knob must be a positive integer, got '${!knob}'" >&2; exit 2; }
+done
 # Classifier-free guidance (the base was trained with 10% of its prompts dropped) is not needed: the
 # v-prediction base keeps to the prompt's colours at scale 1 (background accuracy 1.000 on 200 held-out prompts),
 # and scale 1 samples in one pass instead of two.
 CFG=${QUICKSTART_CFG:-1}
+[[ "$CFG" =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || { echo "quickstart: QUICKSTART_CFG must be a number >= 0, got '$CFG'" >&2; exit 2; }
 TRAIN_SET=data/fill-circles-train
 TEST_SET=data/fill-circles-test
 [ -f "$BASE" ] || { echo "quickstart: $BASE is missing (it ships with the repository)" >&2; exit 1; }

@@ -25,6 +25,8 @@ CONTROLNET=.build/release/controlnet
 if [ "$TASK" = fill ]; then exec bash scripts/quickstart-fill.sh; fi
 BASE=models/mnist-base.safetensors
 PRECISION=${QUICKSTART_PRECISION:-fp32}
+# Checked before it names OUT, which is removed below: "bf16/../.." must not reach rm -rf.
+[[ "$PRECISION" =~ ^(fp32|bf16)$ ]] || { echo "quickstart: QUICKSTART_PRECISION must be fp32 or bf16, got '$PRECISION'" >&2; exit 2; }
 NP=${QUICKSTART_NP:-$(nproc)}
 OUT=runs/quickstart$([ "$PRECISION" = fp32 ] || echo "-$PRECISION")
 # 25,600 sample visits as 3,200 steps of 8 (4 per rank at 2 ranks): the same visits as 400 steps of 64 gave exact

@@ -28,6 +28,13 @@ extension Trainer {
         guard m.trainableCount == trainable else {
             throw CheckpointError(path, "holds \(m.trainableCount) trainable parameters; this model has \(trainable)")
         }
+        // The EMA is part of the run's output: resuming without it would write raw weights where the EMA was, and
+        // another decay would average on a different horizon than the checkpoint's EMA so far.
+        if let decay = m.options.emaDecay, loaded.ema != nil, options.emaDecay != decay {
+            throw CheckpointError(path, options.emaDecay == nil
+                ? "keeps an EMA of the weights (--ema-decay \(decay)); resume with --ema-decay \(decay), or export its weights and start a new run without it"
+                : "keeps an EMA with --ema-decay \(decay); this run asks for \(options.emaDecay!); resume with --ema-decay \(decay)")
+        }
         if m.options.seed != options.seed {
             throw CheckpointError(path, "was made with --seed \(m.options.seed); resuming with --seed \(options.seed) would change the data order and noise")
         }

@@ -91,4 +91,22 @@ final class ResumePointTests: XCTestCase {
         o.out = ""
         assertRefused(try Trainer(options: o, comm: LocalCommunicator()), ["--out", "is empty"])
     }
+
+    func testAnEMARunResumesOnlyWithItsDecay() throws {
+        let ws = try Workspace()
+        let data = try ws.writeDataset(), base = try ws.writeBase()
+        var o = ws.options(data: data, base: base, out: "ema", steps: 2)
+        o.checkpointEvery = 2
+        o.emaDecay = 0.9
+        _ = try train(o)
+        var again = o
+        again.resume = "latest"
+        again.maxSteps = 4
+        again.emaDecay = nil
+        assertRefused(try Trainer(options: again, comm: LocalCommunicator()), ["keeps an EMA", "--ema-decay 0.9"])
+        again.emaDecay = 0.5
+        assertRefused(try Trainer(options: again, comm: LocalCommunicator()), ["--ema-decay 0.9", "asks for 0.5"])
+        again.emaDecay = 0.9
+        XCTAssertEqual(try train(again).step.counters.step, 4)
+    }
 }

@@ -38,6 +38,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         try PathGuard.check(outputs: outputs,
                             inputs: try gen.inputs() + dataFlags.spec(resize: true).inputFiles.map { ("--data", $0) })
+        try OutputReplacement.check((json.map { [("--json", $0, .json)] } ?? []) + (grid.map { [("--grid", $0, .png)] } ?? []))
         let comm = try gen.startRanks()
         defer { comm.finalize() }
         try gen.abortingOnError(comm) { try generate(comm: comm) }

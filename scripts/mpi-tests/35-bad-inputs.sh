@@ -3,7 +3,8 @@
 # the option or file, and nothing destroyed: sample with zero columns or an empty / non-finite / out-of-range
 # hints file, a control scale of nan, an output that is an input (sample --out/--grid over the base, export
 # into the checkpoint it reads), export over an existing file, an empty --out, a bad --validation-data (refused
-# before the run directory exists), guidance without classes, a directory as a weight file; diff-weights stays JSON for a file holding NaN and fails its tolerance; a gzip bomb
+# before the run directory exists), guidance without classes, a directory as a weight file, sample and eval outputs
+# over a file of another kind; diff-weights stays JSON for a file holding NaN and fails its tolerance; a gzip bomb
 # given as --data is refused at the size its header declares.
 source "$(dirname "$0")/lib.sh"
 ensure_controlnet
@@ -80,6 +81,16 @@ refused "--validation-data: .*nope" "$CONTROLNET" train-controlnet --config tiny
 refused "--cfg-scale 3.0 needs a class-conditional model" "${S[@]}" --cfg-scale 3 --grid "$TMP/g.png"
 refused "--torch-amp sets PyTorch's precision for --torch DIR" "$CONTROLNET" bench --torch-amp bf16 --steps 1
 refused "$TMP/cn: .*it is a directory, not a file" "${S[@]}" --control "$TMP/cn" --hints "$TMP/good-hints.safetensors" --grid "$TMP/g.png"
+# sample and eval replace their own outputs, never a file of another kind at the same path (weights, say)
+cp "$CN" "$TMP/weights.safetensors"
+weights_sha=$(sha256sum "$TMP/weights.safetensors" | cut -d' ' -f1)
+refused "--out: .*weights.safetensors exists and is not a samples file" "${S[@]}" --grid "$TMP/g.png" --out "$TMP/weights.safetensors"
+refused "--grid: .*weights.safetensors exists and is not a PNG image" "${S[@]}" --grid "$TMP/weights.safetensors"
+refused "--json: .*weights.safetensors exists and is not a JSON report" "$CONTROLNET" eval --base "$BASE" --control "$CN" \
+    --count 2 --steps 2 --data-dir "$REPO_ROOT/data" --json "$TMP/weights.safetensors"
+[ "$(sha256sum "$TMP/weights.safetensors" | cut -d' ' -f1)" = "$weights_sha" ] || fail "a refused output replaced the weights"
+"${S[@]}" --grid "$TMP/again.png" --out "$TMP/again.safetensors" >/dev/null 2>&1 || fail "a first sample failed"
+"${S[@]}" --grid "$TMP/again.png" --out "$TMP/again.safetensors" >/dev/null 2>&1 || fail "sample did not replace its own outputs"
 [ "$(sha256sum "$BASE" | cut -d' ' -f1)" = "$base_sha" ] || fail "the base changed"
 [ "$(cd "$CKPT" && sha256sum ./* | sort)" = "$ckpt_before" ] || fail "the checkpoint changed"
 "${S[@]}" --control "$CN" --hints "$TMP/good-hints.safetensors" --grid "$TMP/g.png" >/dev/null 2>&1 || fail "a good sample failed"

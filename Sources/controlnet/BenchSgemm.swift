@@ -4,6 +4,7 @@
 // FILE` takes the shapes a real step issued from `bench --gemm-shapes` JSON (docs/bf16-kernels.md is made this way).
 import ArgumentParser
 import Foundation
+import SafeTensors
 import Benchmarks
 import Kernels
 import Training
@@ -62,9 +63,29 @@ struct BenchSgemm: ParsableCommand {
     /// (shape, calls per step, caller) from a `bench --gemm-shapes` report, most time first.
     func recordedShapes(_ path: String) throws -> [(SgemmCase, Int, String)] {
         struct StepReport: Decodable { var gemmShapesPerStep: [GemmShapeStats]? }
-        let report = try JSONDecoder().decode(StepReport.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        let url = URL(fileURLWithPath: path)
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ValidationError("--shapes \(path): cannot read it: \(FileReadFailure.reason(url, error))")
+        }
+        let report: StepReport
+        do { report = try JSONDecoder().decode(StepReport.self, from: data) } catch {
+            throw ValidationError("--shapes \(path): not a `bench --gemm-shapes` report (\(error)); write one with `controlnet bench --gemm-shapes`")
+        }
         guard let stats = report.gemmShapesPerStep, !stats.isEmpty else {
             throw ValidationError("--shapes \(path): no gemmShapesPerStep in it; run `bench --gemm-shapes`")
+        }
+        // The shapes come from a file: each side and each operand must be one the benchmark can allocate (a
+        // negative or huge m crashed, 100000^3 asked for 40 GB). The model's largest GEMMs are far inside this.
+        for s in stats {
+            let k = s.shape
+            for (name, v) in [("m", k.m), ("n", k.n), ("k", k.k)] where !(1...65_536).contains(v) {
+                throw ValidationError("--shapes \(path): shape \(k.m)x\(k.n)x\(k.k) (\(k.caller)) has \(name) = \(v); each side must be in 1...65536")
+            }
+            guard max(k.m * k.k, k.k * k.n, k.m * k.n) <= 1 << 26 else {
+                throw ValidationError("--shapes \(path): shape \(k.m)x\(k.n)x\(k.k) (\(k.caller)) has an operand of more than 2^26 floats (256 MB); the benchmark times shapes up to that")
+            }
+            guard s.calls >= 0 else { throw ValidationError("--shapes \(path): shape \(k.m)x\(k.n)x\(k.k) has \(s.calls) calls") }
         }
         let chosen = top > 0 ? Array(stats.prefix(top)) : stats
         return chosen.map { s in

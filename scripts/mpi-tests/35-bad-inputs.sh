@@ -91,6 +91,10 @@ refused "--json: .*weights.safetensors exists and is not a JSON report" "$CONTRO
 [ "$(sha256sum "$TMP/weights.safetensors" | cut -d' ' -f1)" = "$weights_sha" ] || fail "a refused output replaced the weights"
 "${S[@]}" --grid "$TMP/again.png" --out "$TMP/again.safetensors" >/dev/null 2>&1 || fail "a first sample failed"
 "${S[@]}" --grid "$TMP/again.png" --out "$TMP/again.safetensors" >/dev/null 2>&1 || fail "sample did not replace its own outputs"
+# bench-sgemm --shapes from a file: a negative side crashed it, 100000^3 asked for 40 GB
+printf '{"gemmShapesPerStep":[{"calls":1,"seconds":0,"shape":{"caller":"x","k":64,"m":-5,"n":49,"transA":false,"transB":false}}]}' \
+    >"$TMP/shapes.json"
+refused "--shapes .*has m = -5; each side must be in 1...65536" "$CONTROLNET" bench-sgemm --shapes "$TMP/shapes.json"
 [ "$(sha256sum "$BASE" | cut -d' ' -f1)" = "$base_sha" ] || fail "the base changed"
 [ "$(cd "$CKPT" && sha256sum ./* | sort)" = "$ckpt_before" ] || fail "the checkpoint changed"
 "${S[@]}" --control "$CN" --hints "$TMP/good-hints.safetensors" --grid "$TMP/g.png" >/dev/null 2>&1 || fail "a good sample failed"

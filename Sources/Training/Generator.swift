@@ -99,6 +99,12 @@ public final class Generator {
                 throw OptionsError(option: "--control", message: "\(spec.path) was trained with another prompt vocabulary than --base \(path) (\(own.count) vs \(v.count) prompts); its labels would mean other prompts")
             }
             vocabulary = vocabulary ?? own
+            // A ControlNet learns to steer its base's prediction (epsilon or v): beside a base that predicts the
+            // other one it steers the wrong quantity, and the samples are silently off.
+            let basePrediction = file.metadata[PredictionType.metadataKey] ?? PredictionType.epsilon.rawValue
+            if let trained = cf.metadata[PredictionType.metadataKey], trained != basePrediction {
+                throw OptionsError(option: "--control", message: "\(spec.path) was trained beside a base with \(trained) prediction, but --base \(path) predicts \(basePrediction); use the base it was trained with")
+            }
             let params = FloatBuffer(count: net.parameterCount)
             try WeightFile.load(cf, table: net.table, into: params.pointer, expecting: config)
             controls.append(Control(params: params, scale: spec.scale))

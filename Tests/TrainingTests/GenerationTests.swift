@@ -8,6 +8,23 @@ import Model
 import Training
 
 final class GenerationTests: XCTestCase {
+    func testAControlNetOfAnotherPredictionTypeIsRefused() throws {
+        let ws = try Workspace()
+        let base = try ws.writeBase()    // no prediction_type recorded: epsilon
+        let net = ControlNet(config: .tiny)
+        let params = FloatBuffer(count: net.parameterCount)
+        Initializers.initialize(net.table, params.pointer, seed: 2)
+        let path = ws.path("v-control.safetensors")
+        try WeightFile.save(kind: .controlnet, table: net.table, params: params.pointer, config: .tiny,
+                            to: URL(fileURLWithPath: path), extraMetadata: [PredictionType.metadataKey: "v"])
+        assertRefused(try Generator.load(base: base, controls: [ControlSpec(path: path)]),
+                      ["--control", path, "v prediction", "predicts epsilon"])
+        let same = ws.path("eps-control.safetensors")
+        try WeightFile.save(kind: .controlnet, table: net.table, params: params.pointer, config: .tiny,
+                            to: URL(fileURLWithPath: same), extraMetadata: [PredictionType.metadataKey: "epsilon"])
+        XCTAssertNoThrow(try Generator.load(base: base, controls: [ControlSpec(path: same)]))
+    }
+
     func testScaleZeroSamplesAreTheBaseModelsAndControlChangesThem() throws {
         let config = ModelConfig.tiny
         let unet = UNet(config: config)

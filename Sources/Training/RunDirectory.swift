@@ -137,6 +137,20 @@ public enum PathGuard {
         }
     }
 
+    /// Refuses a file output whose directory does not exist or cannot be written, before the work that produces
+    /// it (sampling thousands of images only to fail at the write).
+    public static func checkWritableParents(_ outputs: [(option: String, path: String)]) throws {
+        for out in outputs {
+            let parent = URL(fileURLWithPath: out.path).deletingLastPathComponent().path
+            guard isDirectory(parent) else {
+                throw OptionsError(option: out.option, message: "\(out.path): its directory \(parent) does not exist; create it first")
+            }
+            guard access(parent, W_OK | X_OK) == 0 else {
+                throw OptionsError(option: out.option, message: "\(out.path): its directory \(parent) is not writable (\(String(cString: strerror(errno))))")
+            }
+        }
+    }
+
     static func isDirectory(_ path: String) -> Bool {
         var d: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &d) && d.boolValue

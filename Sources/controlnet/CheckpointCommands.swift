@@ -29,6 +29,7 @@ struct Export: ParsableCommand {
         let dir = loaded.directory
         // Every file read, by path and inode: a hard link to a shard elsewhere is the shard.
         try PathGuard.check(outputs: [("--out", out)], inputs: CheckpointStore.files(of: loaded).map { ("checkpoint", $0) })
+        try PathGuard.checkWritableParents([("--out", out)])
         if !overwrite && FileManager.default.fileExists(atPath: out) {
             throw ValidationError("--out: \(out) exists; choose a new file, or pass --overwrite to replace it")
         }

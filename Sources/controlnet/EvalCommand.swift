@@ -39,6 +39,7 @@ struct Eval: ParsableCommand {
         try PathGuard.check(outputs: outputs,
                             inputs: try gen.inputs() + dataFlags.spec(resize: true).inputFiles.map { ("--data", $0) })
         try OutputReplacement.check((json.map { [("--json", $0, .json)] } ?? []) + (grid.map { [("--grid", $0, .png)] } ?? []))
+        try PathGuard.checkWritableParents(outputs)
         let comm = try gen.startRanks()
         defer { comm.finalize() }
         try gen.abortingOnError(comm) { try generate(comm: comm) }

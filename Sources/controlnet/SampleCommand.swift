@@ -159,6 +159,7 @@ struct Sample: ParsableCommand {
         let data = hintsFrom == nil ? [] : dataFlags.spec(resize: true).inputFiles.map { (option: "--data", path: $0) }
         try PathGuard.check(outputs: outputs, inputs: try gen.inputs() + (hints.map { [("--hints", $0)] } ?? []) + data)
         try OutputReplacement.check([("--grid", grid, .png)] + (out.map { [("--out", $0, .samples)] } ?? []))
+        try PathGuard.checkWritableParents(outputs)
         let comm = try gen.startRanks()
         defer { comm.finalize() }
         try gen.abortingOnError(comm) { try generate(comm: comm) }

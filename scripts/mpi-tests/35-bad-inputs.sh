@@ -91,6 +91,8 @@ refused "--json: .*weights.safetensors exists and is not a JSON report" "$CONTRO
 [ "$(sha256sum "$TMP/weights.safetensors" | cut -d' ' -f1)" = "$weights_sha" ] || fail "a refused output replaced the weights"
 "${S[@]}" --grid "$TMP/again.png" --out "$TMP/again.safetensors" >/dev/null 2>&1 || fail "a first sample failed"
 "${S[@]}" --grid "$TMP/again.png" --out "$TMP/again.safetensors" >/dev/null 2>&1 || fail "sample did not replace its own outputs"
+# an output whose directory is missing is refused before the sampling, not after it
+refused "--grid: .*its directory .*/missing does not exist" "${S[@]}" --grid "$TMP/missing/g.png"
 # bench-sgemm --shapes from a file: a negative side crashed it, 100000^3 asked for 40 GB
 printf '{"gemmShapesPerStep":[{"calls":1,"seconds":0,"shape":{"caller":"x","k":64,"m":-5,"n":49,"transA":false,"transB":false}}]}' \
     >"$TMP/shapes.json"

@@ -38,6 +38,9 @@ if [ "$OVERWRITE" = 0 ] && [ -e "$OUT" ]; then
     echo "experiment: $OUT exists (an earlier run of $NAME); pass --overwrite to replace it, or choose another NAME" >&2; exit 2
 fi
 mkdir -p runs/experiments
+# --overwrite: the trainer replaces its own outputs; this script's results go first, so that a failed rerun
+# cannot leave the earlier run's scores beside the new weights.
+[ "$OVERWRITE" = 1 ] && rm -f "$OUT/eval.json" "$OUT/eval-grid.png" "$OUT/summary.json" "$OUT.eval.log" "$OUT.train.log"
 flags=(-np "$NP" --mca pml ob1 --mca btl self,vader --bind-to none -x OPENBLAS_NUM_THREADS=1 -x CONTROLNET_PROGRESS)
 [ "$(id -u)" = 0 ] && flags+=(--allow-run-as-root)
 export CONTROLNET_PROGRESS=lines

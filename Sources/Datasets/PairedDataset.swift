@@ -78,10 +78,10 @@ public struct PairedDataset: Sendable {
             throw ImageDataError.unknownColumn(manifest: manifest.path, role: role, column: name,
                                                present: columnsPresent)
         }
-        let image = try resolve(imageColumn, defaults.image, role: "image (--image_column)")
+        let image = try resolve(imageColumn, defaults.image, role: "image (--image-column)")
         let conditioning = try resolve(conditioningColumn, defaults.conditioning,
-                                       role: "condition image (--conditioning_image_column)")
-        let caption = try resolve(captionColumn, defaults.caption, role: "prompt (--caption_column)")
+                                       role: "condition image (--conditioning-image-column)")
+        let caption = try resolve(captionColumn, defaults.caption, role: "prompt (--caption-column)")
 
         var rows: [Row] = []
         rows.reserveCapacity(objects.count)

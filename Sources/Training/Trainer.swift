@@ -125,6 +125,9 @@ public final class Trainer {
                                 comm: comm, what: { _ in "--resume" })
         log = try RunLog(rank: comm.rank, metricsURL: outDirectory.appendingPathComponent("metrics.jsonl"),
                          keepStepsThrough: options.resume == nil ? nil : pendingResume?.manifest.step ?? 0)
+        if options.zero == 1 && comm.size == 1 {
+            notes.append("--zero 1: the AdamW moments are sharded across MPI processes; with one process (simulated ranks share its memory) they stay whole, with the same results")
+        }
         self.notes = notes
         // Identical starting point everywhere: rank 0's weights win.
         if comm.size > 1 {

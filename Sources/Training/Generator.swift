@@ -123,18 +123,24 @@ public final class Generator {
     /// The model's labels for held-out samples: their prompts looked up in the model's vocabulary (the data's own
     /// label numbers may index another one); -1 and unlabelled data give "no label". nil for unconditional models.
     public func labels(for set: HintSet) throws -> [Int]? {
-        guard config.numClasses > 0, let labels = set.labels else { return nil }
+        try Self.labels(for: set, vocabulary: vocabulary, numClasses: config.numClasses)
+    }
+
+    /// The same for a model of `numClasses` with `vocabulary`; `dataOption` names the held-out data in errors.
+    public static func labels(for set: HintSet, vocabulary: PromptVocabulary?, numClasses: Int,
+                              dataOption: String = "--data") throws -> [Int]? {
+        guard numClasses > 0, let labels = set.labels else { return nil }
         guard let data = set.vocabulary else {
-            return labels.map { (0..<config.numClasses).contains($0) ? $0 : config.numClasses }
+            return labels.map { (0..<numClasses).contains($0) ? $0 : numClasses }
         }
         guard let model = vocabulary else {
             throw OptionsError(option: "--base", message: "the data has prompts but the model's weight files hold no prompt vocabulary to map them to")
         }
         return try labels.map { l in
-            guard l >= 0 else { return config.numClasses }
+            guard l >= 0 else { return numClasses }
             let prompt = data.prompts[l]
             guard let m = model.label(of: prompt) else {
-                throw OptionsError(option: "--data", message: model.unknownPromptMessage(prompt))
+                throw OptionsError(option: dataOption, message: model.unknownPromptMessage(prompt))
             }
             return Int(m)
         }

@@ -93,7 +93,7 @@ public final class Trainer {
                                     options.consistencyMaxT)
         }
         baseSHA256 = inputs.model.frozen.map { Self.sha256($0) }
-        validationHints = try Self.loadValidationHints(options, config: config)
+        validationHints = try Self.loadValidationHints(options, config: config, vocabulary: inputs.samples.vocabulary)
 
         // Only now, with every input read and checked, is the run directory claimed.
         var notes: [String] = []
@@ -382,18 +382,28 @@ public final class Trainer {
     /// hints (--validation-data, else the test split of --data; paired data has no split, so its own rows) for
     /// ControlNets, labelled samples for a base.
     /// The held-out hints of the previews, read (and refused by option) before the run directory is claimed.
-    static func loadValidationHints(_ options: TrainOptions, config: ModelConfig) throws -> HintSet? {
+    static func loadValidationHints(_ options: TrainOptions, config: ModelConfig,
+                                    vocabulary: PromptVocabulary?) throws -> HintSet? {
         guard options.validationSteps != nil else { return nil }
         let kind = options.hintKind.map { $0.isDeterministic ? $0 : .canny }
         let spec = options.spec(for: options.validationData ?? options.data)
+        let option = options.validationData != nil ? "--validation-data" : "--validation-steps"
+        let held: HintSet
         do {
-            return try HeldOutHints.load(spec, split: .test, kind: kind, count: options.validationCount,
+            held = try HeldOutHints.load(spec, split: .test, kind: kind, count: options.validationCount,
                                          imageSize: config.imageSize, imageChannels: config.inChannels,
                                          hintChannels: config.hintChannels, seed: options.seed)
         } catch {
-            let option = options.validationData != nil ? "--validation-data" : "--validation-steps"
             throw OptionsError(option: option, message: "the validation previews need held-out hints (the test split of \(options.validationData ?? options.data)): \(error)")
         }
+        // Their prompts must be the training data's (the model's labels): checked now, not at the first preview.
+        do {
+            _ = try Generator.labels(for: held, vocabulary: vocabulary, numClasses: config.numClasses,
+                                     dataOption: option)
+        } catch let e as OptionsError {
+            throw OptionsError(option: e.option, message: "\(options.validationData ?? options.data): \(e.message)")
+        }
+        return held
     }
 
     func makeValidationPreview() throws -> ValidationPreview? {

@@ -39,7 +39,7 @@ let package = Package(
         // Datasets (IDX, MNIST-5k CSV, paired image folders), hints (Canny...), held-out hint sets, the sharded
         // sampler, PNG/JPEG I/O through libpng and libjpeg-turbo.
         .target(name: "Datasets", dependencies: [
-            "CZlib", "CPNG", "CTurboJPEG", "Randomness", .product(name: "Crypto", package: "swift-crypto"),
+            "CZlib", "CPNG", "CTurboJPEG", "Randomness", "SafeTensors", .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: fast),
         // Communicators: MPI and single-process Local.
         .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: fast),

@@ -9,6 +9,7 @@
 // open() parses the manifest and checks columns and paths lexically; PairedDatasetFiles.swift resolves the files
 // (symlinks included) and PairedDatasetCache.swift decodes them once into a memory-mapped cache.
 import Foundation
+import SafeTensors
 
 public struct PairedDataset: Sendable {
     public enum Layout: String, Sendable {
@@ -131,9 +132,7 @@ public struct PairedDataset: Sendable {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            var isDirectory: ObjCBool = false
-            let directory = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue
-            throw DatasetError.unreadable(path: url.path, reason: directory ? "it is a directory, not a file" : error.localizedDescription)
+            throw DatasetError.unreadable(path: url.path, reason: FileReadFailure.reason(url, error))
         }
         var result: [(Int, [String: Any])] = []
         var lineNumber = 0

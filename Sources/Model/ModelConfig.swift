@@ -57,7 +57,8 @@ public struct ModelConfig: Codable, Sendable, Hashable {
     public static func named(_ nameOrPath: String) throws -> ModelConfig {
         if let preset = presets.first(where: { $0.name == nameOrPath }) { return preset.config }
         let url = URL(fileURLWithPath: nameOrPath)
-        guard FileManager.default.fileExists(atPath: url.path) else {
+        // "" would name the working directory.
+        guard !nameOrPath.isEmpty, FileManager.default.fileExists(atPath: url.path) else {
             throw ConfigError(field: "config", message: "'\(nameOrPath)' is neither a preset ("
                 + presets.map(\.name).joined(separator: ", ") + ") nor an existing JSON file")
         }

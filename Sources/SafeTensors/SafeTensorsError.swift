@@ -74,9 +74,16 @@ public enum FileReadFailure {
         if access(url.path, F_OK) != 0 {
             return errno == ENOENT ? "no such file" : String(cString: strerror(errno))
         }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
-            return "it is a directory, not a file"
+        var st = stat()
+        if stat(url.path, &st) == 0 {
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR: return "it is a directory, not a file"
+            case S_IFREG: break
+            // Foundation reads these as "You don't have permission", even as root.
+            case S_IFIFO: return "it is a FIFO, not a regular file"
+            case S_IFCHR, S_IFBLK: return "it is a device, not a regular file"
+            default: return "it is not a regular file"
+            }
         }
         if access(url.path, R_OK) != 0 { return String(cString: strerror(errno)) }
         return error.localizedDescription

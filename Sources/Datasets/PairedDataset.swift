@@ -110,11 +110,16 @@ public struct PairedDataset: Sendable {
                              conditioningColumn: conditioning, captionColumn: caption, rows: rows)
     }
 
-    /// Refuses paths that leave the directory on their face: empty, absolute, or with a ".." component. (Symlinks
+    /// Refuses paths that leave the directory on their face: empty, holding NUL, absolute, or with a ".." component. (Symlinks
     /// are checked when the files are resolved.)
     static func checkRelative(_ path: String, manifest: String, line: Int, column: String) throws {
         if path.isEmpty {
             throw ImageDataError.badField(manifest: manifest, line: line, column: column, reason: "the path is empty")
+        }
+        // A file name cannot hold NUL: the C calls would read "a.png\0.bak" as "a.png", another file than named.
+        if path.utf8.contains(0) {
+            throw ImageDataError.badField(manifest: manifest, line: line, column: column,
+                                          reason: "the path holds a NUL character (\(path.debugDescription)), which no file name can")
         }
         if path.hasPrefix("/") {
             throw ImageDataError.pathEscapes(manifest: manifest, line: line, column: column, path: path,

@@ -114,7 +114,8 @@ final class PairedDatasetTests: XCTestCase {
         let good = #"{"file_name": "a.png", "conditioning_image": "b.png", "text": "t"}"#
         for (bad, reason) in [(#"{"file_name": "../a.png", "conditioning_image": "b.png", "text": "t"}"#, "'..'"),
                               (#"{"file_name": "a.png", "conditioning_image": "/etc/passwd", "text": "t"}"#, "absolute"),
-                              (#"{"file_name": "sub/../../x.png", "conditioning_image": "b.png", "text": "t"}"#, "'..'")] {
+                              (#"{"file_name": "sub/../../x.png", "conditioning_image": "b.png", "text": "t"}"#, "'..'"),
+                              (#"{"file_name": "a.png\u0000.bak", "conditioning_image": "b.png", "text": "t"}"#, "NUL")] {
             try writeImageFolder(dir, lines: [good, bad], images: images)
             assertImageError(try PairedDataset.open(directory: dir), mentions: ["metadata.jsonl, line 2", reason])
         }

@@ -120,15 +120,9 @@ public enum CheckpointStore {
     /// or of the checkpoint this run resumed from, whose run id it carries on) was not written there by the run.
     static func applyTotalLimit(_ limit: Int?, runID: String, out: URL, newest: URL, log: RunLog) {
         guard let limit else { return }
-        var ours: [(URL, CheckpointManifest)] = []
-        for dir in listStepDirectories(root(out)) {
+        let ours = namedManifests(root(out)).filter { dir, m in
             var st = stat()
-            guard lstat(dir.path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { continue }
-            let manifest = dir.appendingPathComponent(CheckpointManifest.fileName)
-            guard let data = FileManager.default.contents(atPath: manifest.path),
-                  let m = try? JSONDecoder().decode(CheckpointManifest.self, from: data), m.runID == runID,
-                  dir.lastPathComponent == CheckpointManifest.directoryName(step: m.step) else { continue }
-            ours.append((dir, m))
+            return m.runID == runID && lstat(dir.path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
         }
         if ours.count > limit {
             for (dir, manifest) in ours.prefix(ours.count - limit) where dir.path != newest.path {
@@ -170,6 +164,18 @@ public enum CheckpointStore {
         } else {
             let left = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).sorted()
             log.warn("removed old checkpoint \(dir.lastPathComponent)'s manifest and shards (--checkpoints-total-limit \(limit)) but left \(dir.path): it also holds \(left.prefix(5).joined(separator: ", ")), which this run did not write")
+        }
+    }
+
+    /// step-* directories whose manifest decodes and records the step the directory is named for (as this code
+    /// writes them), oldest first: what retention and the resume checks count as checkpoints. Interrupted writes
+    /// and copies under another step's name are not among them.
+    static func namedManifests(_ root: URL) -> [(URL, CheckpointManifest)] {
+        listStepDirectories(root).compactMap { dir in
+            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(CheckpointManifest.fileName).path),
+                  let m = try? JSONDecoder().decode(CheckpointManifest.self, from: data),
+                  dir.lastPathComponent == CheckpointManifest.directoryName(step: m.step) else { return nil }
+            return (dir, m)
         }
     }
 

@@ -63,16 +63,10 @@ extension Trainer {
         }
         guard options.resume != "latest" else { return }
         let root = CheckpointStore.root(out)
-        // Counted as --resume latest and the total limit count them: a readable manifest of the step its directory
-        // is named for (interrupted writes and renamed copies are neither's).
-        let later = CheckpointStore.listStepDirectories(root).filter { d in
-            guard let n = CheckpointStore.stepNumber(d.lastPathComponent), n > m.step,
-                  let data = FileManager.default.contents(atPath: d.appendingPathComponent(CheckpointManifest.fileName).path),
-                  let later = try? JSONDecoder().decode(CheckpointManifest.self, from: data) else { return false }
-            return later.step == n
-        }
+        // Counted as --resume latest and the total limit count them (interrupted writes and renamed copies are not).
+        let later = CheckpointStore.namedManifests(root).filter { $0.1.step > m.step }
         guard !later.isEmpty else { return }
-        let names = later.map(\.lastPathComponent)
+        let names = later.map(\.0.lastPathComponent)
         throw OptionsError(option: "--resume", message: "\(root.path) holds checkpoints past step \(m.step), the one resumed from (\(names.prefix(4).joined(separator: ", "))\(names.count > 4 ? ", ..." : "")). Continuing from step \(m.step) would leave them beside the new ones: --resume latest would later pick them up, and --checkpoints-total-limit would delete the new checkpoints instead. Move them out of \(root.path) first (they stay valid checkpoints elsewhere), or continue from the newest with --resume latest")
     }
 }

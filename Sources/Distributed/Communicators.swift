@@ -16,6 +16,15 @@ public enum Communicators {
         launcherVariables.contains { getenv($0) != nil }
     }
 
+    /// This process's rank as its launcher set it, read before MPI starts (nil when no launcher or no rank
+    /// variable): used to keep non-zero ranks' reports of a bad command line short.
+    public static var launcherRank: Int? {
+        for name in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"] {
+            if let value = getenv(name), let rank = Int(String(cString: value)) { return rank }
+        }
+        return nil
+    }
+
     /// The MPI communicator under an MPI launcher, else the Local one (which never touches MPI, so a plain run or
     /// a debugger session needs no mpirun). Under MPI the ranks first agree that they run the same `command`.
     public static func makeDefault(command: String = commandName) throws -> any Communicator {

@@ -1,6 +1,7 @@
 // The `controlnet` executable: the root command and its subcommands.
 import ArgumentParser
 import CEarlySignals
+import Distributed
 import Foundation
 import Kernels
 
@@ -32,16 +33,50 @@ struct ControlNetCommand: ParsableCommand {
             try KernelISA.selectFromEnvironment(ProcessInfo.processInfo.environment)
             try BF16Kernel.selectFromEnvironment(ProcessInfo.processInfo.environment)
         } catch {
-            Console.error("error: \(error)\n")
+            Console.error("\(rankPrefix)error: \(error)\n")
             Foundation.exit(64)  // EX_USAGE, as for bad options
         }
         // Commands that multiply matrices need OpenBLAS's buffers, which it allocates on first use and, under an
         // address-space limit too small for them, retries forever: take them now, or say why not.
         if ["train-base", "train-controlnet", "sample", "eval", "bench", "bench-sgemm"].contains(command),
            let problem = BLASRuntime.reserveBuffers() {
-            Console.error("error: \(problem)\n")
+            Console.error("\(rankPrefix)error: \(problem)\n")
             Foundation.exit(71)  // EX_OSERR
         }
-        Self.main(nil)
+        runReportingOnce()
+    }
+
+    /// "rank N: " on a non-zero rank under an MPI launcher, so a report that every rank makes says whose it is.
+    static var rankPrefix: String {
+        if let rank = Communicators.launcherRank, rank != 0 { return "rank \(rank): " }
+        return ""
+    }
+
+    /// ArgumentParser's `main` with its error report made fit for mpirun. Every rank parses the same command line,
+    /// so a bad option fails on all of them at once, and mpirun interleaves their stderr wherever a write ends:
+    /// ArgumentParser's report, written in pieces, came out as `Error: --simulate-ranks is the single-process
+    /// deError: --sibmulate-ranks ...`. Here each report is a single write; rank 0 gives the full message with its
+    /// usage, and other ranks one line naming the rank (their error can differ: a path missing on one node).
+    static func runReportingOnce() -> Never {
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+            Foundation.exit(0)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {   // --help, --version: a request, not a failure
+                let text = fullMessage(for: error)
+                if !text.isEmpty { print(text) }
+                Foundation.exit(code.rawValue)
+            }
+            if !rankPrefix.isEmpty {
+                let line = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+                Console.error("\(rankPrefix)\(line)\n")
+            } else {
+                let text = fullMessage(for: error)
+                Console.error(text.hasSuffix("\n") ? text : text + "\n")
+            }
+            Foundation.exit(code.rawValue)
+        }
     }
 }

@@ -53,6 +53,12 @@ refused "CONTROLNET_KERNEL_ISA=sse9: unknown instruction set; use one of .*gener
 mpirun_for 2
 refused "--simulate-ranks is the single-process debug mode; under mpirun use real ranks" \
     "${MPIRUN[@]}" "$CONTROLNET" train-controlnet "${COMMON[@]}" --base "$BASE" --simulate-ranks 2
+# Each rank reports in a single write, so mpirun cannot splice one rank's message into another's, and only rank 0
+# adds the usage text (an interleaved "...single-process deError: --sibmulate-ranks..." once failed CI here).
+mpi_log=$TMP/case-$case_number.log
+bad_lines=$(grep -E 'simulate-ranks|Error' "$mpi_log" | grep -vxE '(Error|rank 1): --simulate-ranks is the single-process debug mode; under mpirun use real ranks' || true)
+[ -z "$bad_lines" ] || fail "a rank's report was spliced or altered under mpirun: $bad_lines"
+[ "$(grep -c '^Usage:' "$mpi_log")" -le 1 ] || fail "the usage text came from more than one rank: $(cat "$mpi_log")"
 # Numbers that are not finite or are absurdly large are refused, naming the option (they used to crash or hang).
 refused "--weight-decay: must be a finite number, got nan" \
     "$CONTROLNET" train-controlnet "${COMMON[@]}" --base "$BASE" --weight-decay nan

@@ -69,12 +69,14 @@ struct ControlNetCommand: ParsableCommand {
                 if !text.isEmpty { print(text) }
                 Foundation.exit(code.rawValue)
             }
+            // An ExitCode thrown after the command has said why has no message.
             if !rankPrefix.isEmpty {
-                let line = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-                Console.error("\(rankPrefix)\(line)\n")
+                if let line = message(for: error).split(separator: "\n").first {
+                    Console.error("\(rankPrefix)\(line)\n")
+                }
             } else {
                 let text = fullMessage(for: error)
-                Console.error(text.hasSuffix("\n") ? text : text + "\n")
+                if !text.isEmpty { Console.error(text.hasSuffix("\n") ? text : text + "\n") }
             }
             Foundation.exit(code.rawValue)
         }

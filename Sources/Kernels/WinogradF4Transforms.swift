@@ -77,8 +77,8 @@ enum WinogradF4: WinogradTiles {
     private static let sixth: Float = 1.0 / 6, fourFifteenths: Float = 4.0 / 15, thirtieth: Float = 1.0 / 30
 
     /// G applied to three values.
-    @inline(__always) private static func filterTransform(_ x0: Float, _ x1: Float, _ x2: Float)
-        -> (Float, Float, Float, Float, Float, Float) {
+    @inline(__always) private static func filterTransform<V: SIMD>(_ x0: V, _ x1: V, _ x2: V) -> (V, V, V, V, V, V)
+        where V.Scalar == Float {
         (0.5 * x0, (x0 + x1 + x2) * sixth, -(x0 - x1 + x2) * sixth, -(4 * x0 + 2 * x1 + x2) * fourFifteenths,
          (x0 - 2 * x1 + 4 * x2) * thirtieth, 0.5 * x2)
     }
@@ -90,21 +90,25 @@ enum WinogradF4: WinogradTiles {
         return (0.5 * u.0 + m - 4 * t + r, p - 2 * t - 2 * r, m - t + 4 * r + 0.5 * u.5)
     }
 
+    /// Eight filters per vector (FilterLanes), as F(2x2)'s.
     static func transformWeights(outChannels: Int, inChannels: Int, weight: UnsafePointer<Float>,
                                  u: UnsafeMutablePointer<Float>) {
         let plane = outChannels * inChannels
-        for f in 0..<plane {
-            let g = weight + 9 * f
+        var f = 0
+        while f < plane {
+            let n = min(8, plane - f)
+            let g = FilterLanes(weight + 9 * f, n)
             // G g column by column (c_j.a: row a, column j of the 6x3 result), then each row a times G^T.
             let c0 = filterTransform(g[0], g[3], g[6]), c1 = filterTransform(g[1], g[4], g[7])
             let c2 = filterTransform(g[2], g[5], g[8])
-            @inline(__always) func row(_ a: Int, _ x0: Float, _ x1: Float, _ x2: Float) {
+            @inline(__always) func row(_ a: Int, _ x0: V8, _ x1: V8, _ x2: V8) {
                 let r = filterTransform(x0, x1, x2), o = u + 6 * a * plane + f
-                o[0] = r.0; o[plane] = r.1; o[2 * plane] = r.2; o[3 * plane] = r.3; o[4 * plane] = r.4
-                o[5 * plane] = r.5
+                g.put(r.0, o); g.put(r.1, o + plane); g.put(r.2, o + 2 * plane); g.put(r.3, o + 3 * plane)
+                g.put(r.4, o + 4 * plane); g.put(r.5, o + 5 * plane)
             }
             row(0, c0.0, c1.0, c2.0); row(1, c0.1, c1.1, c2.1); row(2, c0.2, c1.2, c2.2)
             row(3, c0.3, c1.3, c2.3); row(4, c0.4, c1.4, c2.4); row(5, c0.5, c1.5, c2.5)
+            f += n
         }
     }
 

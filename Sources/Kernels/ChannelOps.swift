@@ -15,22 +15,20 @@ public enum ChannelConcat {
     }
 
     /// dY (N, Ca + Cb, S) split: dA (N, Ca, S) += its first Ca channels, dB (N, Cb, S) += the rest; nil skips.
+    /// With `overwrite`, dA and dB are set instead (a gradient's only contribution needs no zero fill first).
     public static func backward(batch: Int, channelsA: Int, channelsB: Int, spatial: Int, dY: UnsafePointer<Float>,
-                                dA: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?) {
+                                dA: UnsafeMutablePointer<Float>?, dB: UnsafeMutablePointer<Float>?,
+                                overwrite: Bool = false) {
         let phase = PhaseProfiler.shared.enter(.elementwise)
         defer { PhaseProfiler.shared.leave(phase) }
         let sizeA = channelsA * spatial, sizeB = channelsB * spatial
+        @inline(__always) func put(_ src: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ count: Int) {
+            if overwrite { d.update(from: src, count: count) } else { for i in 0..<count { d[i] += src[i] } }
+        }
         for n in 0..<batch {
             let src = dY + n * (sizeA + sizeB)
-            if let dA {
-                let d = dA + n * sizeA
-                for i in 0..<sizeA { d[i] += src[i] }
-            }
-            if let dB {
-                let d = dB + n * sizeB
-                let s = src + sizeA
-                for i in 0..<sizeB { d[i] += s[i] }
-            }
+            if let dA { put(src, dA + n * sizeA, sizeA) }
+            if let dB { put(src + sizeA, dB + n * sizeB, sizeB) }
         }
     }
 }

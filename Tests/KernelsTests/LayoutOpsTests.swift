@@ -55,6 +55,12 @@ final class LayoutOpsTests: XCTestCase {
         ChannelConcat.backward(batch: n, channelsA: ca, channelsB: cb, spatial: s, dY: dY.cp, dA: nil, dB: onlyB.p)
         assertClose(dA.array, onceA.map { 2 * $0 }, rtol: 1e-6, atol: 0, "concat dA twice")
         assertClose(onlyB.array, dB.array, rtol: 0, atol: 0, "concat dB alone")
+        // overwrite: the same split into buffers holding garbage, which must not leak in.
+        let setA = Buf(random: a.count, &rng), setB = Buf(random: b.count, &rng)
+        ChannelConcat.backward(batch: n, channelsA: ca, channelsB: cb, spatial: s, dY: dY.cp, dA: setA.p, dB: setB.p,
+                               overwrite: true)
+        assertClose(setA.array, onceA, rtol: 0, atol: 0, "concat dA overwritten")
+        assertClose(setB.array, dB.array, rtol: 0, atol: 0, "concat dB overwritten")
     }
 
     func testBroadcastAdd() {

@@ -7,7 +7,8 @@
 // A chunk of `samplesPerGemm` samples is transformed at a time, its tiles side by side as GEMM columns, so the
 // transformed buffers stay in cache and each GEMM has enough columns (T = samples x tiles per sample).
 // bf16 (ConvShape.precision): the convolution's operands - x, the weights and, in backward, dY - are rounded to bf16
-// (one sample at a time into scratch, so the transforms read them from L2) and the transforms and products run in
+// (one channel plane at a time into scratch, inside the transforms, so they read it from L1: rounding whole samples
+// first cost a pass through L2, 6.9% of a bf16 mnist step) and the transforms and products run in
 // fp32 with OpenBLAS: the exact convolution of the rounded operands up to fp32 sums, as accurate as im2col's bf16.
 // Native bf16 kernels (BF16Kernel.isNative) must also round the transformed tiles, which VDPBF16PS multiplies: one
 // more rounding there, ~6x im2col's error with F(4x4) (MixedPrecisionTests, docs/mixed-precision.md).
@@ -28,18 +29,20 @@ protocol WinogradTiles {
     /// Adjoint of transformWeights: dWeight (Cout, Cin, 3, 3) += G^T dU G, dU (E, Cout, Cin).
     static func addWeightGradient(outChannels: Int, inChannels: Int, dU: UnsafePointer<Float>,
                                   dWeight: UnsafeMutablePointer<Float>)
-    /// x: one sample (C, H, W) -> v (E, C, ld) columns [col0, col0 + tiles).
+    /// x: one sample (C, H, W) -> v (E, C, ld) columns [col0, col0 + tiles). With `rounding` (bf16: H * W
+    /// floats), each channel plane is rounded to bf16 there first (roundedPlane) and transformed from it.
     static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
                                v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
-                               scratch: UnsafeMutablePointer<Float>)
+                               scratch: UnsafeMutablePointer<Float>, rounding: UnsafeMutablePointer<Float>?)
     /// m (E, C, ld) columns [col0, col0 + tiles) -> y: one sample (C, H, W) = A^T M A + bias + sampleBias.
     static func transformOutput(_ geo: WinogradGeometry, channels: Int, m: UnsafePointer<Float>, ld: Int, col0: Int,
                                 bias: UnsafePointer<Float>?, sampleBias: UnsafePointer<Float>?,
                                 y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>)
-    /// Adjoint of transformOutput without bias: dY one sample (C, H, W) -> dM (E, C, ld), overwritten.
+    /// Adjoint of transformOutput without bias: dY one sample (C, H, W) -> dM (E, C, ld), overwritten. With
+    /// `rounding`, dY's planes are rounded to bf16 first, as in transformInput.
     static func transformOutputAdjoint(_ geo: WinogradGeometry, channels: Int, dY: UnsafePointer<Float>,
                                        dM: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
-                                       scratch: UnsafeMutablePointer<Float>)
+                                       scratch: UnsafeMutablePointer<Float>, rounding: UnsafeMutablePointer<Float>?)
     /// Adjoint of transformInput: dV (E, C, ld) -> dX one sample (C, H, W) += (= with `overwrite`).
     static func transformInputAdjoint(_ geo: WinogradGeometry, channels: Int, dV: UnsafePointer<Float>, ld: Int,
                                       col0: Int, dX: UnsafeMutablePointer<Float>,
@@ -53,13 +56,12 @@ extension WinogradTiles {
 
 public enum Winograd {
     /// Scratch floats for one call: U (E, Cout, Cin), dU (E, Cout, Cin), V (E, Cin, T), M (E, Cout, T) and the
-    /// transforms' scratch rows; bf16 adds one rounded sample (max(Cin, Cout), H, W) and the rounded weights.
+    /// transforms' scratch rows; bf16 adds one rounded channel plane (H, W) and the rounded weights.
     static func workspaceCount(_ s: ConvShape) -> Int {
         func count<F: WinogradTiles>(_: F.Type) -> Int {
             let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
             let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
-            let rounded = s.precision == .bf16
-                ? max(s.inChannels, s.outChannels) * s.height * s.width + 9 * s.outChannels * s.inChannels : 0
+            let rounded = s.precision == .bf16 ? s.height * s.width + 9 * s.outChannels * s.inChannels : 0
             return F.elements * (2 * s.outChannels * s.inChannels + (s.inChannels + s.outChannels) * ld)
                 + F.scratchRows * geo.rowStride + rounded
         }
@@ -106,16 +108,16 @@ public enum Winograd {
 
     private struct Buffers {
         let u, dU, v, m, scratch: UnsafeMutablePointer<Float>
-        /// bf16: one sample's rounded x or dY, and the rounded weights.
-        let sample, weight: UnsafeMutablePointer<Float>
+        /// bf16: one rounded channel plane of x or dY (H, W), and the rounded weights.
+        let plane, weight: UnsafeMutablePointer<Float>
         init(_ s: ConvShape, _ geo: WinogradGeometry, elements: Int, scratchRows: Int,
              _ workspace: UnsafeMutablePointer<Float>) {
             let weights = elements * s.outChannels * s.inChannels
             let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
             u = workspace; dU = u + weights; v = dU + weights
             m = v + elements * s.inChannels * ld; scratch = m + elements * s.outChannels * ld
-            sample = scratch + scratchRows * geo.rowStride
-            weight = sample + max(s.inChannels, s.outChannels) * s.height * s.width
+            plane = scratch + scratchRows * geo.rowStride
+            weight = plane + s.height * s.width
         }
 
         /// The operand as the transforms should read it: itself in fp32, else rounded to bf16 into `into`.
@@ -171,6 +173,7 @@ public enum Winograd {
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
         let inSize = cin * s.height * s.width, outSize = yStride
         let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative
+        let plane = bf16 ? buf.plane : nil
         if cached == nil {
             let w = Buffers.operand(weight, count: 9 * cout * cin, bf16: bf16, into: buf.weight)
             F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u)
@@ -183,8 +186,8 @@ public enum Winograd {
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
             for j in 0..<b {
-                let xj = Buffers.operand(x + (n0 + j) * inSize, count: inSize, bf16: bf16, into: buf.sample)
-                F.transformInput(geo, channels: cin, x: xj, v: buf.v, ld: ld, col0: j * tiles, scratch: buf.scratch)
+                F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld, col0: j * tiles,
+                                 scratch: buf.scratch, rounding: plane)
             }
             for e in 0..<F.elements {
                 if let packedU {
@@ -215,6 +218,7 @@ public enum Winograd {
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles, elements = F.elements
         let inSize = cin * s.height * s.width, outSize = cout * s.height * s.width
         let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative
+        let plane = bf16 ? buf.plane : nil
         if dX != nil {
             let w = Buffers.operand(weight, count: 9 * cout * cin, bf16: bf16, into: buf.weight)
             F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u)
@@ -228,16 +232,14 @@ public enum Winograd {
         while n0 < s.batch {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
             for j in 0..<b {
-                let dYj = Buffers.operand(dY + (n0 + j) * outSize, count: outSize, bf16: bf16, into: buf.sample)
-                F.transformOutputAdjoint(geo, channels: cout, dY: dYj, dM: buf.m, ld: ld, col0: j * tiles,
-                                         scratch: buf.scratch)
+                F.transformOutputAdjoint(geo, channels: cout, dY: dY + (n0 + j) * outSize, dM: buf.m, ld: ld,
+                                         col0: j * tiles, scratch: buf.scratch, rounding: plane)
             }
             if dWeight != nil {
                 // dU (Cout, Cin) += dM (Cout, T) V^T (T, Cin), V recomputed from x (cheaper than keeping it).
                 for j in 0..<b {
-                    let xj = Buffers.operand(x + (n0 + j) * inSize, count: inSize, bf16: bf16, into: buf.sample)
-                    F.transformInput(geo, channels: cin, x: xj, v: buf.v, ld: ld, col0: j * tiles,
-                                     scratch: buf.scratch)
+                    F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld,
+                                     col0: j * tiles, scratch: buf.scratch, rounding: plane)
                 }
                 for e in 0..<elements {
                     Gemm.product(native ? .bf16 : .fp32, transA: false, transB: true, m: cout, n: cin, k: t,

@@ -137,13 +137,13 @@ enum WinogradF4: WinogradTiles {
     /// zero borders set once.
     static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
                                v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
-                               scratch: UnsafeMutablePointer<Float>) {
+                               scratch: UnsafeMutablePointer<Float>, rounding: UnsafeMutablePointer<Float>?) {
         let h = geo.height, w = geo.width, rs = geo.rowStride, tw = geo.tilesW
         let t0 = scratch, t1 = t0 + rs, t2 = t1 + rs, t3 = t2 + rs, t4 = t3 + rs, t5 = t4 + rs, zero = t5 + rs
         let stride = channels * ld
         scratch.update(repeating: 0, count: 7 * rs)
         for c in 0..<channels {
-            let xc = x + c * h * w
+            let xc = roundedPlane(x + c * h * w, count: h * w, rounding)
             @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { r >= 0 && r < h ? xc + r * w : UnsafePointer(zero) }
             for i in 0..<geo.tilesH {
                 // padded rows 4i ..< 4i + 6 are image rows 4i - 1 ..< 4i + 5
@@ -228,14 +228,15 @@ enum WinogradF4: WinogradTiles {
     /// [col0, col0 + tiles), overwritten. scratch: (scratchRows * rowStride).
     static func transformOutputAdjoint(_ geo: WinogradGeometry, channels: Int, dY: UnsafePointer<Float>,
                                        dM: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
-                                       scratch: UnsafeMutablePointer<Float>) {
+                                       scratch: UnsafeMutablePointer<Float>,
+                                       rounding: UnsafeMutablePointer<Float>?) {
         let h = geo.height, w = geo.width, tw = geo.tilesW, rs = geo.rowStride
         let row0 = scratch, row1 = row0 + rs, row2 = row1 + rs, row3 = row2 + rs
         let stride = channels * ld
         // Columns past the image (widths not a multiple of 4, vector slack) stay zero.
         scratch.update(repeating: 0, count: 4 * rs)
         for c in 0..<channels {
-            let yc = dY + c * h * w
+            let yc = roundedPlane(dY + c * h * w, count: h * w, rounding)
             for i in 0..<geo.tilesH {
                 @inline(__always) func fill(_ dst: UnsafeMutablePointer<Float>, _ r: Int) {
                     if r < h { dst.update(from: yc + r * w, count: w) } else { dst.update(repeating: 0, count: w) }

@@ -102,6 +102,15 @@ typealias V4 = SIMD4<Float>
     while k < count { body8(k); k += 8 }
 }
 
+/// Channel plane p (count floats) as a transform reads it: itself, or (bf16) rounded into `rounding`, which stays
+/// in L1 for the transform's reads.
+@inline(__always) func roundedPlane(_ p: UnsafePointer<Float>, count: Int, _ rounding: UnsafeMutablePointer<Float>?)
+    -> UnsafePointer<Float> {
+    guard let rounding else { return p }
+    BF16Buffer.round(count: count, p, into: rounding)
+    return UnsafePointer(rounding)
+}
+
 /// A padded row (pixel column k at k + 1) into image row r of one channel plane xc (H, W): added, or copied with
 /// `overwrite`; padded rows outside the image are dropped. The input-gradient transforms' last step.
 @inline(__always) func addPaddedRow(_ src: UnsafePointer<Float>, row r: Int, height h: Int, width w: Int,
@@ -198,13 +207,13 @@ enum WinogradF2: WinogradTiles {
     /// combinations are written one column in, between zero borders set once.
     static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
                                v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
-                               scratch: UnsafeMutablePointer<Float>) {
+                               scratch: UnsafeMutablePointer<Float>, rounding: UnsafeMutablePointer<Float>?) {
         let h = geo.height, w = geo.width, rs = geo.rowStride, tw = geo.tilesW
         let t0 = scratch, t1 = t0 + rs, t2 = t1 + rs, t3 = t2 + rs, zero = t3 + rs
         let stride = channels * ld
         scratch.update(repeating: 0, count: 5 * rs)
         for c in 0..<channels {
-            let xc = x + c * h * w
+            let xc = roundedPlane(x + c * h * w, count: h * w, rounding)
             @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { r >= 0 && r < h ? xc + r * w : UnsafePointer(zero) }
             for i in 0..<geo.tilesH {
                 // padded rows 2i ..< 2i + 4 are image rows 2i - 1 ..< 2i + 3
@@ -275,14 +284,15 @@ enum WinogradF2: WinogradTiles {
     /// [col0, col0 + tiles), overwritten. scratch: (scratchRows * geo.rowStride).
     static func transformOutputAdjoint(_ geo: WinogradGeometry, channels: Int, dY: UnsafePointer<Float>,
                                        dM: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
-                                       scratch: UnsafeMutablePointer<Float>) {
+                                       scratch: UnsafeMutablePointer<Float>,
+                                       rounding: UnsafeMutablePointer<Float>?) {
         let h = geo.height, w = geo.width, tw = geo.tilesW, rs = geo.rowStride
         let row0 = scratch, row1 = scratch + rs
         let stride = channels * ld
         // Columns past the image (odd widths, vector slack) stay zero.
         scratch.update(repeating: 0, count: 2 * rs)
         for c in 0..<channels {
-            let yc = dY + c * h * w
+            let yc = roundedPlane(dY + c * h * w, count: h * w, rounding)
             for i in 0..<geo.tilesH {
                 row0.update(from: yc + 2 * i * w, count: w)
                 if 2 * i + 1 < h {

@@ -136,6 +136,51 @@ final class MixedPrecisionTests: XCTestCase {
         }
     }
 
+    /// Where the bf16 products run through fp32 kernels, a Winograd conv in bf16 rounds x and dY plane by plane
+    /// inside its transforms, and the weights once: it must give the very bits of the fp32 conv of the rounded
+    /// operands (rounding is idempotent), for every plane of every sample, chunked or not.
+    func testWinogradInBF16IsTheFp32ConvOfTheRoundedOperandsBitForBit() throws {
+        for (algorithm, seed) in [(ConvAlgorithm.winograd, UInt64(83)), (.winograd4, 84)] {
+            for samples in [1, 2] {
+                let s = ConvShape(batch: 3, inChannels: 11, outChannels: 13, height: 10, width: 9,
+                                  gemmSamples: samples, algorithm: algorithm)
+                let c = Case(s, seed: seed)
+                let xr = Buf(BF16Buffer.roundNaive(c.x.array)), wr = Buf(BF16Buffer.roundNaive(c.w.array))
+                let dYr = Buf(BF16Buffer.roundNaive(c.dY.array))
+                func conv(_ precision: Precision, _ x: Buf, _ w: Buf, _ dY: Buf) -> [[Float]] {
+                    var t = s
+                    t.precision = precision
+                    let ws = Buf(t.workspaceCount, fill: .nan)
+                    let y = Buf(dY.count, fill: .nan), dX = Buf(x.count, fill: .nan), dW = Buf(w.count)
+                    withExtendedLifetime(ws) {
+                        Conv2D.forward(t, x: x.cp, weight: w.cp, bias: c.b.cp, y: y.p, workspace: ws.p)
+                        Conv2D.backward(t, x: x.cp, weight: w.cp, dY: dY.cp, dX: dX.p, dWeight: dW.p, dBias: nil,
+                                        workspace: ws.p, overwriteInput: true)
+                    }
+                    return [y.array, dX.array, dW.array]
+                }
+                let want = conv(.fp32, xr, wr, dYr)
+                var checked = 0
+                for v in BF16Kernel.supported {
+                    try BF16Kernel.select(v)
+                    if BF16Kernel.isNative { continue }
+                    let got = conv(.bf16, c.x, c.w, c.dY)
+                    for (name, g, w) in zip3(["y", "dX", "dW"], got, want) {
+                        let differ = (0..<g.count).filter { g[$0].bitPattern != w[$0].bitPattern }
+                        XCTAssertTrue(differ.isEmpty, "\(algorithm) samples/GEMM \(samples) kernel \(v) \(name): "
+                            + "\(differ.count) of \(g.count) values differ, first at \(differ.first ?? -1)")
+                    }
+                    checked += 1
+                }
+                XCTAssertGreaterThan(checked, 0, "no bf16 kernel runs through fp32 products here")
+            }
+        }
+    }
+
+    private func zip3<A, B, C>(_ a: [A], _ b: [B], _ c: [C]) -> [(A, B, C)] {
+        (0..<min(a.count, b.count, c.count)).map { (a[$0], b[$0], c[$0]) }
+    }
+
     /// Inference caches the Winograd weights (TransformedWeights); in bf16 the cached U must be the transform of the
     /// rounded weights, as the uncached forward computes it, and one cache serving both precisions must keep them
     /// apart: the same bits as without a cache, under every bf16 kernel.

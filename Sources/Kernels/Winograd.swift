@@ -7,11 +7,11 @@
 // A chunk of `samplesPerGemm` samples is transformed at a time, its tiles side by side as GEMM columns, so the
 // transformed buffers stay in cache and each GEMM has enough columns (T = samples x tiles per sample).
 // bf16 (ConvShape.precision): the convolution's operands - x, the weights and, in backward, dY - are rounded to bf16
-// (one channel plane at a time into scratch, inside the transforms, so they read it from L1: rounding whole samples
-// first cost a pass through L2, 6.9% of a bf16 mnist step) and the transforms and products run in
+// (one channel plane at a time into scratch, inside the transforms, so they read it from L1; rounding whole samples
+// first added a pass through L2, 1.4% of a bf16 mnist step) and the transforms and products run in
 // fp32 with OpenBLAS: the exact convolution of the rounded operands up to fp32 sums, as accurate as im2col's bf16.
 // Native bf16 kernels (BF16Kernel.isNative) must also round the transformed tiles, which VDPBF16PS multiplies: one
-// more rounding there, ~6x im2col's error with F(4x4) (MixedPrecisionTests, docs/mixed-precision.md).
+// more rounding there, ~6x im2col's error with F(4x4) (MixedPrecisionTests, docs/bf16-kernels.md).
 // Rounding: F(2x2)'s transforms only add and halve, so its results differ from a direct convolution by a few ulps
 // of the largest partial sums (tested against the Double reference at 1e-5). F(4x4)'s output transform multiplies
 // the rounded products by up to 64, so its error is ~6x larger (measured in WinogradF4Transforms.swift).

@@ -14,7 +14,7 @@ import XCTest
 /// weight's gradient is a sum over every pixel of terms of both signs, 16 values ~1e-2 in size here).
 /// PyTorch's own bf16 autocast on the same fixtures, against its fp32 (scripts/bf16/torch_bf16_error.py): outputs
 /// 0.009-0.016; gradients median 0.012-0.024, worst 0.031-0.071; AdamW update 0.176. Ours: see the test output
-/// (docs/mixed-precision.md has the figures); the bounds leave ~2x over both.
+/// (docs/bf16-kernels.md has the figures); the bounds leave ~2x over both.
 public enum BF16Tolerance {
     /// Forward values (outputs, residuals) and the loss: 16u.
     public static let forward = 0x1p-5

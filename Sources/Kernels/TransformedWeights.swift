@@ -1,6 +1,6 @@
 // Winograd-transformed conv weights computed once and reused, for inference. A training forward transforms each
-// conv's weights (U = G g G^T, (E, Cout, Cin)) on every call because the weights change every step; a sampling
-// run calls the same frozen convs steps x passes times, and at small batches the transform was ~10% of its time
+// conv's weights (U = G g G^T, kept as U^T (E, Cin, Cout)) on every call because the weights change every step; a
+// sampling run calls the same frozen convs steps x passes times, and at small batches the transform was ~10% of its time
 // (perf, mnist, batch 16). The cache holds U by weight address for as long as its owner guarantees the weights
 // do not change (Generator: one `generate` call), and is shared by that call's worker threads. U is the very
 // output of the same transform, so the convolution's result is bit-identical with or without it (in bf16 too: the
@@ -30,7 +30,8 @@ public final class TransformedWeights: @unchecked Sendable {
         return entries.keys.reduce(0) { $0 + Winograd.transformedWeightCount($1.algorithm, $1.outChannels, $1.inChannels) }
     }
 
-    /// U (E, Cout, Cin) of `weight` (Cout, Cin, 3, 3) for conv `s` (a Winograd one), transformed on first use.
+    /// U^T (E, Cin, Cout), the forward's layout, of `weight` (Cout, Cin, 3, 3) for conv `s` (a Winograd one),
+    /// transformed on first use.
     func winograd(_ s: ConvShape, weight: UnsafePointer<Float>) -> UnsafePointer<Float> {
         let key = Key(weight: UInt(bitPattern: weight), algorithm: s.algorithm, outChannels: s.outChannels,
                       inChannels: s.inChannels, precision: s.precision)

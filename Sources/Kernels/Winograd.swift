@@ -23,9 +23,9 @@ protocol WinogradTiles {
     static var tile: Int { get }
     /// Scratch rows (of geo.rowStride floats) the transforms need.
     static var scratchRows: Int { get }
-    /// weight (Cout, Cin, 3, 3) -> u (E, Cout, Cin) = G g G^T per filter.
+    /// weight (Cout, Cin, 3, 3) -> u (E, Cout, Cin), or (E, Cin, Cout) with `transposed`, = G g G^T per filter.
     static func transformWeights(outChannels: Int, inChannels: Int, weight: UnsafePointer<Float>,
-                                 u: UnsafeMutablePointer<Float>)
+                                 u: UnsafeMutablePointer<Float>, transposed: Bool)
     /// Adjoint of transformWeights: dWeight (Cout, Cin, 3, 3) += G^T dU G, dU (E, Cout, Cin).
     static func addWeightGradient(outChannels: Int, inChannels: Int, dU: UnsafePointer<Float>,
                                   dWeight: UnsafeMutablePointer<Float>)
@@ -55,7 +55,7 @@ extension WinogradTiles {
 }
 
 public enum Winograd {
-    /// Scratch floats for one call: U (E, Cout, Cin), dU (E, Cout, Cin), V (E, Cin, T), M (E, Cout, T) and the
+    /// Scratch floats for one call: U (E, Cout, Cin) (forward: U^T, (E, Cin, Cout)), dU (E, Cout, Cin), V (E, Cin, T), M (E, Cout, T) and the
     /// transforms' scratch rows; bf16 adds one rounded channel plane (H, W) and the rounded weights.
     static func workspaceCount(_ s: ConvShape) -> Int {
         func count<F: WinogradTiles>(_: F.Type) -> Int {
@@ -86,8 +86,8 @@ public enum Winograd {
         (a == .winograd4 ? WinogradF4.elements : WinogradF2.elements) * cout * cin
     }
 
-    /// weight (Cout, Cin, 3, 3) -> u (E, Cout, Cin) for conv `s` (a Winograd one); in bf16 the weights are
-    /// rounded first, as `forward` rounds them.
+    /// weight (Cout, Cin, 3, 3) -> u in the forward's layout, U^T (E, Cin, Cout), for conv `s` (a Winograd one);
+    /// in bf16 the weights are rounded first, as `forward` rounds them.
     static func transformWeights(_ s: ConvShape, weight: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
         if s.precision == .bf16 {
             let count = 9 * s.outChannels * s.inChannels
@@ -100,9 +100,11 @@ public enum Winograd {
             return
         }
         if s.algorithm == .winograd4 {
-            WinogradF4.transformWeights(outChannels: s.outChannels, inChannels: s.inChannels, weight: weight, u: u)
+            WinogradF4.transformWeights(outChannels: s.outChannels, inChannels: s.inChannels, weight: weight, u: u,
+                                        transposed: true)
         } else {
-            WinogradF2.transformWeights(outChannels: s.outChannels, inChannels: s.inChannels, weight: weight, u: u)
+            WinogradF2.transformWeights(outChannels: s.outChannels, inChannels: s.inChannels, weight: weight, u: u,
+                                        transposed: true)
         }
     }
 
@@ -174,13 +176,16 @@ public enum Winograd {
         let inSize = cin * s.height * s.width, outSize = yStride
         let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative
         let plane = bf16 ? buf.plane : nil
+        // U is kept transposed, (E, Cin, Cout), so each product M_e = U_e V_e runs as op(A) = A^T: at these shapes
+        // (n = 49 or 98 tiles) OpenBLAS's kernel for that case is 7-21% faster than its NN one (same bits as the
+        // TN products of dX; measured in BENCHMARKS.md).
         if cached == nil {
             let w = Buffers.operand(weight, count: 9 * cout * cin, bf16: bf16, into: buf.weight)
-            F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u)
+            F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u, transposed: true)
         }
         let u = cached ?? UnsafePointer(buf.u)
         // Native bf16 kernels multiply (rounded) transformed tiles: U packed once per call.
-        let packedU = native ? MixedWeights(count: F.elements, transA: false, m: cout, k: cin, a: u,
+        let packedU = native ? MixedWeights(count: F.elements, transA: true, m: cout, k: cin, a: u,
                                             stride: cout * cin, maxN: s.samplesPerGemm * tiles) : nil
         var n0 = 0
         while n0 < s.batch {
@@ -195,8 +200,8 @@ public enum Winograd {
                                      ldc: ld)
                     continue
                 }
-                Gemm.sgemm(transA: false, transB: false, m: cout, n: t, k: cin, alpha: 1,
-                           a: u + e * cout * cin, lda: cin, b: buf.v + e * cin * ld, ldb: ld,
+                Gemm.sgemm(transA: true, transB: false, m: cout, n: t, k: cin, alpha: 1,
+                           a: u + e * cout * cin, lda: cout, b: buf.v + e * cin * ld, ldb: ld,
                            beta: 0, c: buf.m + e * cout * ld, ldc: ld)
             }
             for j in 0..<b {
@@ -221,7 +226,7 @@ public enum Winograd {
         let plane = bf16 ? buf.plane : nil
         if dX != nil {
             let w = Buffers.operand(weight, count: 9 * cout * cin, bf16: bf16, into: buf.weight)
-            F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u)
+            F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u, transposed: false)
         }
         if dWeight != nil { buf.dU.update(repeating: 0, count: elements * cout * cin) }
         // dV = U^T dM: U^T packed once per call with native bf16 kernels

@@ -90,14 +90,12 @@ enum WinogradF4: WinogradTiles {
         return (0.5 * u.0 + m - 4 * t + r, p - 2 * t - 2 * r, m - t + 4 * r + 0.5 * u.5)
     }
 
-    /// Eight filters per vector (FilterLanes), as F(2x2)'s.
+    /// Eight filters per vector (FilterLanes), in either layout, as F(2x2)'s.
     static func transformWeights(outChannels: Int, inChannels: Int, weight: UnsafePointer<Float>,
-                                 u: UnsafeMutablePointer<Float>) {
+                                 u: UnsafeMutablePointer<Float>, transposed: Bool) {
         let plane = outChannels * inChannels
-        var f = 0
-        while f < plane {
-            let n = min(8, plane - f)
-            let g = FilterLanes(weight + 9 * f, n)
+        forEachFilterGroup(outChannels: outChannels, inChannels: inChannels, weight: weight,
+                           transposed: transposed) { g, f in
             // G g column by column (c_j.a: row a, column j of the 6x3 result), then each row a times G^T.
             let c0 = filterTransform(g[0], g[3], g[6]), c1 = filterTransform(g[1], g[4], g[7])
             let c2 = filterTransform(g[2], g[5], g[8])
@@ -108,7 +106,6 @@ enum WinogradF4: WinogradTiles {
             }
             row(0, c0.0, c1.0, c2.0); row(1, c0.1, c1.1, c2.1); row(2, c0.2, c1.2, c2.2)
             row(3, c0.3, c1.3, c2.3); row(4, c0.4, c1.4, c2.4); row(5, c0.5, c1.5, c2.5)
-            f += n
         }
     }
 

@@ -34,21 +34,23 @@ typealias V8 = SIMD8<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
 }
 
-/// Up to eight 3x3 filters (Cout, Cin, 3, 3 order: 9 floats apart) as vectors, lane j = filter j, so the weight
-/// transforms compute eight filters per instruction and write each transformed value as one vector store.
+/// Up to eight 3x3 filters, `stride` floats apart (9: consecutive in (Cout, Cin, 3, 3) order; 9 Cin: one input
+/// channel's filters for consecutive output channels), as vectors, lane j = filter j, so the weight transforms
+/// compute eight filters per instruction and write each transformed value as one vector store.
 /// Lanes past `count` hold zeros and are never stored.
 struct FilterLanes {
     let count: Int
     private let values: (V8, V8, V8, V8, V8, V8, V8, V8, V8)
 
-    @inline(__always) init(_ g: UnsafePointer<Float>, _ count: Int) {
+    @inline(__always) init(_ g: UnsafePointer<Float>, _ count: Int, stride s: Int = 9) {
         self.count = count
         @inline(__always) func lane(_ k: Int) -> V8 {
             var v = V8()
             if count == 8 {
-                v = V8(g[k], g[9 + k], g[18 + k], g[27 + k], g[36 + k], g[45 + k], g[54 + k], g[63 + k])
+                v = V8(g[k], g[s + k], g[2 * s + k], g[3 * s + k], g[4 * s + k], g[5 * s + k], g[6 * s + k],
+                       g[7 * s + k])
             } else {
-                for j in 0..<count { v[j] = g[9 * j + k] }
+                for j in 0..<count { v[j] = g[s * j + k] }
             }
             return v
         }
@@ -74,6 +76,31 @@ struct FilterLanes {
     @inline(__always) func put(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
         if count == 8 { store8(v, p); return }
         for j in 0..<count { p[j] = v[j] }
+    }
+}
+
+/// The filters of weight (Cout, Cin, 3, 3) in groups of up to eight that sit side by side in a plane of U:
+/// (Cout, Cin) order, or with `transposed` (Cin, Cout), the forward's layout (Winograd.forward). body gets the group
+/// and its first filter's position in the plane.
+@inline(__always) func forEachFilterGroup(outChannels: Int, inChannels: Int, weight: UnsafePointer<Float>,
+                                          transposed: Bool, _ body: (FilterLanes, Int) -> Void) {
+    guard transposed else {
+        let plane = outChannels * inChannels
+        var f = 0
+        while f < plane {
+            let n = min(8, plane - f)
+            body(FilterLanes(weight + 9 * f, n), f)
+            f += n
+        }
+        return
+    }
+    for ci in 0..<inChannels {
+        var co = 0
+        while co < outChannels {
+            let n = min(8, outChannels - co)
+            body(FilterLanes(weight + 9 * (co * inChannels + ci), n, stride: 9 * inChannels), ci * outChannels + co)
+            co += n
+        }
     }
 }
 
@@ -152,15 +179,14 @@ enum WinogradF2: WinogradTiles {
     /// The input adjoint's eight rows (the most any transform uses).
     static let scratchRows = 8
 
-    /// weight (Cout, Cin, 3, 3) -> u (16, Cout, Cin) = G g G^T per filter, eight filters per vector (filterLanes):
-    /// stores of one value per filter to 16 planes were 1.6% of a training step (perf, mnist).
+    /// weight (Cout, Cin, 3, 3) -> u (16, Cout, Cin) (or (16, Cin, Cout) with `transposed`) = G g G^T per filter,
+    /// eight filters per vector (FilterLanes): stores of one value per filter to 16 planes were 1.6% of a training
+    /// step (perf, mnist).
     static func transformWeights(outChannels: Int, inChannels: Int, weight: UnsafePointer<Float>,
-                                 u: UnsafeMutablePointer<Float>) {
+                                 u: UnsafeMutablePointer<Float>, transposed: Bool) {
         let plane = outChannels * inChannels
-        var f = 0
-        while f < plane {
-            let n = min(8, plane - f)
-            let g = FilterLanes(weight + 9 * f, n)
+        forEachFilterGroup(outChannels: outChannels, inChannels: inChannels, weight: weight,
+                           transposed: transposed) { g, f in
             // G g, one row (3 values) at a time, then (G g) G^T
             for a in 0..<4 {
                 let r0: V8, r1: V8, r2: V8
@@ -174,7 +200,6 @@ enum WinogradF2: WinogradTiles {
                 g.put(r0, o); g.put((r0 + r1 + r2) * 0.5, o + plane)
                 g.put((r0 - r1 + r2) * 0.5, o + 2 * plane); g.put(r2, o + 3 * plane)
             }
-            f += n
         }
     }
 

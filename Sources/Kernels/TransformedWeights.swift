@@ -1,7 +1,7 @@
 // Winograd-transformed conv weights computed once and reused, for inference. A training forward transforms each
-// conv's weights (U = G g G^T, kept as U^T (E, Cin, Cout)) on every call because the weights change every step; a
-// sampling run calls the same frozen convs steps x passes times, and at small batches the transform was ~10% of its time
-// (perf, mnist, batch 16). The cache holds U by weight address for as long as its owner guarantees the weights
+// conv's weights (U = G g G^T, kept as U^T (E, Cin, Cout)) on every call because the weights change every step;
+// a sampling run calls the same frozen convs steps x passes times, and at small batches the transform was ~10% of
+// its time (perf, mnist, batch 16). The cache holds U by weight address for as long as its owner guarantees the weights
 // do not change (Generator: one `generate` call), and is shared by that call's worker threads. U is the very
 // output of the same transform, so the convolution's result is bit-identical with or without it (in bf16 too: the
 // key holds the precision, and bf16's U is the transform of the rounded weights, as the uncached forward computes).

@@ -55,8 +55,9 @@ extension WinogradTiles {
 }
 
 public enum Winograd {
-    /// Scratch floats for one call: U (E, Cout, Cin) (forward: U^T, (E, Cin, Cout)), dU (E, Cout, Cin), V (E, Cin, T), M (E, Cout, T) and the
-    /// transforms' scratch rows; bf16 adds one rounded channel plane (H, W) and the rounded weights.
+    /// Scratch floats for one call: U (E, Cout, Cin) (forward: U^T, (E, Cin, Cout)), dU (E, Cout, Cin),
+    /// V (E, Cin, T), M (E, Cout, T) and the transforms' scratch rows; bf16 adds one rounded channel plane (H, W)
+    /// and the rounded weights.
     static func workspaceCount(_ s: ConvShape) -> Int {
         func count<F: WinogradTiles>(_: F.Type) -> Int {
             let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)

@@ -16,6 +16,23 @@ public enum Gemm {
         }
     }
 
+    /// C (m, n) = alpha * A (m, k) * B^T + beta * C with B stored (n, k), computed as A * Bt with Bt (k, n) = B^T
+    /// written into `scratch` (k * n floats) first. At the Winograd weight-gradient shapes (m, n = 32-128, k =
+    /// 49-196 tiles) OpenBLAS's small NT kernel runs at 45-70 GFLOP/s in a step; its NN kernel plus the transpose
+    /// (`cblas_somatcopy`) is 1.2-1.7x faster standalone and never slower up to k = 784 (BENCHMARKS.md). The
+    /// sums run in the same k order as `sgemm` with transB, so results differ by the kernels' rounding only.
+    public static func sgemmTransposingB(m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                                         b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                                         c: UnsafeMutablePointer<Float>, ldc: Int,
+                                         scratch: UnsafeMutablePointer<Float>) {
+        instrumented(transA: false, transB: true, m: m, n: n, k: k) {
+            cblas_somatcopy(CblasRowMajor, CblasTrans, blasint(n), blasint(k), 1, b, blasint(ldb), scratch,
+                            blasint(n))
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k), alpha, a,
+                        blasint(lda), scratch, blasint(n), beta, c, blasint(ldc))
+        }
+    }
+
     /// Runs one GEMM under the profiler's gemm phase (its FLOPs counted against the calling phase) and, when
     /// `GemmShapeLog` is on, records its shape and time; empty products are skipped. Shared by every GEMM entry
     /// point so the benchmarks see them alike.

@@ -56,15 +56,15 @@ extension WinogradTiles {
 
 public enum Winograd {
     /// Scratch floats for one call: U (E, Cout, Cin) (forward: U^T, (E, Cin, Cout)), dU (E, Cout, Cin),
-    /// V (E, Cin, T), M (E, Cout, T) and the transforms' scratch rows; bf16 adds one rounded channel plane (H, W)
-    /// and the rounded weights.
+    /// V (E, Cin, T), M (E, Cout, T), one V_e^T (T, Cin) for the weight gradient's products and the transforms'
+    /// scratch rows; bf16 adds one rounded channel plane (H, W) and the rounded weights.
     static func workspaceCount(_ s: ConvShape) -> Int {
         func count<F: WinogradTiles>(_: F.Type) -> Int {
             let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
             let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
             let rounded = s.precision == .bf16 ? s.height * s.width + 9 * s.outChannels * s.inChannels : 0
             return F.elements * (2 * s.outChannels * s.inChannels + (s.inChannels + s.outChannels) * ld)
-                + F.scratchRows * geo.rowStride + rounded
+                + s.inChannels * ld + F.scratchRows * geo.rowStride + rounded
         }
         return s.algorithm == .winograd4 ? count(WinogradF4.self) : count(WinogradF2.self)
     }
@@ -110,7 +110,7 @@ public enum Winograd {
     }
 
     private struct Buffers {
-        let u, dU, v, m, scratch: UnsafeMutablePointer<Float>
+        let u, dU, v, m, vT, scratch: UnsafeMutablePointer<Float>
         /// bf16: one rounded channel plane of x or dY (H, W), and the rounded weights.
         let plane, weight: UnsafeMutablePointer<Float>
         init(_ s: ConvShape, _ geo: WinogradGeometry, elements: Int, scratchRows: Int,
@@ -118,7 +118,8 @@ public enum Winograd {
             let weights = elements * s.outChannels * s.inChannels
             let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
             u = workspace; dU = u + weights; v = dU + weights
-            m = v + elements * s.inChannels * ld; scratch = m + elements * s.outChannels * ld
+            m = v + elements * s.inChannels * ld; vT = m + elements * s.outChannels * ld
+            scratch = vT + s.inChannels * ld
             plane = scratch + scratchRows * geo.rowStride
             weight = plane + s.height * s.width
         }
@@ -248,9 +249,16 @@ public enum Winograd {
                                      col0: j * tiles, scratch: buf.scratch, rounding: plane)
                 }
                 for e in 0..<elements {
-                    Gemm.product(native ? .bf16 : .fp32, transA: false, transB: true, m: cout, n: cin, k: t,
-                                 alpha: 1, a: buf.m + e * cout * ld, lda: ld, b: buf.v + e * cin * ld, ldb: ld,
-                                 beta: 1, c: buf.dU + e * cout * cin, ldc: cin)
+                    if native {
+                        Gemm.sbgemm(transA: false, transB: true, m: cout, n: cin, k: t, alpha: 1,
+                                    a: buf.m + e * cout * ld, lda: ld, b: buf.v + e * cin * ld, ldb: ld, beta: 1,
+                                    c: buf.dU + e * cout * cin, ldc: cin)
+                        continue
+                    }
+                    // V_e transposed, then OpenBLAS's NN kernel: faster than its NT one at these shapes
+                    Gemm.sgemmTransposingB(m: cout, n: cin, k: t, alpha: 1, a: buf.m + e * cout * ld, lda: ld,
+                                           b: buf.v + e * cin * ld, ldb: ld, beta: 1, c: buf.dU + e * cout * cin,
+                                           ldc: cin, scratch: buf.vT)
                 }
             }
             if let dX {

@@ -27,6 +27,23 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    func testSgemmTransposingBMatchesNaive() {
+        var rng = SeededRandom(2)
+        // k = 49 and 98 are Winograd tile counts; odd m, n and padded leading dims exercise the edges
+        for (m, n, k) in [(7, 13, 9), (32, 32, 98), (64, 33, 49), (5, 1, 3)] {
+            for (alpha, beta) in [(Float(1), Float(1)), (1, 0), (-0.5, 0.25)] {
+                let lda = k + 3, ldb = k + 5, ldc = n + 2
+                let a = Buf(random: m * lda, &rng), b = Buf(random: n * ldb, &rng), c0 = Buf(random: m * ldc, &rng)
+                let fast = c0.copy(), slow = c0.copy(), scratch = Buf(k * n)
+                Gemm.sgemmTransposingB(m: m, n: n, k: k, alpha: alpha, a: a.cp, lda: lda, b: b.cp, ldb: ldb,
+                                       beta: beta, c: fast.p, ldc: ldc, scratch: scratch.p)
+                Gemm.sgemmNaive(transA: false, transB: true, m: m, n: n, k: k, alpha: alpha, a: a.cp, lda: lda,
+                                b: b.cp, ldb: ldb, beta: beta, c: slow.p, ldc: ldc)
+                assertClose(fast.array, slow.array, rtol: 1e-5, atol: 1e-5, "m \(m) n \(n) k \(k) beta \(beta)")
+            }
+        }
+    }
+
     func testNaiveGemmOnAKnownProduct() {
         // [[1, 2], [3, 4]] x [[5, 6], [7, 8]] = [[19, 22], [43, 50]]
         let a = Buf([1, 2, 3, 4]), b = Buf([5, 6, 7, 8]), c = Buf([Float.nan, .nan, .nan, .nan])

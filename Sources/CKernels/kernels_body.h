@@ -35,10 +35,16 @@ static inline __attribute__((always_inline)) void stn(float *p, vf v, long n) {
     for (long i = 0; i < n; i++) p[i] = v[i];
 }
 
-static inline __attribute__((always_inline)) double lanesum(vf v) {
-    double s = 0;
-    for (int i = 0; i < W; i++) s += (double)v[i];
-    return s;
+typedef double vd __attribute__((ext_vector_type(8)));
+
+/// Lanes i and i + 8 of v widened to Double and added: Float lane sums flushed into Double lanes with two
+/// conversions and an add, where `lanesum`'s 16 dependent scalar adds made the flush as slow as the loop it ends.
+static inline __attribute__((always_inline)) vd widen(vf v) {
+    return __builtin_convertvector(v.lo, vd) + __builtin_convertvector(v.hi, vd);
+}
+
+static inline __attribute__((always_inline)) double dlanesum(vd v) {
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
 }
 
 /// e^x: x = n ln2 + r with n rounded by the 1.5 * 2^23 trick (the low mantissa bits then hold n), a degree-6
@@ -74,33 +80,53 @@ static inline __attribute__((always_inline)) vf vsiluprime(vf z) {
 static void statistics(const float *x, long count, float eps, double *mean_out, double *rstd_out) {
     // The mean of x - x[0]: its terms are the size of the spread, not of the mean, so Float lanes lose nothing
     // even when |mean| >> std.
+    // Four independent Float accumulators per pass: one would chain every add on the last (4 cycles each), which
+    // made these passes latency-bound at a quarter of the rate the loads allow.
     const float shift = x[0];
     double shifted = 0;
+    vd wide = 0;
     long i = 0;
     while (i < count) {
         long end = count < i + FLUSH ? count : i + FLUSH;
-        vf acc = 0;
-        for (; i + W <= end; i += W) acc += ld(x + i) - shift;
-        shifted += lanesum(acc);
+        vf a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (; i + 4 * W <= end; i += 4 * W) {
+            a0 += ld(x + i) - shift;
+            a1 += ld(x + i + W) - shift;
+            a2 += ld(x + i + 2 * W) - shift;
+            a3 += ld(x + i + 3 * W) - shift;
+        }
+        for (; i + W <= end; i += W) a0 += ld(x + i) - shift;
+        wide += widen((a0 + a1) + (a2 + a3));
         for (; i < end; i++) shifted += (double)(x[i] - shift);
     }
+    shifted += dlanesum(wide);
     const double m = (double)shift + shifted / (double)count;
     const float mf = (float)m;
     double total = 0;
+    wide = 0;
     i = 0;
     while (i < count) {
         long end = count < i + FLUSH ? count : i + FLUSH;
-        vf acc = 0;
+        vf a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (; i + 4 * W <= end; i += 4 * W) {
+            vf d0 = ld(x + i) - mf, d1 = ld(x + i + W) - mf, d2 = ld(x + i + 2 * W) - mf;
+            vf d3 = ld(x + i + 3 * W) - mf;
+            a0 += d0 * d0;
+            a1 += d1 * d1;
+            a2 += d2 * d2;
+            a3 += d3 * d3;
+        }
         for (; i + W <= end; i += W) {
             vf d = ld(x + i) - mf;
-            acc += d * d;
+            a0 += d * d;
         }
-        total += lanesum(acc);
+        wide += widen((a0 + a1) + (a2 + a3));
         for (; i < end; i++) {
             double d = (double)x[i] - m;
             total += d * d;
         }
     }
+    total += dlanesum(wide);
     *mean_out = m;
     *rstd_out = 1.0 / __builtin_sqrt(total / (double)count + (double)eps);
 }
@@ -143,24 +169,32 @@ static void groupnorm_forward(const float *x, const float *gamma, const float *b
 static inline __attribute__((always_inline)) void channel_sums(const float *dz, const float *xs, long hw, float m,
                                                                double *sum_d, double *sum_dx) {
     double sd = 0, sdx = 0;
+    vd wideD = 0, wideDX = 0;
     long i = 0;
     while (i < hw) {
         long end = hw < i + FLUSH ? hw : i + FLUSH;
-        vf accD = 0, accDX = 0;
+        vf accD = 0, accDX = 0, accD2 = 0, accDX2 = 0;  // two chains each, as in `statistics`
+        for (; i + 2 * W <= end; i += 2 * W) {
+            vf d = ld(dz + i), d2 = ld(dz + i + W);
+            accD += d;
+            accDX += d * (ld(xs + i) - m);
+            accD2 += d2;
+            accDX2 += d2 * (ld(xs + i + W) - m);
+        }
         for (; i + W <= end; i += W) {
             vf d = ld(dz + i);
             accD += d;
             accDX += d * (ld(xs + i) - m);
         }
-        sd += lanesum(accD);
-        sdx += lanesum(accDX);
+        wideD += widen(accD + accD2);
+        wideDX += widen(accDX + accDX2);
         for (; i < end; i++) {
             sd += (double)dz[i];
             sdx += (double)dz[i] * ((double)xs[i] - (double)m);
         }
     }
-    *sum_d = sd;
-    *sum_dx = sdx;
+    *sum_d = sd + dlanesum(wideD);
+    *sum_dx = sdx + dlanesum(wideDX);
 }
 
 /// For one (sample, group), with z = xhat gamma + beta the affine output, xhat = (x - m) r and dZ its gradient:

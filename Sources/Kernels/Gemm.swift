@@ -19,8 +19,9 @@ public enum Gemm {
     /// C (m, n) = alpha * A (m, k) * B^T + beta * C with B stored (n, k), computed as A * Bt with Bt (k, n) = B^T
     /// written into `scratch` (k * n floats) first. At the Winograd weight-gradient shapes (m, n = 32-128, k =
     /// 49-196 tiles) OpenBLAS's small NT kernel runs at 45-70 GFLOP/s in a step; its NN kernel plus the transpose
-    /// (`cblas_somatcopy`) is 1.2-1.7x faster standalone and never slower up to k = 784 (BENCHMARKS.md). The
-    /// sums run in the same k order as `sgemm` with transB, so results differ by the kernels' rounding only.
+    /// (`cblas_somatcopy`) is 1.2-1.7x faster standalone at k <= 98 and even with it at k = 196-784
+    /// (BENCHMARKS.md). The sums run in the same k order as `sgemm` with transB, so results differ by the kernels'
+    /// rounding only.
     public static func sgemmTransposingB(m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                          b: UnsafePointer<Float>, ldb: Int, beta: Float,
                                          c: UnsafeMutablePointer<Float>, ldc: Int,

@@ -73,6 +73,15 @@ void ck_groupnorm_forward(const float *x, const float *gamma, const float *beta,
     kernels()->groupnorm_forward(x, gamma, beta, y, mean, rstd, batch, channels, spatial, groups, eps, silu);
 }
 
+void ck_groupnorm_statistics(const float *x, const float *gamma, float *mean, float *rstd, float *scale, long batch,
+                             long channels, long spatial, long groups, float eps) {
+    kernels()->groupnorm_statistics(x, gamma, mean, rstd, scale, batch, channels, spatial, groups, eps);
+}
+
+void ck_groupnorm_silu_plane(const float *x, long spatial, float mean, float scale, float shift, float *y) {
+    kernels()->groupnorm_silu_plane(x, spatial, mean, scale, shift, y);
+}
+
 void ck_groupnorm_backward(const float *x, const float *gamma, const float *beta, const float *mean,
                            const float *rstd, const float *dY, float *dX, float *dGamma, float *dBeta, float *scratch,
                            long batch, long channels, long spatial, long groups, int silu, int overwrite) {

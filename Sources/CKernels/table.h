@@ -8,6 +8,9 @@ typedef struct {
                               long, long, long, long, float, int);
     void (*groupnorm_backward)(const float *, const float *, const float *, const float *, const float *,
                                const float *, float *, float *, float *, float *, long, long, long, long, int, int);
+    void (*groupnorm_statistics)(const float *, const float *, float *, float *, float *, long, long, long, long,
+                                 float);
+    void (*groupnorm_silu_plane)(const float *, long, float, float, float, float *);
     void (*silu_forward)(long, const float *, float *);
     void (*silu_backward)(long, const float *, const float *, float *);
     void (*exp)(long, const float *, float *);

@@ -109,19 +109,22 @@ public enum Conv2D {
     /// sampleBias (N, Cout), when given, is added too (a ResBlock's time projection, so it costs no extra pass).
     /// yStride: floats between samples of y (default Cout*Ho*Wo); larger writes into the leading channels of a
     /// wider tensor (the decoder's next concatenation). workspace: (s.workspaceCount). `transformed`: a cache of
-    /// Winograd weights (inference, frozen weights), the same result.
+    /// Winograd weights (inference, frozen weights), the same result. `norm`: the conv's input is silu(groupnorm(x)),
+    /// normalised as the Winograd transforms read x (Winograd algorithms only: `fusesNorm`).
     public static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                workspace: UnsafeMutablePointer<Float>, sampleBias: UnsafePointer<Float>? = nil,
-                               yStride: Int? = nil, transformed: TransformedWeights? = nil) {
+                               yStride: Int? = nil, transformed: TransformedWeights? = nil,
+                               norm: NormalizedInput? = nil) {
         let phase = PhaseProfiler.shared.enter(.convForward)
         defer { PhaseProfiler.shared.leave(phase) }
         PhaseProfiler.shared.addConvPass(s)
         precondition(s.outHeight > 0 && s.outWidth > 0, "conv output would be empty: \(s)")
+        precondition(norm == nil || fusesNorm(s), "a normalised input needs a Winograd conv: \(s)")
         if s.algorithm.isWinograd {
             Winograd.forward(s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
                              yStride: yStride ?? s.outChannels * s.outHeight * s.outWidth, workspace: workspace,
-                             transformed: transformed)
+                             transformed: transformed, norm: norm)
             return
         }
         let pixels = s.outHeight * s.outWidth
@@ -174,6 +177,10 @@ public enum Conv2D {
         }
     }
 
+    /// Whether conv s can take its input as silu(groupnorm(x)) (`norm`): the Winograd transforms read x one
+    /// channel plane at a time, so they normalise it on the way; im2col would need the normalised copy.
+    public static func fusesNorm(_ s: ConvShape) -> Bool { s.algorithm.isWinograd }
+
     /// bf16 where the bf16 kernel is not native (BF16Kernel.isNative): the im2col path rounds its operands itself
     /// (patches as im2col writes them, dY chunks and weights into the workspace) and multiplies them with OpenBLAS
     /// sgemm, which is faster here than the bf16 kernel's FMA emulation with its packing. The same rounding: each
@@ -191,12 +198,14 @@ public enum Conv2D {
 
     /// dY (N, Cout, Ho, Wo); adds into dX (N, Cin, H, W), dWeight (Cout, Cin, K, K), dBias (Cout) when non-nil.
     /// With `overwriteInput` dX is overwritten instead (for a fresh buffer: no zero fill first).
-    /// x (N, Cin, H, W) is only read when dWeight != nil; weight only when dX != nil.
+    /// x (N, Cin, H, W) is only read when dWeight != nil; weight only when dX != nil. `norm` as in forward: the
+    /// weight gradient reads silu(groupnorm(x)); dX is the gradient at that normalised input.
     /// workspace: (s.workspaceCount).
     public static func backward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 dY: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?,
                                 dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
-                                workspace: UnsafeMutablePointer<Float>, overwriteInput: Bool = false) {
+                                workspace: UnsafeMutablePointer<Float>, overwriteInput: Bool = false,
+                                norm: NormalizedInput? = nil) {
         let phase = PhaseProfiler.shared.enter(.convBackward)
         defer { PhaseProfiler.shared.leave(phase) }
         if dX != nil { PhaseProfiler.shared.addConvPass(s) }
@@ -211,9 +220,10 @@ public enum Conv2D {
             }
         }
         if dX == nil && dWeight == nil { return }
+        precondition(norm == nil || fusesNorm(s), "a normalised input needs a Winograd conv: \(s)")
         if s.algorithm.isWinograd {
             Winograd.backward(s, x: x, weight: weight, dY: dY, dX: dX, dWeight: dWeight, workspace: workspace,
-                              overwriteInput: overwriteInput)
+                              overwriteInput: overwriteInput, norm: norm)
             return
         }
         // im2col's adjoint scatters with overlaps: it always adds, into a zeroed buffer when overwriting.

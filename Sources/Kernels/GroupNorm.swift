@@ -18,7 +18,54 @@ public struct GroupNormShape: Sendable, Hashable {
     public var groupSize: Int { channelsPerGroup * spatial }
 }
 
+/// silu(groupnorm(x)) as a Winograd conv reads it, one channel plane at a time into L1, instead of a normalised
+/// copy of x written out and read back (the copy was a write and a read of the activation per ResBlock norm; its
+/// backward never needed it). From `GroupNorm.statisticsSiLU`: mean (N, G), scale (N, C) = rstd x gamma, beta (C).
+/// Each plane has the bits `forwardSiLU` gives it (the same C code).
+public struct NormalizedInput {
+    public let shape: GroupNormShape
+    public let mean: UnsafePointer<Float>, scale: UnsafePointer<Float>, beta: UnsafePointer<Float>
+
+    public init(_ shape: GroupNormShape, mean: UnsafePointer<Float>, scale: UnsafePointer<Float>,
+                beta: UnsafePointer<Float>) {
+        self.shape = shape; self.mean = mean; self.scale = scale; self.beta = beta
+    }
+
+    /// Channel c of sample n: x (spatial), that plane of the raw input -> y (spatial).
+    @inline(__always)
+    func plane(sample n: Int, channel c: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+        let s = shape
+        ck_groupnorm_silu_plane(x, s.spatial, mean[n * s.groups + c / s.channelsPerGroup], scale[n * s.channels + c],
+                                beta[c], y)
+    }
+
+    /// The whole normalised tensor (N, C, HW) into y: for a conv that cannot normalise as it reads.
+    public func materialize(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
+        let hw = shape.spatial
+        for n in 0..<shape.batch {
+            for c in 0..<shape.channels {
+                let o = (n * shape.channels + c) * hw
+                plane(sample: n, channel: c, x + o, into: y + o)
+            }
+        }
+    }
+}
+
 public enum GroupNorm {
+    /// forwardSiLU's statistics without its output: mean, rstd (N, G) as forwardSiLU saves them (for backward),
+    /// scale (N, C); the activation itself is computed where it is read (NormalizedInput).
+    public static func statisticsSiLU(_ s: GroupNormShape, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                      beta: UnsafePointer<Float>, mean: UnsafeMutablePointer<Float>,
+                                      rstd: UnsafeMutablePointer<Float>,
+                                      scale: UnsafeMutablePointer<Float>) -> NormalizedInput {
+        let phase = PhaseProfiler.shared.enter(.norms)
+        defer { PhaseProfiler.shared.leave(phase) }
+        ck_groupnorm_statistics(x, gamma, mean, rstd, scale, s.batch, s.channels, s.spatial, s.groups, s.eps)
+        return NormalizedInput(s, mean: mean, scale: scale, beta: beta)
+    }
+
     /// x (N, C, HW), gamma/beta (C) -> y (N, C, HW); saves mean, rstd (N, G).
     public static func forward(_ s: GroupNormShape, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                beta: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,

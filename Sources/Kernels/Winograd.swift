@@ -29,11 +29,11 @@ protocol WinogradTiles {
     /// Adjoint of transformWeights: dWeight (Cout, Cin, 3, 3) += G^T dU G, dU (E, Cout, Cin).
     static func addWeightGradient(outChannels: Int, inChannels: Int, dU: UnsafePointer<Float>,
                                   dWeight: UnsafeMutablePointer<Float>)
-    /// x: one sample (C, H, W) -> v (E, C, ld) columns [col0, col0 + tiles). With `rounding` (bf16: H * W
-    /// floats), each channel plane is rounded to bf16 there first (roundedPlane) and transformed from it.
+    /// x: one sample (C, H, W) -> v (E, C, ld) columns [col0, col0 + tiles), each channel plane read through
+    /// `input` (as it is, or normalised and/or rounded to bf16 into its scratch first).
     static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
                                v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
-                               scratch: UnsafeMutablePointer<Float>, rounding: UnsafeMutablePointer<Float>?)
+                               scratch: UnsafeMutablePointer<Float>, input: PlaneInput)
     /// m (E, C, ld) columns [col0, col0 + tiles) -> y: one sample (C, H, W) = A^T M A + bias + sampleBias.
     static func transformOutput(_ geo: WinogradGeometry, channels: Int, m: UnsafePointer<Float>, ld: Int, col0: Int,
                                 bias: UnsafePointer<Float>?, sampleBias: UnsafePointer<Float>?,
@@ -56,13 +56,14 @@ extension WinogradTiles {
 
 public enum Winograd {
     /// Scratch floats for one call: U (E, Cout, Cin) (forward: U^T, (E, Cin, Cout)), dU (E, Cout, Cin),
-    /// V (E, Cin, T), M (E, Cout, T), one V_e^T (T, Cin) for the weight gradient's products and the transforms'
-    /// scratch rows; bf16 adds one rounded channel plane (H, W) and the rounded weights.
+    /// V (E, Cin, T), M (E, Cout, T), one V_e^T (T, Cin) for the weight gradient's products, the transforms'
+    /// scratch rows and one prepared channel plane (H, W: normalised and/or rounded, PlaneInput); bf16 adds the
+    /// rounded weights.
     static func workspaceCount(_ s: ConvShape) -> Int {
         func count<F: WinogradTiles>(_: F.Type) -> Int {
             let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
             let ld = s.samplesPerGemm * geo.tiles + WinogradGeometry.columnSlack
-            let rounded = s.precision == .bf16 ? s.height * s.width + 9 * s.outChannels * s.inChannels : 0
+            let rounded = s.height * s.width + (s.precision == .bf16 ? 9 * s.outChannels * s.inChannels : 0)
             return F.elements * (2 * s.outChannels * s.inChannels + (s.inChannels + s.outChannels) * ld)
                 + s.inChannels * ld + F.scratchRows * geo.rowStride + rounded
         }
@@ -111,7 +112,7 @@ public enum Winograd {
 
     private struct Buffers {
         let u, dU, v, m, vT, scratch: UnsafeMutablePointer<Float>
-        /// bf16: one rounded channel plane of x or dY (H, W), and the rounded weights.
+        /// One prepared channel plane of x or dY (H, W), and (bf16) the rounded weights.
         let plane, weight: UnsafeMutablePointer<Float>
         init(_ s: ConvShape, _ geo: WinogradGeometry, elements: Int, scratchRows: Int,
              _ workspace: UnsafeMutablePointer<Float>) {
@@ -135,35 +136,38 @@ public enum Winograd {
 
     /// x (N, Cin, H, W), weight (Cout, Cin, 3, 3), bias (Cout), sampleBias (N, Cout) or nil
     /// -> y (N, Cout, H, W) with samples yStride apart, overwritten. workspace: (s.workspaceCount). With
-    /// `transformed`, U comes from (or goes into) that cache instead of being computed into the workspace.
+    /// `transformed`, U comes from (or goes into) that cache instead of being computed into the workspace. With
+    /// `norm`, the conv's input is silu(groupnorm(x)), computed plane by plane as the transform reads x.
     static func forward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         bias: UnsafePointer<Float>, sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                        yStride: Int, workspace: UnsafeMutablePointer<Float>, transformed: TransformedWeights? = nil) {
+                        yStride: Int, workspace: UnsafeMutablePointer<Float>, transformed: TransformedWeights? = nil,
+                        norm: NormalizedInput? = nil) {
         let u = transformed?.winograd(s, weight: weight)
         if s.algorithm == .winograd4 {
             forward(WinogradF4.self, s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
-                    yStride: yStride, workspace: workspace, u: u)
+                    yStride: yStride, workspace: workspace, u: u, norm: norm)
         } else {
             forward(WinogradF2.self, s, x: x, weight: weight, bias: bias, sampleBias: sampleBias, y: y,
-                    yStride: yStride, workspace: workspace, u: u)
+                    yStride: yStride, workspace: workspace, u: u, norm: norm)
         }
     }
 
     /// dY (N, Cout, H, W); adds into dX (N, Cin, H, W) (overwrites it with `overwriteInput`) and dWeight
     /// (Cout, Cin, 3, 3) when non-nil (the bias gradient is Conv2D's). x is only read when dWeight != nil, weight
-    /// only when dX != nil.
+    /// only when dX != nil. With `norm`, the conv's input was silu(groupnorm(x)) (as in `forward`); dX is still
+    /// the gradient at the conv's input, the normalised one.
     /// workspace: (s.workspaceCount).
     static func backward(_ s: ConvShape, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          dY: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>?,
                          dWeight: UnsafeMutablePointer<Float>?, workspace: UnsafeMutablePointer<Float>,
-                         overwriteInput: Bool = false) {
+                         overwriteInput: Bool = false, norm: NormalizedInput? = nil) {
         if dX == nil && dWeight == nil { return }
         if s.algorithm == .winograd4 {
             backward(WinogradF4.self, s, x: x, weight: weight, dY: dY, dX: dX, dWeight: dWeight, workspace: workspace,
-                     overwriteInput: overwriteInput)
+                     overwriteInput: overwriteInput, norm: norm)
         } else {
             backward(WinogradF2.self, s, x: x, weight: weight, dY: dY, dX: dX, dWeight: dWeight, workspace: workspace,
-                     overwriteInput: overwriteInput)
+                     overwriteInput: overwriteInput, norm: norm)
         }
     }
 
@@ -171,13 +175,15 @@ public enum Winograd {
                                                   weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                                   sampleBias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
                                                   yStride: Int, workspace: UnsafeMutablePointer<Float>,
-                                                  u cached: UnsafePointer<Float>?) {
+                                                  u cached: UnsafePointer<Float>?, norm: NormalizedInput?) {
         let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
         let buf = Buffers(s, geo, elements: F.elements, scratchRows: F.scratchRows, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles
         let inSize = cin * s.height * s.width, outSize = yStride
         let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative
-        let plane = bf16 ? buf.plane : nil
+        @inline(__always) func input(_ n: Int) -> PlaneInput {
+            PlaneInput(scratch: buf.plane, norm: norm, sample: n, round: bf16)
+        }
         // U is kept transposed, (E, Cin, Cout), so each product M_e = U_e V_e runs as op(A) = A^T: at these shapes
         // (n = 49 or 98 tiles) OpenBLAS's kernel for that case is 7-21% faster than its NN one (same bits as the
         // TN products of dX; measured in BENCHMARKS.md).
@@ -194,7 +200,7 @@ public enum Winograd {
             let b = min(s.samplesPerGemm, s.batch - n0), t = b * tiles, ld = t + WinogradGeometry.columnSlack
             for j in 0..<b {
                 F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld, col0: j * tiles,
-                                 scratch: buf.scratch, rounding: plane)
+                                 scratch: buf.scratch, input: input(n0 + j))
             }
             for e in 0..<F.elements {
                 if let packedU {
@@ -219,13 +225,17 @@ public enum Winograd {
                                                    weight: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                                                    dX: UnsafeMutablePointer<Float>?,
                                                    dWeight: UnsafeMutablePointer<Float>?,
-                                                   workspace: UnsafeMutablePointer<Float>, overwriteInput: Bool) {
+                                                   workspace: UnsafeMutablePointer<Float>, overwriteInput: Bool,
+                                                   norm: NormalizedInput?) {
         let geo = WinogradGeometry(height: s.height, width: s.width, tile: F.tile)
         let buf = Buffers(s, geo, elements: F.elements, scratchRows: F.scratchRows, workspace)
         let cin = s.inChannels, cout = s.outChannels, tiles = geo.tiles, elements = F.elements
         let inSize = cin * s.height * s.width, outSize = cout * s.height * s.width
         let bf16 = s.precision == .bf16, native = bf16 && BF16Kernel.isNative
         let plane = bf16 ? buf.plane : nil
+        @inline(__always) func input(_ n: Int) -> PlaneInput {
+            PlaneInput(scratch: buf.plane, norm: norm, sample: n, round: bf16)
+        }
         if dX != nil {
             let w = Buffers.operand(weight, count: 9 * cout * cin, bf16: bf16, into: buf.weight)
             F.transformWeights(outChannels: cout, inChannels: cin, weight: w, u: buf.u, transposed: false)
@@ -246,7 +256,7 @@ public enum Winograd {
                 // dU (Cout, Cin) += dM (Cout, T) V^T (T, Cin), V recomputed from x (cheaper than keeping it).
                 for j in 0..<b {
                     F.transformInput(geo, channels: cin, x: x + (n0 + j) * inSize, v: buf.v, ld: ld,
-                                     col0: j * tiles, scratch: buf.scratch, rounding: plane)
+                                     col0: j * tiles, scratch: buf.scratch, input: input(n0 + j))
                 }
                 for e in 0..<elements {
                     if native {

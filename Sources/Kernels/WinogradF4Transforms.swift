@@ -134,13 +134,13 @@ enum WinogradF4: WinogradTiles {
     /// zero borders set once.
     static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
                                v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
-                               scratch: UnsafeMutablePointer<Float>, rounding: UnsafeMutablePointer<Float>?) {
+                               scratch: UnsafeMutablePointer<Float>, input: PlaneInput) {
         let h = geo.height, w = geo.width, rs = geo.rowStride, tw = geo.tilesW
         let t0 = scratch, t1 = t0 + rs, t2 = t1 + rs, t3 = t2 + rs, t4 = t3 + rs, t5 = t4 + rs, zero = t5 + rs
         let stride = channels * ld
         scratch.update(repeating: 0, count: 7 * rs)
         for c in 0..<channels {
-            let xc = roundedPlane(x + c * h * w, count: h * w, rounding)
+            let xc = input.plane(x + c * h * w, channel: c, count: h * w)
             @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { r >= 0 && r < h ? xc + r * w : UnsafePointer(zero) }
             for i in 0..<geo.tilesH {
                 // padded rows 4i ..< 4i + 6 are image rows 4i - 1 ..< 4i + 5

@@ -138,6 +138,27 @@ typealias V4 = SIMD4<Float>
     return UnsafePointer(rounding)
 }
 
+/// How an input transform reads channel c of one sample's x: as it is, or prepared plane by plane into `scratch`
+/// (H * W floats, which stays in L1): normalised (GroupNorm+SiLU, `norm`, for sample `sample` of its statistics)
+/// and/or rounded to bf16 (`round`), in that order - the order in which the unfused path computes them.
+struct PlaneInput {
+    var scratch: UnsafeMutablePointer<Float>?
+    var norm: NormalizedInput?
+    var sample = 0
+    var round = false
+
+    @inline(__always) func plane(_ p: UnsafePointer<Float>, channel c: Int, count: Int) -> UnsafePointer<Float> {
+        guard let scratch, norm != nil || round else { return p }
+        if let norm {
+            norm.plane(sample: sample, channel: c, p, into: scratch)
+            if round { BF16Buffer.round(count: count, scratch, into: scratch) }
+        } else {
+            BF16Buffer.round(count: count, p, into: scratch)
+        }
+        return UnsafePointer(scratch)
+    }
+}
+
 /// A padded row (pixel column k at k + 1) into image row r of one channel plane xc (H, W): added, or copied with
 /// `overwrite`; padded rows outside the image are dropped. The input-gradient transforms' last step.
 @inline(__always) func addPaddedRow(_ src: UnsafePointer<Float>, row r: Int, height h: Int, width w: Int,
@@ -176,8 +197,11 @@ struct WinogradGeometry {
 
 enum WinogradF2: WinogradTiles {
     static let tile = 2
-    /// The input adjoint's eight rows (the most any transform uses).
-    static let scratchRows = 8
+    /// Tile rows the input transform combines before transforming their columns (see transformInput).
+    static let inputBlock = 4
+    /// The input transform's zero row and 4 rows per tile row of its block (the most any transform uses; the
+    /// input adjoint takes eight).
+    static let scratchRows = 1 + 4 * inputBlock
 
     /// weight (Cout, Cin, 3, 3) -> u (16, Cout, Cin) (or (16, Cin, Cout) with `transposed`) = G g G^T per filter,
     /// eight filters per vector (FilterLanes): stores of one value per filter to 16 planes were 1.6% of a training
@@ -232,30 +256,43 @@ enum WinogradF2: WinogradTiles {
     /// combinations are written one column in, between zero borders set once.
     static func transformInput(_ geo: WinogradGeometry, channels: Int, x: UnsafePointer<Float>,
                                v: UnsafeMutablePointer<Float>, ld: Int, col0: Int,
-                               scratch: UnsafeMutablePointer<Float>, rounding: UnsafeMutablePointer<Float>?) {
+                               scratch: UnsafeMutablePointer<Float>, input: PlaneInput) {
         let h = geo.height, w = geo.width, rs = geo.rowStride, tw = geo.tilesW
-        let t0 = scratch, t1 = t0 + rs, t2 = t1 + rs, t3 = t2 + rs, zero = t3 + rs
+        // Rows pass for `inputBlock` tile rows, then their column passes: the column pass's loads (16 floats at
+        // 2j and 2j + 2) straddle the row pass's stores (one column in), so read right after them they cannot be
+        // forwarded from the store buffer and stall; a block later the stores have reached L1 (perf: two loads
+        // held 43% of this function's samples).
+        let zero = scratch, block = scratch + rs
         let stride = channels * ld
-        scratch.update(repeating: 0, count: 5 * rs)
+        scratch.update(repeating: 0, count: (1 + 4 * inputBlock) * rs)
         for c in 0..<channels {
-            let xc = roundedPlane(x + c * h * w, count: h * w, rounding)
+            let xc = input.plane(x + c * h * w, channel: c, count: h * w)
             @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { r >= 0 && r < h ? xc + r * w : UnsafePointer(zero) }
-            for i in 0..<geo.tilesH {
-                // padded rows 2i ..< 2i + 4 are image rows 2i - 1 ..< 2i + 3
-                let r0 = row(2 * i - 1), r1 = row(2 * i), r2 = row(2 * i + 1), r3 = row(2 * i + 2)
-                let u0 = t0 + 1, u1 = t1 + 1, u2 = t2 + 1, u3 = t3 + 1
-                @inline(__always) func rows<V: SIMD>(_ k: Int, _ type: V.Type) where V.Scalar == Float {
-                    let a = load(r0 + k, type), b = load(r1 + k, type), c = load(r2 + k, type), d = load(r3 + k, type)
-                    store(a - c, u0 + k); store(b + c, u1 + k); store(c - b, u2 + k); store(b - d, u3 + k)
+            var i0 = 0
+            while i0 < geo.tilesH {
+                let count = min(inputBlock, geo.tilesH - i0)
+                for b in 0..<count {
+                    let i = i0 + b, t0 = block + 4 * b * rs
+                    // padded rows 2i ..< 2i + 4 are image rows 2i - 1 ..< 2i + 3
+                    let r0 = row(2 * i - 1), r1 = row(2 * i), r2 = row(2 * i + 1), r3 = row(2 * i + 2)
+                    let u0 = t0 + 1, u1 = u0 + rs, u2 = u1 + rs, u3 = u2 + rs
+                    @inline(__always) func rows<V: SIMD>(_ k: Int, _ type: V.Type) where V.Scalar == Float {
+                        let a = load(r0 + k, type), b = load(r1 + k, type), c = load(r2 + k, type)
+                        let d = load(r3 + k, type)
+                        store(a - c, u0 + k); store(b + c, u1 + k); store(c - b, u2 + k); store(b - d, u3 + k)
+                    }
+                    rowLoop(w, { rows($0, V8.self) }, { rows($0, V4.self) }, { k in
+                        u0[k] = r0[k] - r2[k]; u1[k] = r1[k] + r2[k]; u2[k] = r2[k] - r1[k]; u3[k] = r1[k] - r3[k]
+                    })
                 }
-                rowLoop(w, { rows($0, V8.self) }, { rows($0, V4.self) }, { k in
-                    u0[k] = r0[k] - r2[k]; u1[k] = r1[k] + r2[k]; u2[k] = r2[k] - r1[k]; u3[k] = r1[k] - r3[k]
-                })
-                let base = v + c * ld + col0 + i * tw
-                columnTransform(t0, base, stride, tw)
-                columnTransform(t1, base + 4 * stride, stride, tw)
-                columnTransform(t2, base + 8 * stride, stride, tw)
-                columnTransform(t3, base + 12 * stride, stride, tw)
+                for b in 0..<count {
+                    let t0 = block + 4 * b * rs, base = v + c * ld + col0 + (i0 + b) * tw
+                    columnTransform(t0, base, stride, tw)
+                    columnTransform(t0 + rs, base + 4 * stride, stride, tw)
+                    columnTransform(t0 + 2 * rs, base + 8 * stride, stride, tw)
+                    columnTransform(t0 + 3 * rs, base + 12 * stride, stride, tw)
+                }
+                i0 += count
             }
         }
     }

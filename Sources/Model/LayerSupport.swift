@@ -63,33 +63,37 @@ extension ConvParams {
         ConvShape(batch: d.n, inChannels: inChannels, outChannels: outChannels, height: d.h, width: d.w,
                   kernel: kernel, stride: stride, padding: kernel / 2, precision: precision)
     }
+    /// Whether this conv at input dims d can read silu(groupnorm(x)) from x as it goes (Conv2D.fusesNorm).
+    func fusesNorm(_ d: Dims) -> Bool { Conv2D.fusesNorm(shape(d)) }
     func outputDims(_ d: Dims) -> Dims {
         let s = shape(d)
         return Dims(n: d.n, c: outChannels, h: s.outHeight, w: s.outWidth)
     }
     /// x: (N, Cin, H, W) -> y: (N, Cout, Ho, Wo) with samples yStride apart (default contiguous), overwritten;
-    /// plus sampleBias (N, Cout) when given. Workspace comes from `scratch` and is released.
+    /// plus sampleBias (N, Cout) when given. Workspace comes from `scratch` and is released. `norm`: the input
+    /// is silu(groupnorm(x)), normalised as the conv reads x (only where `fusesNorm`).
     func forward(_ ws: WeightSource, _ x: UnsafePointer<Float>, _ d: Dims, into y: UnsafeMutablePointer<Float>,
-                 scratch: BumpArena, sampleBias: UnsafePointer<Float>? = nil, yStride: Int? = nil) {
+                 scratch: BumpArena, sampleBias: UnsafePointer<Float>? = nil, yStride: Int? = nil,
+                 norm: NormalizedInput? = nil) {
         let s = shape(d, ws.precision)
         let mark = scratch.mark()
         Conv2D.forward(s, x: x, weight: ws.p(weight), bias: ws.p(bias), y: y,
                        workspace: scratch.take(s.workspaceCount), sampleBias: sampleBias, yStride: yStride,
-                       transformed: ws.transformed)
+                       transformed: ws.transformed, norm: norm)
         scratch.release(to: mark)
     }
     /// dY: (N, Cout, Ho, Wo); adds dX (N, Cin, H, W) when non-nil, and weight grads when the weights train
     /// (the bias gradient only with `biasGradient`: a caller that already has dY's channel sums adds it itself).
-    /// `overwriteInput`: dX is a fresh buffer to overwrite rather than add into.
+    /// `overwriteInput`: dX is a fresh buffer to overwrite rather than add into. `norm` as in forward.
     func backward(_ ws: WeightSource, _ x: UnsafePointer<Float>, _ d: Dims, dY: UnsafePointer<Float>,
                   dX: UnsafeMutablePointer<Float>?, scratch: BumpArena, biasGradient: Bool = true,
-                  overwriteInput: Bool = false) {
+                  overwriteInput: Bool = false, norm: NormalizedInput? = nil) {
         if dX == nil && !ws.trainable { return }
         let s = shape(d, ws.precision)
         let mark = scratch.mark()
         Conv2D.backward(s, x: x, weight: ws.p(weight), dY: dY, dX: dX, dWeight: ws.g(weight),
                         dBias: biasGradient ? ws.g(bias) : nil, workspace: scratch.take(s.workspaceCount),
-                        overwriteInput: overwriteInput)
+                        overwriteInput: overwriteInput, norm: norm)
         scratch.release(to: mark)
     }
 }

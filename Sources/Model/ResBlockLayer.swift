@@ -25,6 +25,9 @@ final class ResBlockLayer: Layer {
     private var a1: UnsafeMutablePointer<Float>?      // silu(norm1(x)), when weights train (fp32)
     private var h: UnsafeMutablePointer<Float>?       // conv1 output + time projection (fp32)
     private var a2: UnsafeMutablePointer<Float>?      // silu(norm2(h)), when weights train (fp32)
+    // Where a conv normalises its input as it reads it (Conv2D.fusesNorm: the Winograd convs), a1 and a2 are never
+    // written: the conv reads x or h through these, in forward and for its weight gradient.
+    private var norm1Input: NormalizedInput?, norm2Input: NormalizedInput?
     // Compact activations (bf16 runs, CompactActivations.swift): h is kept in bf16 (hHalf), and with trainable
     // weights a1 and a2 are recomputed in backward instead of kept.
     private var hHalf: UnsafeMutablePointer<UInt16>?
@@ -51,21 +54,38 @@ final class ResBlockLayer: Layer {
         let xHalf = compactInput ? CompactActivations.take(d.count, acts) : nil
         if let xHalf { BF16Buffer.store(count: d.count, x, into: xHalf) }
         let hKeep = compact ? nil : acts.take(od.count)
-        let a1keep = keep ? acts.take(d.count) : nil, a2keep = keep ? acts.take(od.count) : nil
+        let fuse1 = conv1.fusesNorm(d), fuse2 = conv2.fusesNorm(od)
+        let scale1 = fuse1 ? acts.take(n * inChannels) : nil, scale2 = fuse2 ? acts.take(n * outChannels) : nil
+        let a1keep = keep && !fuse1 ? acts.take(d.count) : nil, a2keep = keep && !fuse2 ? acts.take(od.count) : nil
         let mark = acts.mark()
         let h = hKeep ?? acts.take(od.count)
-        let a1 = a1keep ?? acts.take(d.count)
-        GroupNorm.forwardSiLU(norm1.shape(d), x: x, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias), y: a1,
-                              mean: mean1, rstd: rstd1)
+        // conv1's input silu(norm1(x)): normalised by conv1 as it reads x, or written out first (a1)
+        var a1: UnsafeMutablePointer<Float>?
+        var norm1Input: NormalizedInput?
+        if let scale1 {
+            norm1Input = GroupNorm.statisticsSiLU(norm1.shape(d), x: x, gamma: ws.p(norm1.weight),
+                                                  beta: ws.p(norm1.bias), mean: mean1, rstd: rstd1, scale: scale1)
+        } else {
+            a1 = a1keep ?? acts.take(d.count)
+            GroupNorm.forwardSiLU(norm1.shape(d), x: x, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias), y: a1!,
+                                  mean: mean1, rstd: rstd1)
+        }
         // h = conv1(a1) + time_proj(silu(emb)), the projection added as a per-sample bias of the conv
         let tp = acts.take(n * outChannels)
         timeProj.forward(ws, batch: n, ctx.siluEmb, into: tp)
-        conv1.forward(ws, a1, d, into: h, scratch: acts, sampleBias: tp)
-        // a2 takes a1's place when a1 is a temporary (dead once conv1 has read it) and large enough.
-        let a2 = a2keep ?? (a1keep == nil && od.count <= d.count ? a1 : acts.take(od.count))
-        GroupNorm.forwardSiLU(norm2.shape(od), x: h, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias), y: a2,
-                              mean: mean2, rstd: rstd2)
-        conv2.forward(ws, a2, od, into: out, scratch: acts, yStride: outStride)
+        conv1.forward(ws, a1 ?? x, d, into: h, scratch: acts, sampleBias: tp, norm: norm1Input)
+        var norm2Input: NormalizedInput?
+        if let scale2 {
+            norm2Input = GroupNorm.statisticsSiLU(norm2.shape(od), x: h, gamma: ws.p(norm2.weight),
+                                                  beta: ws.p(norm2.bias), mean: mean2, rstd: rstd2, scale: scale2)
+            conv2.forward(ws, h, od, into: out, scratch: acts, yStride: outStride, norm: norm2Input)
+        } else {
+            // a2 takes a1's place when a1 is a temporary (dead once conv1 has read it) and large enough.
+            let a2 = a2keep ?? (a1 != nil && a1keep == nil && od.count <= d.count ? a1! : acts.take(od.count))
+            GroupNorm.forwardSiLU(norm2.shape(od), x: h, gamma: ws.p(norm2.weight), beta: ws.p(norm2.bias), y: a2,
+                                  mean: mean2, rstd: rstd2)
+            conv2.forward(ws, a2, od, into: out, scratch: acts, yStride: outStride)
+        }
         // out += skip(x) (or x), sample by sample: out may be a slice of a wider tensor
         var residual = UnsafePointer(x)
         if let skip {
@@ -79,6 +99,7 @@ final class ResBlockLayer: Layer {
         acts.release(to: ctx.saveForBackward ? mark : outputMark)
         self.mean1 = mean1; self.rstd1 = rstd1; self.mean2 = mean2; self.rstd2 = rstd2
         self.h = hKeep; self.hHalf = hHalf; self.xHalf = xHalf; self.a1 = a1keep; self.a2 = a2keep
+        self.norm1Input = norm1Input; self.norm2Input = norm2Input
         return out
     }
 
@@ -91,8 +112,10 @@ final class ResBlockLayer: Layer {
         let dA2 = grads.take(od.count)
         do {
             let scratch = grads.mark()
-            let input = a2 ?? (trainable ? activation(norm2, h, hHalf, od, ws, grads) : dOut)
-            conv2.backward(ws, input, od, dY: dOut, dX: dA2, scratch: grads, overwriteInput: true)
+            // fused: conv2 normalises h again for its weight gradient (h is fp32 unless kept compactly)
+            let fused = trainable && h != nil ? norm2Input : nil
+            let input = a2 ?? fused.map { _ in h! } ?? (trainable ? activation(norm2, h, hHalf, od, ws, grads) : dOut)
+            conv2.backward(ws, input, od, dY: dOut, dX: dA2, scratch: grads, overwriteInput: true, norm: fused)
             grads.release(to: scratch)
         }
         let dH = grads.take(od.count)
@@ -121,9 +144,10 @@ final class ResBlockLayer: Layer {
         if dX != nil || trainable {
             let dA1 = grads.take(d.count)
             let scratch = grads.mark()
-            let input = a1 ?? (trainable ? activation(norm1, x, nil, d, ws, grads) : dH)
+            let fused = trainable && x != nil ? norm1Input : nil
+            let input = a1 ?? fused.map { _ in x! } ?? (trainable ? activation(norm1, x, nil, d, ws, grads) : dH)
             conv1.backward(ws, input, d, dY: dH, dX: dA1, scratch: grads, biasGradient: !biasDone,
-                           overwriteInput: true)
+                           overwriteInput: true, norm: fused)
             grads.release(to: scratch)
             // dX nil: only the norm's affine gradients.
             if let xHalf {

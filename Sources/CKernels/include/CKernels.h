@@ -27,6 +27,17 @@ void ck_groupnorm_backward(const float *_Nonnull x, const float *_Nonnull gamma,
                            float *_Nullable scratch, long batch, long channels, long spatial, long groups,
                            int silu, int overwrite);
 
+/// The statistics of `ck_groupnorm_forward` without its output: mean, rstd (N, G), and scale (N, C) =
+/// rstd x gamma per channel, as the forward rounds it, for `ck_groupnorm_silu_plane`.
+void ck_groupnorm_statistics(const float *_Nonnull x, const float *_Nonnull gamma, float *_Nonnull mean,
+                             float *_Nonnull rstd, float *_Nonnull scale, long batch, long channels, long spatial,
+                             long groups, float eps);
+/// One channel plane of `ck_groupnorm_forward` with SiLU, bit for bit: y (spatial) = silu((x - mean) scale + shift)
+/// (mean of the channel's group, scale from ck_groupnorm_statistics, shift = beta). Lets a conv normalise its input
+/// plane by plane as it reads it, instead of reading a normalised copy (Winograd.swift).
+void ck_groupnorm_silu_plane(const float *_Nonnull x, long spatial, float mean, float scale, float shift,
+                             float *_Nonnull y);
+
 /// x (count) -> y (count) = x sigmoid(x); y may alias x.
 void ck_silu_forward(long count, const float *_Nonnull x, float *_Nonnull y);
 /// dX (count) += dY silu'(x).

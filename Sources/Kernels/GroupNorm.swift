@@ -84,16 +84,17 @@ public enum GroupNorm {
         ck_groupnorm_forward(x, gamma, beta, y, mean, rstd, s.batch, s.channels, s.spatial, s.groups, s.eps, 1)
     }
 
-    /// dY (N, C, HW); adds dX (N, C, HW), dGamma (C), dBeta (C) when non-nil. mean, rstd (N, G) from forward.
+    /// dY (N, C, HW); adds dX (N, C, HW), dGamma (C), dBeta (C) when non-nil (dX is overwritten instead with
+    /// `overwriteInput`). mean, rstd (N, G) from forward.
     public static func backward(_ s: GroupNormShape, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
                                 mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, dY: UnsafePointer<Float>,
                                 dX: UnsafeMutablePointer<Float>?, dGamma: UnsafeMutablePointer<Float>?,
-                                dBeta: UnsafeMutablePointer<Float>?) {
+                                dBeta: UnsafeMutablePointer<Float>?, overwriteInput: Bool = false) {
         let phase = PhaseProfiler.shared.enter(.norms)
         defer { PhaseProfiler.shared.leave(phase) }
         // beta only enters through SiLU's pre-activation
         ck_groupnorm_backward(x, gamma, nil, mean, rstd, dY, dX, dGamma, dBeta, nil, s.batch, s.channels,
-                              s.spatial, s.groups, 0, 0)
+                              s.spatial, s.groups, 0, overwriteInput ? 1 : 0)
     }
 
     /// Backward of y = silu(groupnorm(x)): dY (N, C, HW); adds dX, dGamma, dBeta as `backward` (dX is

@@ -25,9 +25,9 @@ public enum Upsample2x {
         }
     }
 
-    /// dY (N, C, 2H, 2W) -> dX (N, C, H, W) += sum of each 2x2 block of dY.
+    /// dY (N, C, 2H, 2W) -> dX (N, C, H, W) += sum of each 2x2 block of dY (= with `overwrite`).
     public static func backward(batch: Int, channels: Int, height: Int, width: Int,
-                                dY: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>) {
+                                dY: UnsafePointer<Float>, dX: UnsafeMutablePointer<Float>, overwrite: Bool = false) {
         let phase = PhaseProfiler.shared.enter(.elementwise)
         defer { PhaseProfiler.shared.leave(phase) }
         let planes = batch * channels
@@ -39,8 +39,10 @@ public enum Upsample2x {
                 let r0 = src + 2 * i * w2
                 let r1 = r0 + w2
                 let d = dst + i * width
-                for j in 0..<width {
-                    d[j] += (r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1])
+                if overwrite {
+                    for j in 0..<width { d[j] = (r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]) }
+                } else {
+                    for j in 0..<width { d[j] += (r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]) }
                 }
             }
         }

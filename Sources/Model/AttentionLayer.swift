@@ -63,13 +63,14 @@ final class AttentionLayer: Layer {
         return out
     }
 
-    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
+    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, overwrite: Bool,
+                  _ ctx: LayerContext) {
         let ws = ctx.weights, grads = ctx.arenas.grads
         let d = dims, s = shape(d, ws.precision)
         guard dX != nil || ws.trainable else { return }
         let mark = grads.mark()
-        let dA = grads.takeZeroed(d.count)
-        proj.backward(ws, attended ?? dOut, d, dY: dOut, dX: dA, scratch: grads)
+        let dA = grads.take(d.count)
+        proj.backward(ws, attended ?? dOut, d, dY: dOut, dX: dA, scratch: grads, overwriteInput: true)
         let dQKV = grads.takeZeroed(3 * d.count)
         if let qkvHalf {
             // Sample by sample, each sample's qkv widened into a scratch of (3C, T) floats.
@@ -86,11 +87,11 @@ final class AttentionLayer: Layer {
             Attention.backward(s, qkv: qkvOut!, probs: probs!, dA: dA, dQKV: dQKV,
                                workspace: grads.take(s.workspaceCount))
         }
-        let dN = grads.takeZeroed(d.count)
-        qkv.backward(ws, normed ?? dA, d, dY: dQKV, dX: dN, scratch: grads)
-        let dXTarget = dX ?? grads.takeZeroed(d.count)
+        let dN = grads.take(d.count)
+        qkv.backward(ws, normed ?? dA, d, dY: dQKV, dX: dN, scratch: grads, overwriteInput: true)
+        // without dX only the norm's affine gradients (dX nil skips the input gradient)
         GroupNorm.backward(norm.shape(d), x: x!, gamma: ws.p(norm.weight), mean: mean!, rstd: rstd!, dY: dN,
-                           dX: dXTarget, dGamma: ws.g(norm.weight), dBeta: ws.g(norm.bias))
+                           dX: dX, dGamma: ws.g(norm.weight), dBeta: ws.g(norm.bias), overwriteInput: overwrite)
         if let dX { Elementwise.axpy(count: d.count, alpha: 1, x: dOut, y: dX) }
         grads.release(to: mark)
     }

@@ -54,8 +54,17 @@ protocol Layer: AnyObject {
     /// fresh contiguous tensor in ctx.arenas.acts.
     func forward(_ x: UnsafeMutablePointer<Float>, _ dims: Dims, _ ctx: LayerContext,
                  into slot: OutputSlot?) -> UnsafeMutablePointer<Float>
-    /// dOut: (outputDims); adds into dX (input dims) when non-nil; weight grads when ctx.weights.trainable.
-    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext)
+    /// dOut: (outputDims); adds into dX (input dims) when non-nil, or overwrites it with `overwrite` (a fresh
+    /// buffer: no zero fill first); weight grads when ctx.weights.trainable.
+    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, overwrite: Bool,
+                  _ ctx: LayerContext)
+}
+
+extension Layer {
+    /// Adds into dX.
+    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
+        backward(dOut, dX: dX, overwrite: false, ctx)
+    }
 }
 
 extension ConvParams {
@@ -133,8 +142,9 @@ final class ConvLayer: Layer {
         conv.forward(ctx.weights, x, d, into: y, scratch: ctx.arenas.acts, yStride: slot?.sampleStride)
         return y
     }
-    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
-        conv.backward(ctx.weights, x!, dims, dY: dOut, dX: dX, scratch: ctx.arenas.grads)
+    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, overwrite: Bool,
+                  _ ctx: LayerContext) {
+        conv.backward(ctx.weights, x!, dims, dY: dOut, dX: dX, scratch: ctx.arenas.grads, overwriteInput: overwrite)
     }
 }
 
@@ -162,15 +172,17 @@ final class UpsampleLayer: Layer {
         acts.release(to: keep ? scratchMark : mark)
         return y
     }
-    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
+    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, overwrite: Bool,
+                  _ ctx: LayerContext) {
         let d = dims, upDims = Dims(n: d.n, c: d.c, h: 2 * d.h, w: 2 * d.w)
         let grads = ctx.arenas.grads
         let mark = grads.mark()
-        let dUp = dX == nil ? nil : grads.takeZeroed(upDims.count)
+        let dUp = dX == nil ? nil : grads.take(upDims.count)
         // With frozen weights the conv's input is never read, so `up` may be absent.
-        conv.backward(ctx.weights, up ?? dOut, upDims, dY: dOut, dX: dUp, scratch: grads)
+        conv.backward(ctx.weights, up ?? dOut, upDims, dY: dOut, dX: dUp, scratch: grads, overwriteInput: true)
         if let dX, let dUp {
-            Upsample2x.backward(batch: d.n, channels: d.c, height: d.h, width: d.w, dY: dUp, dX: dX)
+            Upsample2x.backward(batch: d.n, channels: d.c, height: d.h, width: d.w, dY: dUp, dX: dX,
+                                overwrite: overwrite)
         }
         grads.release(to: mark)
     }
@@ -197,14 +209,17 @@ final class Block {
         return h
     }
 
-    /// dOut: the block output's gradient; adds into dX (block input) when non-nil.
-    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
+    /// dOut: the block output's gradient; adds into dX (block input) when non-nil, or overwrites it with
+    /// `overwrite`.
+    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, overwrite: Bool = false,
+                  _ ctx: LayerContext) {
         let grads = ctx.arenas.grads
         let mark = grads.mark()
         var d = dOut
         for i in stride(from: layers.count - 1, through: 0, by: -1) {
-            let target = i == 0 ? dX : grads.takeZeroed(inputDims[i].count)
-            layers[i].backward(d, dX: target, ctx)
+            // inner gradients are fresh buffers, each written once by its layer: no zero fill
+            let target = i == 0 ? dX : grads.take(inputDims[i].count)
+            layers[i].backward(d, dX: target, overwrite: i == 0 ? overwrite : true, ctx)
             guard let next = target else { break }
             d = next
         }

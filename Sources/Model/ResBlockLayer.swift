@@ -103,7 +103,8 @@ final class ResBlockLayer: Layer {
         return out
     }
 
-    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, _ ctx: LayerContext) {
+    func backward(_ dOut: UnsafeMutablePointer<Float>, dX: UnsafeMutablePointer<Float>?, overwrite: Bool,
+                  _ ctx: LayerContext) {
         let ws = ctx.weights, grads = ctx.arenas.grads, trainable = ws.trainable
         let d = dims, od = outputDims(d), n = d.n
         let mark = grads.mark()
@@ -154,11 +155,11 @@ final class ResBlockLayer: Layer {
                 CompactActivations.groupNormBackward(norm1.shape(d), x: xHalf, gamma: ws.p(norm1.weight),
                                                      beta: ws.p(norm1.bias), mean: mean1!, rstd: rstd1!, dY: dA1,
                                                      dX: dX, dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias),
-                                                     arena: grads)
+                                                     overwriteInput: overwrite, arena: grads)
             } else {
                 GroupNorm.backwardSiLU(norm1.shape(d), x: x!, gamma: ws.p(norm1.weight), beta: ws.p(norm1.bias),
                                        mean: mean1!, rstd: rstd1!, dY: dA1, dX: dX,
-                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias))
+                                       dGamma: ws.g(norm1.weight), dBeta: ws.g(norm1.bias), overwriteInput: overwrite)
             }
         }
         if let skip {

@@ -267,8 +267,8 @@ public final class UNet {
         var dH = slots.0
         do {
             let mark = grads.mark()
-            let dA = grads.takeZeroed(headDims.count)
-            outConv.backward(ws, headActs ?? dOut, headDims, dY: dOut, dX: dA, scratch: grads)
+            let dA = grads.take(headDims.count)
+            outConv.backward(ws, headActs ?? dOut, headDims, dY: dOut, dX: dA, scratch: grads, overwriteInput: true)
             GroupNorm.backwardSiLU(outNorm.shape(headDims), x: headIn!, gamma: ws.p(outNorm.weight),
                                    beta: ws.p(outNorm.bias), mean: headMean!, rstd: headRstd!, dY: dA, dX: dH,
                                    dGamma: ws.g(outNorm.weight), dBeta: ws.g(outNorm.bias), overwriteInput: true)
@@ -280,8 +280,8 @@ public final class UNet {
             let hc = cd.c - sc
             let dPrev = j == 0 ? dMiddle : slots.1
             let mark = grads.mark()
-            let dCat = grads.takeZeroed(cd.count)
-            outputBlocks[j].backward(dH, dX: dCat, ctx)
+            let dCat = grads.take(cd.count)
+            outputBlocks[j].backward(dH, dX: dCat, overwrite: true, ctx)
             ChannelConcat.backward(batch: n, channelsA: hc, channelsB: sc, spatial: cd.spatial, dY: dCat,
                                    dA: dPrev, dB: dSkips[k], overwrite: true)
             grads.release(to: mark)
